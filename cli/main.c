@@ -1,0 +1,190 @@
+/*
+ * mixstack: the command-line frontend. Option parsing plus calls into
+ * libmixstack; no analysis happens here.
+ *
+ * Exit status: 0 report complete, 1 report printed with warnings (partial),
+ * 2 unusable input or usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mixstack/mixstack.h"
+
+enum {
+        EXIT_COMPLETE = 0,
+        EXIT_PARTIAL = 1,
+        EXIT_UNUSABLE = 2,
+};
+
+#define MAX_LIBRARY_PATHS 64
+
+struct cli_options {
+        enum ms_format format;
+        struct ms_target_options target;
+        const char *library_paths[MAX_LIBRARY_PATHS];
+        struct ms_report_options report;
+};
+
+static const char usage_text[] =
+        "Usage: mixstack core CORE [EXECUTABLE] [OPTIONS]\n"
+        "       mixstack pid PID [OPTIONS]\n"
+        "\n"
+        "Print the stack of every thread of a core dump or a live process:\n"
+        "native frames with Rust and C++ names demangled.\n"
+        "\n"
+        "Commands:\n"
+        "  core CORE [EXE]     analyse a core file (the executable is found\n"
+        "                      from the core when not given)\n"
+        "  pid PID             stop a live process, analyse it, resume it\n"
+        "\n"
+        "Options:\n"
+        "  --json              print the report as JSON (schema mixstack/1)\n"
+        "  --sysroot DIR       look for the target's files under DIR\n"
+        "  --lib-path DIR      also look for files by name in DIR (repeatable)\n"
+        "  --max-frames N      unwind at most N frames per thread (1024)\n"
+        "  -h, --help          show this help\n"
+        "  -V, --version       show the version\n"
+        "\n"
+        "Exit status: 0 complete report, 1 report with warnings, 2 unusable\n"
+        "input or bad usage.\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+        fputs("mixstack: ", stderr);
+        fprintf(stderr, fmt, arg);
+        fputs("\nTry 'mixstack --help'.\n", stderr);
+        return EXIT_UNUSABLE;
+}
+
+static int parse_options(int argc, char **argv, struct cli_options *opts)
+{
+        static const struct option longopts[] = {
+                {"json", no_argument, NULL, 'j'},
+                {"sysroot", required_argument, NULL, 's'},
+                {"lib-path", required_argument, NULL, 'L'},
+                {"max-frames", required_argument, NULL, 'n'},
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
+                {0},
+        };
+        int c;
+        while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+                char *end;
+                long n;
+                switch (c) {
+                case 'j':
+                        opts->format = MS_FORMAT_JSON;
+                        break;
+                case 's':
+                        opts->target.sysroot = optarg;
+                        break;
+                case 'L':
+                        if (opts->target.n_library_paths == MAX_LIBRARY_PATHS)
+                                return usage_error("too many --lib-path: %s",
+                                                   optarg);
+                        opts->library_paths[opts->target.n_library_paths++] =
+                                optarg;
+                        break;
+                case 'n':
+                        errno = 0;
+                        n = strtol(optarg, &end, 10);
+                        if (errno || *end || n <= 0 || n > 1000000)
+                                return usage_error("bad --max-frames: %s",
+                                                   optarg);
+                        opts->report.max_frames = (unsigned)n;
+                        break;
+                case 'h':
+                        fputs(usage_text, stdout);
+                        exit(EXIT_COMPLETE);
+                case 'V':
+                        puts("mixstack " MIXSTACK_VERSION);
+                        exit(EXIT_COMPLETE);
+                default:
+                        return usage_error("%s", "bad option");
+                }
+        }
+        opts->target.library_paths = opts->library_paths;
+        return -1;
+}
+
+/* Open the target named by the command and its operands. */
+static struct ms_error *open_target(const char *command, char **operands,
+                                    int n_operands, struct cli_options *opts,
+                                    struct ms_target **target)
+{
+        if (strcmp(command, "core") == 0) {
+                if (n_operands < 1 || n_operands > 2)
+                        return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
+                                               "usage: mixstack core CORE "
+                                               "[EXECUTABLE]");
+                if (n_operands == 2)
+                        opts->target.executable = operands[1];
+                return ms_target_open_core(operands[0], &opts->target, target);
+        }
+        if (n_operands != 1)
+                return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
+                                       "usage: mixstack pid PID");
+        char *end;
+        errno = 0;
+        long pid = strtol(operands[0], &end, 10);
+        if (errno || *end || pid <= 0 || pid > INT_MAX)
+                return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
+                                       "not a process id: %s", operands[0]);
+        return ms_target_attach_pid((pid_t)pid, &opts->target, target);
+}
+
+static int fail(struct ms_error *err)
+{
+        fprintf(stderr, "mixstack: %s\n", err->message);
+        ms_error_destroy(err);
+        return EXIT_UNUSABLE;
+}
+
+int main(int argc, char **argv)
+{
+        if (argc < 2)
+                return usage_error("%s", "missing command");
+        const char *command = argv[1];
+        if (strcmp(command, "-h") == 0 || strcmp(command, "--help") == 0) {
+                fputs(usage_text, stdout);
+                return EXIT_COMPLETE;
+        }
+        if (strcmp(command, "-V") == 0 || strcmp(command, "--version") == 0) {
+                puts("mixstack " MIXSTACK_VERSION);
+                return EXIT_COMPLETE;
+        }
+        if (strcmp(command, "core") != 0 && strcmp(command, "pid") != 0)
+                return usage_error("unknown command: %s", command);
+
+        struct cli_options opts = {0};
+        int status = parse_options(argc - 1, argv + 1, &opts);
+        if (status >= 0)
+                return status;
+        /* getopt permuted argv + 1: the operands follow optind there. */
+        char **operands = argv + 1 + optind;
+        int n_operands = argc - 1 - optind;
+
+        struct ms_target *target = NULL;
+        struct ms_error *err = open_target(command, operands, n_operands,
+                                           &opts, &target);
+        if (err)
+                return fail(err);
+        struct ms_report *report = NULL;
+        err = ms_report_create(target, &opts.report, &report);
+        /* Detach a live process before printing: it is stopped meanwhile. */
+        ms_target_destroy(target);
+        if (err)
+                return fail(err);
+        err = ms_report_print(report, opts.format, stdout);
+        status = report->n_warnings ? EXIT_PARTIAL : EXIT_COMPLETE;
+        ms_report_destroy(report);
+        if (err)
+                return fail(err);
+        if (fflush(stdout) != 0)
+                return EXIT_UNUSABLE;
+        return status;
+}

@@ -1,0 +1,309 @@
+/*
+ * mixstack: mixed CPython / Rust / C stacks of core dumps and live processes.
+ *
+ * This is the whole public interface of libmixstack. Every frontend (the
+ * mixstack CLI, the gdb plugin, the lldb plugin) is a target plus a printer
+ * call:
+ *
+ *     struct ms_target *target;
+ *     struct ms_report *report;
+ *     struct ms_error *err = ms_target_open_core("core", NULL, &target);
+ *     if (!err)
+ *             err = ms_report_create(target, NULL, &report);
+ *     if (!err)
+ *             err = ms_report_print(report, MS_FORMAT_TEXT, stdout);
+ *
+ * Conventions (after libdrgn):
+ * - every fallible function returns a struct ms_error * which is NULL on
+ *   success; results come back through out-parameters;
+ * - an error is owned by the caller and released with ms_error_destroy();
+ * - objects come in _create/_destroy pairs; _destroy accepts NULL.
+ *
+ * A target is untrusted input: every read is checked, every list is bounded.
+ * Problems that leave a useful answer are warnings in the report; problems
+ * that leave nothing to show are errors.
+ */
+#ifndef MIXSTACK_MIXSTACK_H
+#define MIXSTACK_MIXSTACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MIXSTACK_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------ */
+
+enum ms_error_code {
+        /* Out of memory. */
+        MS_ERROR_NO_MEMORY = 1,
+        /* A caller passed something meaningless (NULL path, bad option). */
+        MS_ERROR_INVALID_ARGUMENT,
+        /* A system call failed; ms_error::errnum holds errno. */
+        MS_ERROR_OS,
+        /* Target memory at an address could not be read. */
+        MS_ERROR_FAULT,
+        /* The input is not what it should be: not an ELF file, not a core,
+         * truncated, inconsistent. */
+        MS_ERROR_BAD_INPUT,
+        /* Something looked for does not exist (a pid, a file, a symbol). */
+        MS_ERROR_NOT_FOUND,
+        /* The target uses something mixstack does not understand. */
+        MS_ERROR_UNSUPPORTED,
+        /* A library mixstack relies on (libdw, libelf, pcre2) failed. */
+        MS_ERROR_LIBRARY,
+        /* The operation was interrupted (SIGINT, SIGTERM). */
+        MS_ERROR_INTERRUPTED,
+        /* Permission denied (ptrace, reading a file). */
+        MS_ERROR_PERMISSION,
+};
+
+/* An error: a code and a one-line message meant for the user. */
+struct ms_error {
+        enum ms_error_code code;
+        /* errno for MS_ERROR_OS and MS_ERROR_PERMISSION, else 0. */
+        int errnum;
+        /* One line, no trailing newline, never NULL. */
+        char *message;
+        /* Set for the statically allocated errors, which must not be freed. */
+        bool is_static;
+};
+
+/* The error returned when memory runs out; never freed. */
+extern struct ms_error ms_error_no_memory;
+
+/* Create an error with a printf-style message. Never returns NULL: if the
+ * message cannot be allocated, &ms_error_no_memory is returned. */
+struct ms_error *ms_error_create(enum ms_error_code code, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+/* Create an MS_ERROR_OS (or MS_ERROR_PERMISSION for EPERM/EACCES) error
+ * from errno value errnum: "<what>: <strerror(errnum)>". */
+struct ms_error *ms_error_from_errno(int errnum, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+/* Prefix an error's message with "<prefix>: ", taking ownership of err and
+ * returning the (possibly new) error. */
+struct ms_error *ms_error_wrap(struct ms_error *err, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+/* Free an error. Accepts NULL and static errors. */
+void ms_error_destroy(struct ms_error *err);
+
+/* ------------------------------------------------------------------------
+ * Targets
+ * ------------------------------------------------------------------------ */
+
+/* What a target is. */
+enum ms_target_kind {
+        MS_TARGET_CORE,
+        MS_TARGET_PID,
+        MS_TARGET_DEBUGGER,
+};
+
+/* A process image: a core file, a stopped live process, or a view handed
+ * over by a debugger. */
+struct ms_target;
+
+/* Options for opening targets. Everything may be NULL / zero. */
+struct ms_target_options {
+        /* The executable; found from the core (NT_FILE / NT_PRPSINFO) when
+         * NULL. */
+        const char *executable;
+        /* A root directory prepended to every file name found in the target
+         * (for cores from another machine or a container). */
+        const char *sysroot;
+        /* Directories searched, by file name, for files that are not found
+         * at their recorded path (nor under sysroot). */
+        const char *const *library_paths;
+        size_t n_library_paths;
+};
+
+/*
+ * Open an ELF core file. The core is mapped, not read. Mapped files are
+ * located from NT_FILE; files that cannot be found, or whose build-id does
+ * not match the core, become warnings, and analysis goes on without them.
+ */
+struct ms_error *ms_target_open_core(const char *path,
+                                     const struct ms_target_options *options,
+                                     struct ms_target **ret);
+
+/*
+ * Attach to a live process: every thread is stopped with ptrace and stays
+ * stopped until ms_target_destroy(), which detaches and resumes them. The
+ * threads are also detached if the calling process gets SIGINT, SIGTERM,
+ * SIGHUP or SIGQUIT, or a fatal signal, while attached.
+ */
+struct ms_error *ms_target_attach_pid(pid_t pid,
+                                      const struct ms_target_options *options,
+                                      struct ms_target **ret);
+
+/*
+ * Memory reader of a debugger-fed target: copy size bytes at address into
+ * buf. Return 0 on success, nonzero when any byte cannot be read.
+ */
+typedef int ms_read_memory_fn(void *arg, uint64_t address, void *buf,
+                              size_t size);
+
+/* Number of registers a debugger hands over per thread: the x86-64 DWARF
+ * registers 0-16 (rax, rdx, rcx, rbx, rsi, rdi, rbp, rsp, r8-r15, rip). */
+#define MS_NUM_REGS 17
+
+/*
+ * Create a target whose memory is read through read_memory(arg, ...), with
+ * threads and modules added by the functions below. This is the target of
+ * the gdb and lldb plugins.
+ */
+struct ms_error *ms_target_create_debugger(ms_read_memory_fn *read_memory,
+                                           void *arg,
+                                           const struct ms_target_options *options,
+                                           struct ms_target **ret);
+
+/* Add a thread with its registers (MS_NUM_REGS values in DWARF order) and
+ * its fs_base (0 if unknown). name may be NULL. */
+struct ms_error *ms_target_add_thread(struct ms_target *target, pid_t tid,
+                                      const char *name,
+                                      const uint64_t regs[MS_NUM_REGS],
+                                      uint64_t fs_base);
+
+/* Add a file mapping [start, end) of path at file_offset. A module whose
+ * only known extent is its load address may be added with end == start and
+ * file_offset 0. */
+struct ms_error *ms_target_add_mapping(struct ms_target *target,
+                                       const char *path, uint64_t start,
+                                       uint64_t end, uint64_t file_offset);
+
+/* Set the process id, the executable path, and the signal that stopped
+ * the process with the thread it hit (0 when none). */
+struct ms_error *ms_target_set_process(struct ms_target *target, pid_t pid,
+                                       const char *executable, int signo,
+                                       pid_t signal_tid);
+
+/* Release a target; a live process is detached and resumed. Accepts NULL. */
+void ms_target_destroy(struct ms_target *target);
+
+/* ------------------------------------------------------------------------
+ * Reports
+ * ------------------------------------------------------------------------ */
+
+/* The language a frame's code was written in. */
+enum ms_language {
+        MS_LANGUAGE_UNKNOWN,
+        MS_LANGUAGE_C,
+        MS_LANGUAGE_CXX,
+        MS_LANGUAGE_RUST,
+        MS_LANGUAGE_PYTHON,
+};
+
+/* "c", "c++", "rust", "python", "unknown". */
+const char *ms_language_name(enum ms_language language);
+
+enum ms_frame_kind {
+        MS_FRAME_NATIVE,
+        MS_FRAME_PYTHON,
+};
+
+/* One frame of a thread's stack. Strings may be NULL when unknown. */
+struct ms_frame {
+        enum ms_frame_kind kind;
+        enum ms_language language;
+        /* The program counter; for caller frames, the return address. */
+        uint64_t pc;
+        /* True for the innermost frame and frames interrupted by a signal:
+         * pc is exact rather than a return address. */
+        bool is_activation;
+        /* True for a frame of a function inlined into the next frame out;
+         * it shares that frame's pc. */
+        bool inlined;
+        /* Path of the module (executable or shared library) holding pc. */
+        char *module;
+        /* The symbol as found in the symbol table (mangled). */
+        char *raw_symbol;
+        /* The demangled name, Rust hashes removed; the raw symbol when it is
+         * not mangled. */
+        char *function;
+        /* pc minus the symbol's address. */
+        uint64_t offset;
+        /* Source position, when debug info has it (0 = unknown). */
+        char *file;
+        int line;
+        int column;
+};
+
+/* One thread of the target. */
+struct ms_thread_report {
+        pid_t tid;
+        /* The thread's name (comm) when the target has it. */
+        char *name;
+        /* True for the thread that received the fatal signal. */
+        bool crashed;
+        struct ms_frame *frames; /* innermost first */
+        size_t n_frames;
+        /* Why unwinding stopped early, or NULL when it reached the end. */
+        char *unwind_error;
+};
+
+struct ms_report {
+        enum ms_target_kind target_kind;
+        /* Core file path (cores only). */
+        char *core;
+        /* The executable as resolved on this machine. */
+        char *executable;
+        pid_t pid;
+        /* The fatal signal (cores) or 0, and the thread that received it. */
+        int signo;
+        pid_t crashed_tid;
+        /* The crashing thread first, then the others in target order. */
+        struct ms_thread_report *threads;
+        size_t n_threads;
+        /* Everything that was missing or wrong but not fatal. */
+        char **warnings;
+        size_t n_warnings;
+};
+
+/* What a report should hold. */
+struct ms_report_options {
+        /* Maximum number of native frames unwound per thread (0: 1024). */
+        unsigned max_frames;
+};
+
+/* Analyse a target. The target must outlive nothing: the report copies
+ * what it needs. */
+struct ms_error *ms_report_create(struct ms_target *target,
+                                  const struct ms_report_options *options,
+                                  struct ms_report **ret);
+
+void ms_report_destroy(struct ms_report *report);
+
+/* Printer formats. */
+enum ms_format {
+        MS_FORMAT_TEXT,
+        MS_FORMAT_JSON,
+};
+
+/* Print a report. Text and JSON are produced by the same code for every
+ * frontend. */
+struct ms_error *ms_report_print(const struct ms_report *report,
+                                 enum ms_format format, FILE *out);
+
+/* Print a report into a newly allocated NUL-terminated string (for
+ * frontends that cannot hand over a FILE *); free it with free(). */
+struct ms_error *ms_report_format(const struct ms_report *report,
+                                  enum ms_format format, char **ret);
+
+/* The name of a signal ("SIGSEGV"), or NULL when unknown. */
+const char *ms_signal_name(int signo);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MIXSTACK_MIXSTACK_H */

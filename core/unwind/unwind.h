@@ -1,0 +1,54 @@
+/*
+ * Native unwinding and symbolization of every thread of a target, with
+ * libdw (dwfl). Modules are reported to dwfl from the target's mappings;
+ * memory and registers come from the target, so one code path serves cores,
+ * live processes and debugger-fed targets.
+ */
+#ifndef MIXSTACK_UNWIND_UNWIND_H
+#define MIXSTACK_UNWIND_UNWIND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mixstack/mixstack.h"
+#include "target/target.h"
+
+struct ms_unwinder;
+
+/* A native frame before merging: the same fields as struct ms_frame. The
+ * strings are owned by the stack. */
+struct ms_native_stack {
+        struct ms_frame *frames; /* innermost first, kind MS_FRAME_NATIVE */
+        size_t n_frames;
+        /* Why unwinding stopped before the outermost frame, or NULL. */
+        char *error;
+};
+
+/* Report the target's modules to libdw and attach its threads. Files that
+ * cannot be opened become warnings of the target. */
+struct ms_error *ms_unwinder_create(struct ms_target *target,
+                                    struct ms_unwinder **ret);
+void ms_unwinder_destroy(struct ms_unwinder *unwinder);
+
+/* Unwind thread number index of the target (an index into
+ * target->threads), at most max_frames frames including inlined ones. An
+ * error is returned only for failures that leave nothing (out of memory);
+ * an unwinder that stops early fills stack->error. */
+struct ms_error *ms_unwind_thread(struct ms_unwinder *unwinder, size_t index,
+                                  unsigned max_frames,
+                                  struct ms_native_stack *stack);
+void ms_native_stack_deinit(struct ms_native_stack *stack);
+
+/* Free the strings of one frame. */
+void ms_frame_deinit(struct ms_frame *frame);
+
+/* Find a symbol by name in the module whose path ends with module_suffix
+ * (any module when NULL): symbol tables (.symtab, then .dynsym) are
+ * searched. Returns MS_ERROR_NOT_FOUND when absent. */
+struct ms_error *ms_unwinder_find_symbol(struct ms_unwinder *unwinder,
+                                         const char *module_suffix,
+                                         const char *name, uint64_t *address,
+                                         uint64_t *size);
+
+#endif /* MIXSTACK_UNWIND_UNWIND_H */
