@@ -40,7 +40,7 @@ struct ms_error *ms_unwind_thread(struct ms_unwinder *unwinder, size_t index,
                                   struct ms_native_stack *stack);
 void ms_native_stack_deinit(struct ms_native_stack *stack);
 
-/* Free the strings of one frame. */
+/* Free the strings of one frame (core/report/frame.c). */
 void ms_frame_deinit(struct ms_frame *frame);
 
 /* Find a symbol by name in the module whose path ends with module_suffix

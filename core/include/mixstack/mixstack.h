@@ -236,6 +236,17 @@ struct ms_frame {
         char *file;
         int line;
         int column;
+        /* What the frame is, from the classification rules
+         * (data/frame-rules.conf): "python", "eval-loop", "cpython-internal",
+         * "pyo3-trampoline", "rust-panic", "gil-acquire", ... Points to
+         * storage that lives as long as the library. */
+        const char *category;
+        /* Python frames: the qualified name (3.11+; else the function). */
+        char *qualname;
+        /* The index of this frame in the thread's native-only stack; for a
+         * Python frame, the index of the eval-loop frame that runs it. -1
+         * when there is none. Debugger frontends select frames with it. */
+        int native_index;
 };
 
 /* One thread of the target. */

@@ -1,0 +1,287 @@
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "base/util.h"
+#include "merge/rules.h"
+#include "symbols/symbols.h"
+
+/* A rules file larger than this is refused: it is not a rules file. */
+#define MAX_RULES_TEXT (4u << 20)
+
+extern const char ms_builtin_frame_rules[];
+
+struct ms_rule {
+        char *label;
+        enum ms_rule_field field;
+        pcre2_code *code;
+};
+
+struct ms_rules {
+        struct ms_rule *items;
+        size_t n;
+        size_t capacity;
+        pcre2_match_data *match_data;
+};
+
+struct ms_error *ms_rules_create(struct ms_rules **ret)
+{
+        struct ms_rules *rules = calloc(1, sizeof(*rules));
+        if (!rules)
+                return &ms_error_no_memory;
+        rules->match_data = pcre2_match_data_create(4, NULL);
+        if (!rules->match_data) {
+                free(rules);
+                return &ms_error_no_memory;
+        }
+        *ret = rules;
+        return NULL;
+}
+
+void ms_rules_destroy(struct ms_rules *rules)
+{
+        if (!rules)
+                return;
+        for (size_t i = 0; i < rules->n; i++) {
+                free(rules->items[i].label);
+                pcre2_code_free(rules->items[i].code);
+        }
+        free(rules->items);
+        pcre2_match_data_free(rules->match_data);
+        free(rules);
+}
+
+static struct ms_error *compile_rule(const char *label, const char *field,
+                                     const char *regex, const char *origin,
+                                     int line_no, struct ms_rule *rule)
+{
+        if (strcmp(field, "function") == 0)
+                rule->field = MS_RULE_FUNCTION;
+        else if (strcmp(field, "module") == 0)
+                rule->field = MS_RULE_MODULE;
+        else
+                return ms_error_create(MS_ERROR_BAD_INPUT,
+                                       "%s:%d: field must be 'function' or "
+                                       "'module', not '%s'",
+                                       origin, line_no, field);
+        int code;
+        PCRE2_SIZE offset;
+        rule->code = pcre2_compile((PCRE2_SPTR)regex, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &code,
+                                   &offset, NULL);
+        if (!rule->code) {
+                PCRE2_UCHAR msg[256];
+                pcre2_get_error_message(code, msg, sizeof(msg));
+                return ms_error_create(MS_ERROR_BAD_INPUT,
+                                       "%s:%d: bad regex at offset %zu: %s",
+                                       origin, line_no, (size_t)offset,
+                                       (char *)msg);
+        }
+        /* JIT is an optimisation; matching works without it. */
+        pcre2_jit_compile(rule->code, PCRE2_JIT_COMPLETE);
+        rule->label = strdup(label);
+        if (!rule->label) {
+                pcre2_code_free(rule->code);
+                return &ms_error_no_memory;
+        }
+        return NULL;
+}
+
+static struct ms_error *insert_rule(struct ms_rules *rules,
+                                    const struct ms_rule *rule, size_t at)
+{
+        if (!ms_grow((void **)&rules->items, &rules->capacity, rules->n,
+                     sizeof(*rules->items)))
+                return &ms_error_no_memory;
+        memmove(&rules->items[at + 1], &rules->items[at],
+                (rules->n - at) * sizeof(*rules->items));
+        rules->items[at] = *rule;
+        rules->n++;
+        return NULL;
+}
+
+/* Split one line into label, field and regex (the rest of the line). */
+static bool split_line(char *line, char **label, char **field, char **regex)
+{
+        const char *space = " \t";
+        *label = line + strspn(line, space);
+        if (**label == '\0' || **label == '#')
+                return false;
+        char *p = *label + strcspn(*label, space);
+        if (*p == '\0')
+                return false;
+        *p++ = '\0';
+        *field = p + strspn(p, space);
+        p = *field + strcspn(*field, space);
+        if (*p == '\0')
+                return false;
+        *p++ = '\0';
+        *regex = p + strspn(p, space);
+        /* Trailing white space is not part of the pattern. */
+        size_t len = strlen(*regex);
+        while (len && strchr(" \t\r", (*regex)[len - 1]))
+                (*regex)[--len] = '\0';
+        return len > 0;
+}
+
+struct ms_error *ms_rules_add_text(struct ms_rules *rules, const char *text,
+                                   const char *origin, bool prepend)
+{
+        char *copy = strdup(text);
+        if (!copy)
+                return &ms_error_no_memory;
+        struct ms_error *err = NULL;
+        size_t at = prepend ? 0 : rules->n;
+        int line_no = 0;
+        char *save = NULL;
+        for (char *line = strtok_r(copy, "\n", &save); line && !err;
+             line = strtok_r(NULL, "\n", &save)) {
+                line_no++;
+                char *label, *field, *regex;
+                char *start = line + strspn(line, " \t");
+                if (*start == '\0' || *start == '#')
+                        continue;
+                if (!split_line(line, &label, &field, &regex)) {
+                        err = ms_error_create(MS_ERROR_BAD_INPUT,
+                                              "%s:%d: expected 'CATEGORY "
+                                              "FIELD REGEX'",
+                                              origin, line_no);
+                        break;
+                }
+                struct ms_rule rule;
+                err = compile_rule(label, field, regex, origin, line_no,
+                                   &rule);
+                if (!err) {
+                        err = insert_rule(rules, &rule, at++);
+                        if (err) {
+                                free(rule.label);
+                                pcre2_code_free(rule.code);
+                        }
+                }
+        }
+        free(copy);
+        return err;
+}
+
+struct ms_error *ms_rules_add_file(struct ms_rules *rules, const char *path,
+                                   bool optional, bool prepend)
+{
+        FILE *f = fopen(path, "r");
+        if (!f) {
+                if (optional && errno == ENOENT)
+                        return NULL;
+                return ms_error_from_errno(errno, "cannot open rules %s", path);
+        }
+        char *text = malloc(MAX_RULES_TEXT + 1);
+        if (!text) {
+                fclose(f);
+                return &ms_error_no_memory;
+        }
+        size_t len = fread(text, 1, MAX_RULES_TEXT + 1, f);
+        bool failed = ferror(f);
+        fclose(f);
+        struct ms_error *err = NULL;
+        if (failed)
+                err = ms_error_create(MS_ERROR_OS, "cannot read rules %s",
+                                      path);
+        else if (len > MAX_RULES_TEXT)
+                err = ms_error_create(MS_ERROR_BAD_INPUT,
+                                      "rules file %s is too large", path);
+        if (!err) {
+                text[len] = '\0';
+                err = ms_rules_add_text(rules, text, path, prepend);
+        }
+        free(text);
+        return err;
+}
+
+static bool rule_matches(const struct ms_rules *rules,
+                         const struct ms_rule *rule, const char *subject,
+                         size_t len)
+{
+        int rc = pcre2_match(rule->code, (PCRE2_SPTR)subject, len, 0, 0,
+                             rules->match_data, NULL);
+        return rc >= 0;
+}
+
+const char *ms_rules_match(const struct ms_rules *rules, const char *function,
+                           const char *module)
+{
+        size_t function_len = function ? ms_symbol_base_length(function) : 0;
+        for (size_t i = 0; i < rules->n; i++) {
+                const struct ms_rule *rule = &rules->items[i];
+                if (rule->field == MS_RULE_FUNCTION && function &&
+                    rule_matches(rules, rule, function, function_len))
+                        return rule->label;
+                if (rule->field == MS_RULE_MODULE && module &&
+                    rule_matches(rules, rule, module, strlen(module)))
+                        return rule->label;
+        }
+        return NULL;
+}
+
+/* The process-wide rule set, loaded on first use. */
+static pthread_once_t frame_rules_once = PTHREAD_ONCE_INIT;
+static struct ms_rules *frame_rules;
+static struct ms_error *frame_rules_error;
+
+static void load_frame_rules(void)
+{
+        struct ms_rules *rules;
+        struct ms_error *err = ms_rules_create(&rules);
+        if (err) {
+                frame_rules_error = err;
+                return;
+        }
+        err = ms_rules_add_text(rules, ms_builtin_frame_rules,
+                                "frame-rules.conf", false);
+        const char *home = getenv("HOME");
+        if (!err && home) {
+                char *path = NULL;
+                if (asprintf(&path, "%s/.config/mixstack/frame-rules.conf",
+                             home) >= 0) {
+                        err = ms_rules_add_file(rules, path, true, true);
+                        free(path);
+                }
+        }
+        /* $MIXSTACK_RULES is tried before everything else. */
+        const char *user = getenv("MIXSTACK_RULES");
+        if (!err && user && *user)
+                err = ms_rules_add_file(rules, user, false, true);
+        if (err) {
+                /* A bad user file must not cost the built-in rules. */
+                frame_rules_error = err;
+                ms_rules_destroy(rules);
+                if (ms_rules_create(&rules) ||
+                    ms_rules_add_text(rules, ms_builtin_frame_rules,
+                                      "frame-rules.conf", false))
+                        return;
+        }
+        frame_rules = rules;
+}
+
+const struct ms_rules *ms_frame_rules(struct ms_error **error)
+{
+        pthread_once(&frame_rules_once, load_frame_rules);
+        if (error)
+                *error = frame_rules_error;
+        return frame_rules;
+}
+
+const char *ms_frame_category(const struct ms_rules *rules,
+                              const struct ms_frame *frame)
+{
+        if (frame->kind == MS_FRAME_PYTHON)
+                return "python";
+        const char *label = rules ? ms_rules_match(rules, frame->function,
+                                                   frame->module)
+                                  : NULL;
+        if (label)
+                return label;
+        return frame->language == MS_LANGUAGE_RUST ? "rust" : "native";
+}
