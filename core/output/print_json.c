@@ -85,6 +85,14 @@ static void json_frame(struct ms_json *json, const struct ms_frame *f,
         ms_json_key(json, "activation");
         ms_json_bool(json, f->is_activation);
         json_optional_string(json, "language", ms_language_name(f->language));
+        json_optional_string(json, "category", f->category);
+        if (f->kind == MS_FRAME_PYTHON)
+                json_optional_string(json, "qualname", f->qualname);
+        ms_json_key(json, "native_index");
+        if (f->native_index >= 0)
+                ms_json_int(json, f->native_index);
+        else
+                ms_json_null(json);
         ms_json_end_object(json);
 }
 
@@ -102,26 +110,57 @@ static void json_thread(struct ms_json *json, const struct ms_thread_report *t)
                 json_frame(json, &t->frames[i], i);
         ms_json_end_array(json);
         json_optional_string(json, "unwind_error", t->unwind_error);
+        ms_json_key(json, "python");
+        ms_json_bool(json, t->python);
+        ms_json_key(json, "interpreter_id");
+        if (t->python)
+                ms_json_int(json, t->interpreter_id);
+        else
+                ms_json_null(json);
+        json_optional_string(json, "python_error", t->python_error);
         ms_json_end_object(json);
 }
 
-void ms_print_json(const struct ms_report *report, FILE *out)
+static void json_python(struct ms_json *json, const struct ms_report *report)
+{
+        ms_json_key(json, "python");
+        if (!report->python_version) {
+                ms_json_null(json);
+                return;
+        }
+        ms_json_begin_object(json);
+        json_optional_string(json, "version", report->python_version);
+        ms_json_key(json, "free_threaded");
+        ms_json_bool(json, report->python_free_threaded);
+        ms_json_end_object(json);
+}
+
+void ms_print_json(const struct ms_report *report,
+                   const struct ms_print_options *options, FILE *out)
 {
         struct ms_json json;
+        bool whole = options->section == MS_SECTION_REPORT;
         ms_json_init(&json, out, true);
         ms_json_begin_object(&json);
         json_optional_string(&json, "schema", "mixstack/1");
         json_optional_string(&json, "version", MIXSTACK_VERSION);
-        json_target(&json, report);
+        if (whole) {
+                json_target(&json, report);
+                json_python(&json, report);
+        }
         ms_json_key(&json, "threads");
         ms_json_begin_array(&json);
-        for (size_t i = 0; i < report->n_threads; i++)
-                json_thread(&json, &report->threads[i]);
+        for (size_t i = 0; i < report->n_threads; i++) {
+                if (ms_print_selects(options, &report->threads[i]))
+                        json_thread(&json, &report->threads[i]);
+        }
         ms_json_end_array(&json);
-        ms_json_key(&json, "warnings");
-        ms_json_begin_array(&json);
-        for (size_t i = 0; i < report->n_warnings; i++)
-                ms_json_string(&json, report->warnings[i]);
-        ms_json_end_array(&json);
+        if (whole) {
+                ms_json_key(&json, "warnings");
+                ms_json_begin_array(&json);
+                for (size_t i = 0; i < report->n_warnings; i++)
+                        ms_json_string(&json, report->warnings[i]);
+                ms_json_end_array(&json);
+        }
         ms_json_end_object(&json);
 }

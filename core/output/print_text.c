@@ -40,6 +40,9 @@ static void text_header(const struct ms_report *r, FILE *out)
         fputs("executable: ", out);
         ms_text_write_safe(out, r->executable ? r->executable : "unknown");
         fputc('\n', out);
+        if (r->python_version)
+                fprintf(out, "python: %s%s\n", r->python_version,
+                        r->python_free_threaded ? " (free-threaded)" : "");
         if (r->signo) {
                 const char *name = ms_signal_name(r->signo);
                 fprintf(out, "signal: %s (%d) in thread %d\n",
@@ -47,30 +50,51 @@ static void text_header(const struct ms_report *r, FILE *out)
         }
 }
 
-static void text_frame(const struct ms_frame *f, size_t index, FILE *out)
+static const char *frame_name(const struct ms_frame *f)
 {
-        fprintf(out, "  #%-3zu ", index);
+        if (f->qualname)
+                return f->qualname;
+        return f->function ? f->function : "??";
+}
+
+static void text_location(const struct ms_frame *f, FILE *out)
+{
+        if (!f->file)
+                return;
+        fputs(f->kind == MS_FRAME_PYTHON ? " (" : " at ", out);
+        ms_text_write_safe(out, f->file);
+        if (f->line > 0)
+                fprintf(out, ":%d", f->line);
+        if (f->kind == MS_FRAME_PYTHON)
+                fputc(')', out);
+}
+
+static void text_native_frame(const struct ms_frame *f, FILE *out)
+{
         if (f->inlined)
                 fputs("[inlined]          ", out);
         else
                 fprintf(out, "0x%016" PRIx64 " ", f->pc);
-        if (f->function) {
-                ms_text_write_safe(out, f->function);
-                if (!f->file && !f->inlined)
-                        fprintf(out, "+0x%" PRIx64, f->offset);
-        } else {
-                fputs("??", out);
-        }
+        ms_text_write_safe(out, frame_name(f));
+        if (f->function && !f->file && !f->inlined)
+                fprintf(out, "+0x%" PRIx64, f->offset);
         if (f->module && !f->inlined) {
                 fputs(" (", out);
                 ms_text_write_safe(out, basename_of(f->module));
                 fputc(')', out);
         }
-        if (f->file) {
-                fputs(" at ", out);
-                ms_text_write_safe(out, f->file);
-                if (f->line > 0)
-                        fprintf(out, ":%d", f->line);
+        text_location(f, out);
+}
+
+static void text_frame(const struct ms_frame *f, size_t index, FILE *out)
+{
+        fprintf(out, "  #%-3zu ", index);
+        if (f->kind == MS_FRAME_PYTHON) {
+                fputs("[python]           ", out);
+                ms_text_write_safe(out, frame_name(f));
+                text_location(f, out);
+        } else {
+                text_native_frame(f, out);
         }
         fputc('\n', out);
 }
@@ -83,6 +107,9 @@ static void text_thread(const struct ms_thread_report *t, FILE *out)
                 ms_text_write_safe(out, t->name);
                 fputc('"', out);
         }
+        if (t->python)
+                fprintf(out, " (Python, interpreter %lld)",
+                        (long long)t->interpreter_id);
         if (t->crashed)
                 fputs(" (crashed)", out);
         fputs(":\n", out);
@@ -95,13 +122,45 @@ static void text_thread(const struct ms_thread_report *t, FILE *out)
                 ms_text_write_safe(out, t->unwind_error);
                 fputs(")\n", out);
         }
+        if (t->python_error) {
+                fputs("  (Python frames unavailable: ", out);
+                ms_text_write_safe(out, t->python_error);
+                fputs(")\n", out);
+        }
 }
 
-void ms_print_text(const struct ms_report *report, FILE *out)
+/* The frame that best says where a thread is: its innermost Python frame,
+ * else its innermost native frame. */
+static const struct ms_frame *thread_top(const struct ms_thread_report *t)
 {
-        text_header(report, out);
-        for (size_t i = 0; i < report->n_threads; i++)
-                text_thread(&report->threads[i], out);
+        for (size_t i = 0; i < t->n_frames; i++) {
+                if (t->frames[i].kind == MS_FRAME_PYTHON)
+                        return &t->frames[i];
+        }
+        return t->n_frames ? &t->frames[0] : NULL;
+}
+
+/* One line: tid, name, Python or native, where it is. */
+static void text_thread_line(const struct ms_thread_report *t, FILE *out)
+{
+        fprintf(out, "%-8d ", (int)t->tid);
+        ms_text_write_safe(out, t->name ? t->name : "-");
+        int pad = 16 - (int)strlen(t->name ? t->name : "-");
+        fprintf(out, "%*s %-7s", pad > 0 ? pad : 1, "",
+                t->python ? "python" : "native");
+        const struct ms_frame *top = thread_top(t);
+        if (top) {
+                fputs(" in ", out);
+                ms_text_write_safe(out, frame_name(top));
+                text_location(top, out);
+        }
+        if (t->crashed)
+                fputs(" [crashed]", out);
+        fputc('\n', out);
+}
+
+static void text_warnings(const struct ms_report *report, FILE *out)
+{
         if (report->n_warnings)
                 fputs("\nwarnings:\n", out);
         for (size_t i = 0; i < report->n_warnings; i++) {
@@ -109,4 +168,22 @@ void ms_print_text(const struct ms_report *report, FILE *out)
                 ms_text_write_safe(out, report->warnings[i]);
                 fputc('\n', out);
         }
+}
+
+void ms_print_text(const struct ms_report *report,
+                   const struct ms_print_options *options, FILE *out)
+{
+        if (options->section == MS_SECTION_THREADS) {
+                for (size_t i = 0; i < report->n_threads; i++)
+                        text_thread_line(&report->threads[i], out);
+                return;
+        }
+        if (options->section == MS_SECTION_REPORT)
+                text_header(report, out);
+        for (size_t i = 0; i < report->n_threads; i++) {
+                if (ms_print_selects(options, &report->threads[i]))
+                        text_thread(&report->threads[i], out);
+        }
+        if (options->section == MS_SECTION_REPORT)
+                text_warnings(report, out);
 }

@@ -2,12 +2,19 @@
 #ifndef MIXSTACK_OUTPUT_PRINTERS_H
 #define MIXSTACK_OUTPUT_PRINTERS_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "mixstack/mixstack.h"
 
-void ms_print_json(const struct ms_report *report, FILE *out);
-void ms_print_text(const struct ms_report *report, FILE *out);
+/* Whether thread t is selected by options (all when none are named). */
+bool ms_print_selects(const struct ms_print_options *options,
+                      const struct ms_thread_report *t);
+
+void ms_print_json(const struct ms_report *report,
+                   const struct ms_print_options *options, FILE *out);
+void ms_print_text(const struct ms_report *report,
+                   const struct ms_print_options *options, FILE *out);
 
 /* Write s for a terminal: printable ASCII and valid UTF-8 as they are,
  * other bytes as \xNN, so target data cannot send escape sequences. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "merge/rules.h"
 #include "target/target.h"
 #include "unwind/unwind.h"
 
@@ -52,6 +53,7 @@ static struct ms_error *report_thread(struct ms_report *report,
         out->tid = t->tid;
         out->name = ms_strdup_or_null(t->name, &ok);
         out->crashed = target->signo && t->tid == target->signal_tid;
+        out->interpreter_id = -1;
         if (!ok)
                 return &ms_error_no_memory;
         report->n_threads++;
@@ -63,6 +65,12 @@ static struct ms_error *report_thread(struct ms_report *report,
                                                 &stack);
         if (err)
                 return err;
+        const struct ms_rules *rules = ms_frame_rules(NULL);
+        for (size_t i = 0; i < stack.n_frames; i++) {
+                stack.frames[i].category =
+                        ms_frame_category(rules, &stack.frames[i]);
+                stack.frames[i].native_index = (int)i;
+        }
         out->frames = stack.frames;
         out->n_frames = stack.n_frames;
         out->unwind_error = stack.error;
@@ -152,6 +160,7 @@ void ms_report_destroy(struct ms_report *report)
                 free(t->frames);
                 free(t->name);
                 free(t->unwind_error);
+                free(t->python_error);
         }
         free(report->threads);
         for (size_t i = 0; i < report->n_warnings; i++)
@@ -159,5 +168,6 @@ void ms_report_destroy(struct ms_report *report)
         free(report->warnings);
         free(report->core);
         free(report->executable);
+        free(report->python_version);
         free(report);
 }

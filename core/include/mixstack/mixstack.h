@@ -260,6 +260,12 @@ struct ms_thread_report {
         size_t n_frames;
         /* Why unwinding stopped early, or NULL when it reached the end. */
         char *unwind_error;
+        /* True when the thread has a Python thread state. */
+        bool python;
+        /* The id of its interpreter (0 is the main one), -1 when none. */
+        int64_t interpreter_id;
+        /* Why its Python frames could not be read, or NULL. */
+        char *python_error;
 };
 
 struct ms_report {
@@ -275,15 +281,36 @@ struct ms_report {
         /* The crashing thread first, then the others in target order. */
         struct ms_thread_report *threads;
         size_t n_threads;
+        /* The Python runtime found in the target, or NULL. */
+        char *python_version; /* "3.11.7" */
+        bool python_free_threaded;
         /* Everything that was missing or wrong but not fatal. */
         char **warnings;
         size_t n_warnings;
 };
 
-/* What a report should hold. */
+/* Which frames a thread's stack shows. */
+enum ms_stack_mode {
+        /* Python frames in place of the eval-loop frames that run them. */
+        MS_STACK_MIXED,
+        /* Python frames only. */
+        MS_STACK_PYTHON_ONLY,
+        /* Native frames only, as the unwinder found them. */
+        MS_STACK_NATIVE_ONLY,
+};
+
+/* What a report should hold. Zero-initialised options are the defaults. */
 struct ms_report_options {
         /* Maximum number of native frames unwound per thread (0: 1024). */
         unsigned max_frames;
+        enum ms_stack_mode mode;
+        /* Keep the CPython-internal frames between Python frames. */
+        bool all_frames;
+        /* Read the arguments and locals of Python frames. */
+        bool locals;
+        /* When no runtime is found by symbol, section or debug offsets,
+         * scan writable memory for one. */
+        bool exhaustive;
 };
 
 /* Analyse a target. The target must outlive nothing: the report copies
@@ -299,6 +326,44 @@ enum ms_format {
         MS_FORMAT_TEXT,
         MS_FORMAT_JSON,
 };
+
+/* Parts of a report a frontend may print on their own. */
+enum ms_section {
+        /* Everything: header, summary, every thread's stack, warnings. */
+        MS_SECTION_REPORT,
+        /* Every selected thread's stack (gdb/lldb "mixstack bt"). */
+        MS_SECTION_STACKS,
+        /* One line per thread: tid, name, Python or not, state. */
+        MS_SECTION_THREADS,
+        /* Who holds the GIL, who waits for it, diagnoses. */
+        MS_SECTION_GIL,
+        /* Pending and handled Python exceptions per thread. */
+        MS_SECTION_ERRORS,
+        /* Rust panic state. */
+        MS_SECTION_PANIC,
+        /* The interpreter's lifecycle phase. */
+        MS_SECTION_PHASE,
+};
+
+struct ms_print_options {
+        enum ms_format format;
+        enum ms_section section;
+        /* Only these threads (by tid) in MS_SECTION_STACKS; all when
+         * n_tids is 0. */
+        const pid_t *tids;
+        size_t n_tids;
+};
+
+/* Print a section of a report. Sections the library cannot produce yet
+ * return MS_ERROR_UNSUPPORTED. */
+struct ms_error *ms_report_print_section(const struct ms_report *report,
+                                         const struct ms_print_options *options,
+                                         FILE *out);
+
+/* The same into a newly allocated string; free it with free(). */
+struct ms_error *ms_report_format_section(const struct ms_report *report,
+                                          const struct ms_print_options *options,
+                                          char **ret);
 
 /* Print a report. Text and JSON are produced by the same code for every
  * frontend. */
