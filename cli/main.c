@@ -34,7 +34,8 @@ static const char usage_text[] =
         "       mixstack pid PID [OPTIONS]\n"
         "\n"
         "Print the stack of every thread of a core dump or a live process:\n"
-        "native frames with Rust and C++ names demangled.\n"
+        "Python frames in place of the eval-loop frames that run them, Rust\n"
+        "and C++ names demangled, C frames.\n"
         "\n"
         "Commands:\n"
         "  core CORE [EXE]     analyse a core file (the executable is found\n"
@@ -43,6 +44,13 @@ static const char usage_text[] =
         "\n"
         "Options:\n"
         "  --json              print the report as JSON (schema mixstack/1)\n"
+        "  --python-only       show only Python frames\n"
+        "  --native-only       show only native frames (no Python merging)\n"
+        "  --all-frames        keep CPython-internal frames between Python\n"
+        "                      frames\n"
+        "  --locals            show arguments and locals of Python frames\n"
+        "  --exhaustive        scan memory for the Python runtime when no\n"
+        "                      symbol or section shows it\n"
         "  --sysroot DIR       look for the target's files under DIR\n"
         "  --lib-path DIR      also look for files by name in DIR (repeatable)\n"
         "  --max-frames N      unwind at most N frames per thread (1024)\n"
@@ -64,6 +72,11 @@ static int parse_options(int argc, char **argv, struct cli_options *opts)
 {
         static const struct option longopts[] = {
                 {"json", no_argument, NULL, 'j'},
+                {"python-only", no_argument, NULL, 'P'},
+                {"native-only", no_argument, NULL, 'N'},
+                {"all-frames", no_argument, NULL, 'a'},
+                {"locals", no_argument, NULL, 'l'},
+                {"exhaustive", no_argument, NULL, 'x'},
                 {"sysroot", required_argument, NULL, 's'},
                 {"lib-path", required_argument, NULL, 'L'},
                 {"max-frames", required_argument, NULL, 'n'},
@@ -78,6 +91,21 @@ static int parse_options(int argc, char **argv, struct cli_options *opts)
                 switch (c) {
                 case 'j':
                         opts->format = MS_FORMAT_JSON;
+                        break;
+                case 'P':
+                        opts->report.mode = MS_STACK_PYTHON_ONLY;
+                        break;
+                case 'N':
+                        opts->report.mode = MS_STACK_NATIVE_ONLY;
+                        break;
+                case 'a':
+                        opts->report.all_frames = true;
+                        break;
+                case 'l':
+                        opts->report.locals = true;
+                        break;
+                case 'x':
+                        opts->report.exhaustive = true;
                         break;
                 case 's':
                         opts->target.sysroot = optarg;

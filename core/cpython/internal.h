@@ -1,0 +1,126 @@
+/* Shared by the files of core/cpython: reading CPython objects. */
+#ifndef MIXSTACK_CPYTHON_INTERNAL_H
+#define MIXSTACK_CPYTHON_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cpython/cpython.h"
+
+/* Type flags (stable since 3.0). */
+#define MS_PY_TPFLAGS_BYTES_SUBCLASS (1UL << 27)
+#define MS_PY_TPFLAGS_UNICODE_SUBCLASS (1UL << 28)
+
+/* The largest struct read in one go (a thread state, a code object). */
+#define MS_PY_MAX_STRUCT 4096
+
+/*
+ * A copy of a struct read from the target in one read, so that the fields
+ * of one frame or thread state cost one read, not ten. Field getters
+ * return false for an absent field (offset -1) or one past the copy.
+ */
+struct ms_py_blob {
+        uint64_t address;
+        size_t size;
+        uint8_t data[MS_PY_MAX_STRUCT];
+};
+
+/* Read size bytes (<= MS_PY_MAX_STRUCT) at address into blob. When the
+ * whole struct is not readable (it ends at an unmapped page), as much of
+ * its start as can be read is kept, down to min_size bytes. */
+struct ms_error *ms_py_blob_read(struct ms_target *target, uint64_t address,
+                                 size_t size, size_t min_size,
+                                 struct ms_py_blob *blob);
+bool ms_py_blob_u64(const struct ms_py_blob *blob, int32_t off, uint64_t *ret);
+bool ms_py_blob_i64(const struct ms_py_blob *blob, int32_t off, int64_t *ret);
+bool ms_py_blob_i32(const struct ms_py_blob *blob, int32_t off, int32_t *ret);
+bool ms_py_blob_u8(const struct ms_py_blob *blob, int32_t off, uint8_t *ret);
+
+/* Read the pointer-sized field at address + off; MS_ERROR_UNSUPPORTED when
+ * off is -1 (the version has no such field). */
+struct ms_error *ms_py_read_field(struct ms_target *target, uint64_t address,
+                                  int32_t off, uint64_t *ret);
+struct ms_error *ms_py_read_field_i32(struct ms_target *target,
+                                      uint64_t address, int32_t off,
+                                      int32_t *ret);
+
+/* A plausible object pointer: non-NULL, 8-byte aligned, in user space. */
+bool ms_py_plausible_pointer(uint64_t p);
+
+/* tp_flags of the type of the object at address. */
+struct ms_error *ms_py_type_flags(struct ms_target *target,
+                                  const struct ms_py_layout *l,
+                                  uint64_t object, uint64_t *ret);
+
+/* tp_name of the type of the object at address, into buf (cut). */
+struct ms_error *ms_py_type_name(struct ms_target *target,
+                                 const struct ms_py_layout *l, uint64_t object,
+                                 char *buf, size_t size);
+
+/* Decode the str at address (any PEP 393 kind, legacy strings included)
+ * into a malloc'd UTF-8 string of at most MS_PY_MAX_STRING code points.
+ * MS_ERROR_BAD_INPUT when the object is not a str. */
+struct ms_error *ms_py_read_str(struct ms_target *target,
+                                const struct ms_py_layout *l, uint64_t address,
+                                char **ret);
+
+/* Copy the contents of the bytes object at address (at most max bytes)
+ * into a malloc'd buffer. MS_ERROR_BAD_INPUT when it is not bytes or is
+ * longer than max. */
+struct ms_error *ms_py_read_bytes(struct ms_target *target,
+                                  const struct ms_py_layout *l,
+                                  uint64_t address, size_t max, uint8_t **ret,
+                                  size_t *len);
+
+/* What frames.c keeps of a code object, shared by all frames running it. */
+struct ms_py_code {
+        uint64_t address;
+        char *function;
+        char *qualname;
+        char *file;
+        int firstlineno;
+        uint8_t *linetable;
+        size_t linetable_len;
+        /* Address of the first code unit (3.11+), 0 before. */
+        uint64_t code_start;
+        /* First traceable instruction offset in bytes (3.11+), -1 else. */
+        int64_t first_traceable;
+        /* Reading failed: the frame shows error instead. */
+        char *error;
+};
+
+/* A cache of decoded code objects keyed by address (open addressing). */
+struct ms_py_code_cache {
+        struct ms_py_code *slots;
+        size_t capacity;
+        size_t n;
+};
+
+void ms_py_code_cache_deinit(struct ms_py_code_cache *cache);
+
+/* The decoded code object at address, read on first use. *ret is owned by
+ * the cache; NULL only with an error (out of memory). Unreadable code
+ * objects are cached too, with their error set. */
+struct ms_error *ms_py_code_get(struct ms_py_code_cache *cache,
+                                struct ms_target *target,
+                                const struct ms_py_layout *l, uint64_t address,
+                                const struct ms_py_code **ret);
+
+/* Read the Python frames of one thread state (ts holds the copy of the
+ * tstate) into thread->frames. */
+struct ms_error *ms_py_read_frames(struct ms_target *target,
+                                   const struct ms_py_layout *l,
+                                   struct ms_py_code_cache *cache,
+                                   const struct ms_py_blob *ts,
+                                   unsigned max_frames,
+                                   struct ms_py_thread *thread);
+
+/* Read interpreters and threads of rt (layout and address set). */
+struct ms_error *ms_py_read_threads(struct ms_target *target,
+                                    struct ms_py_runtime *rt,
+                                    unsigned max_frames);
+
+#endif /* MIXSTACK_CPYTHON_INTERNAL_H */
