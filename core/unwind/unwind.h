@@ -31,6 +31,14 @@ struct ms_error *ms_unwinder_create(struct ms_target *target,
                                     struct ms_unwinder **ret);
 void ms_unwinder_destroy(struct ms_unwinder *unwinder);
 
+/* Whether source positions and inlined frames may come from separate debug
+ * files (/usr/lib/debug, .gnu_debuglink): on by default. Off, only DWARF in
+ * the modules themselves is read; names still come from the separate files'
+ * symbol tables. Opening a distribution's libc debug file costs ~50 ms of
+ * decompression. Call before unwinding. */
+void ms_unwinder_set_separate_debuginfo(struct ms_unwinder *unwinder,
+                                        bool use);
+
 /* Unwind thread number index of the target (an index into
  * target->threads), at most max_frames frames including inlined ones. An
  * error is returned only for failures that leave nothing (out of memory);

@@ -1,0 +1,39 @@
+/* Shared between unwind.c (threads, frames) and modules.c (modules). */
+#ifndef MIXSTACK_UNWIND_INTERNAL_H
+#define MIXSTACK_UNWIND_INTERNAL_H
+
+#include <elfutils/libdwfl.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "target/target.h"
+
+struct ms_symbol_cache;
+
+struct ms_unwinder {
+        struct ms_target *target;
+        Dwfl *dwfl;
+        /* A bare x86-64 ELF header: the architecture for dwfl_attach_state
+         * even when no module could be reported. Lives as long as dwfl. */
+        Elf *arch_elf;
+        void *arch_image;
+        /* dwfl's search path for separate debug files. */
+        char *debuginfo_path;
+        Dwfl_Callbacks callbacks;
+        /* The thread being unwound (index into target->threads). */
+        size_t current;
+        /* Set by memory_read when a read failed: the reason unwinding
+         * stopped is then this address, not dwfl's generic message. */
+        bool read_failed;
+        uint64_t read_fault;
+        /* Whether DWARF from separate debug files is used (it always is
+         * from the modules' own files). */
+        bool separate_dwarf;
+        /* Symbolized addresses, shared by every thread. */
+        struct ms_symbol_cache *cache;
+};
+
+/* Fill dwfl's callbacks and report every module of the target. */
+struct ms_error *ms_unwinder_report_modules(struct ms_unwinder *unwinder);
+
+#endif /* MIXSTACK_UNWIND_INTERNAL_H */

@@ -1,0 +1,245 @@
+/*
+ * Reporting a target's modules to libdwfl. The same code serves cores, live
+ * processes and debugger-fed targets: every module comes from the target's
+ * mappings and is opened at the host path the target resolved, never looked
+ * up anywhere else (a host file at the same path may be a different build).
+ */
+#include <elf.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "unwind/internal.h"
+
+/* The vdso is two or three pages; anything much larger is not one. */
+#define MAX_VDSO_SIZE (1024 * 1024)
+
+/* Modules are only ever reported with their ELF already open, so there is
+ * nothing to find; in particular no build-id search through the host. */
+static int find_elf_none(Dwfl_Module *mod, void **userdata,
+                         const char *modname, Dwarf_Addr base,
+                         char **file_name, Elf **elfp)
+{
+        return -1;
+}
+
+/* The standard search (.gnu_debuglink, /usr/lib/debug/.build-id) but never
+ * the network: libdebuginfod queries only when DEBUGINFOD_URLS is set and
+ * non-empty, so it is emptied for the duration of the call. */
+static int find_debuginfo_local(Dwfl_Module *mod, void **userdata,
+                                const char *modname, Dwarf_Addr base,
+                                const char *file_name,
+                                const char *debuglink_file,
+                                GElf_Word debuglink_crc,
+                                char **debuginfo_file_name)
+{
+        const char *urls = getenv("DEBUGINFOD_URLS");
+        char *saved = urls && *urls ? strdup(urls) : NULL;
+        if (urls && *urls) {
+                if (!saved)
+                        return -1; /* out of memory: do not risk the net */
+                setenv("DEBUGINFOD_URLS", "", 1);
+        }
+        int fd = dwfl_standard_find_debuginfo(mod, userdata, modname, base,
+                                              file_name, debuglink_file,
+                                              debuglink_crc,
+                                              debuginfo_file_name);
+        if (saved) {
+                setenv("DEBUGINFOD_URLS", saved, 1);
+                free(saved);
+        }
+        return fd;
+}
+
+/* Paths that name no file: "[vdso]", "[heap]", "anon_inode:…", and device
+ * or shared memory files that hold no code. */
+static bool is_pseudo_path(const char *path)
+{
+        return path[0] != '/' || strncmp(path, "/dev/", 5) == 0 ||
+               strncmp(path, "/memfd:", 7) == 0 ||
+               strncmp(path, "/SYSV", 5) == 0;
+}
+
+static int compare_mappings(const void *a, const void *b)
+{
+        const struct ms_mapping *ma = *(const struct ms_mapping *const *)a;
+        const struct ms_mapping *mb = *(const struct ms_mapping *const *)b;
+        int c = strcmp(ma->path, mb->path);
+        if (c)
+                return c;
+        return ma->start < mb->start ? -1 : ma->start > mb->start;
+}
+
+static bool file_is_elf(const char *path)
+{
+        unsigned char magic[SELFMAG];
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        bool elf = pread(fd, magic, SELFMAG, 0) == SELFMAG &&
+                   memcmp(magic, ELFMAG, SELFMAG) == 0;
+        close(fd);
+        return elf;
+}
+
+static void report_at(struct ms_unwinder *u, const struct ms_mapping *m,
+                      uint64_t base)
+{
+        if (dwfl_report_elf(u->dwfl, m->path, m->host_path, -1, base, false))
+                return;
+        /* Data files (locale archive, fonts) are mapped too: not a loss. */
+        if (file_is_elf(m->host_path))
+                ms_warnings_add(&u->target->warnings,
+                                "cannot load %s (%s): %s", m->path,
+                                m->host_path, dwfl_errmsg(-1));
+}
+
+/* Report one file given all its mappings (sorted by start). A module's
+ * base is where its file offset 0 is mapped: dwfl subtracts the first
+ * PT_LOAD's page-aligned p_vaddr itself (add_p_vaddr false) to get the
+ * bias. Each mapping of offset 0 is one copy of the file (dlmopen). */
+static void report_file(struct ms_unwinder *u, struct ms_mapping **group,
+                        size_t n)
+{
+        bool reported = false;
+        for (size_t i = 0; i < n; i++) {
+                if (group[i]->file_offset == 0) {
+                        report_at(u, group[i], group[i]->start);
+                        reported = true;
+                }
+        }
+        if (reported)
+                return;
+        /* The headers' page is not mapped (or not recorded): assume the
+         * first mapping's offset and address are congruent. */
+        const struct ms_mapping *first = group[0];
+        report_at(u, first,
+                  first->start >= first->file_offset
+                          ? first->start - first->file_offset
+                          : first->start);
+}
+
+static struct ms_error *report_files(struct ms_unwinder *u)
+{
+        struct ms_target *t = u->target;
+        struct ms_mapping **files = malloc((t->n_mappings ? t->n_mappings : 1) *
+                                           sizeof(*files));
+        if (!files)
+                return &ms_error_no_memory;
+        size_t n = 0;
+        for (size_t i = 0; i < t->n_mappings; i++) {
+                struct ms_mapping *m = &t->mappings[i];
+                if (m->path && m->host_path && !is_pseudo_path(m->path))
+                        files[n++] = m;
+        }
+        qsort(files, n, sizeof(*files), compare_mappings);
+        for (size_t i = 0; i < n;) {
+                size_t j = i + 1;
+                while (j < n && strcmp(files[j]->path, files[i]->path) == 0)
+                        j++;
+                report_file(u, &files[i], j - i);
+                i = j;
+        }
+        free(files);
+        return NULL;
+}
+
+/* Size of the vdso image: its section headers come last. */
+static size_t vdso_size(const Elf64_Ehdr *ehdr, const struct ms_mapping *m)
+{
+        uint64_t size = ehdr->e_shoff +
+                        (uint64_t)ehdr->e_shnum * ehdr->e_shentsize;
+        if (ehdr->e_shoff && size <= MAX_VDSO_SIZE)
+                return size;
+        if (m && m->end > m->start && m->end - m->start <= MAX_VDSO_SIZE)
+                return m->end - m->start;
+        return 0;
+}
+
+/* Copy the vdso from target memory into a memfd that dwfl then owns: signal
+ * frames (__vdso_* and the sigreturn trampoline on some kernels) unwind only
+ * with the vdso's CFI. Failing is not worth a warning. */
+static void report_vdso(struct ms_unwinder *u)
+{
+        struct ms_target *t = u->target;
+        const struct ms_mapping *m = NULL;
+        uint64_t address = 0;
+        for (size_t i = 0; i < t->n_mappings; i++) {
+                if (t->mappings[i].path &&
+                    strcmp(t->mappings[i].path, "[vdso]") == 0) {
+                        m = &t->mappings[i];
+                        address = m->start;
+                        break;
+                }
+        }
+        if (!m)
+                address = t->vdso_address;
+        if (!address)
+                return;
+
+        Elf64_Ehdr ehdr;
+        struct ms_error *err = ms_target_read(t, address, &ehdr, sizeof(ehdr));
+        if (err || memcmp(ehdr.e_ident, ELFMAG, SELFMAG) != 0 ||
+            ehdr.e_ident[EI_CLASS] != ELFCLASS64) {
+                ms_error_destroy(err);
+                return;
+        }
+        size_t size = vdso_size(&ehdr, m);
+        void *image = size ? malloc(size) : NULL;
+        if (!image)
+                return;
+        err = ms_target_read(t, address, image, size);
+        int fd = err ? -1 : memfd_create("mixstack-vdso", MFD_CLOEXEC);
+        ms_error_destroy(err);
+        if (fd >= 0 && write(fd, image, size) == (ssize_t)size) {
+                if (dwfl_report_elf(u->dwfl, "[vdso]", "[vdso]", fd, address,
+                                    false))
+                        fd = -1; /* dwfl closes it */
+        }
+        if (fd >= 0)
+                close(fd);
+        free(image);
+}
+
+/* The search path for separate debug files: dwfl's default, plus the
+ * sysroot's /usr/lib/debug for cores from elsewhere. */
+static struct ms_error *set_debuginfo_path(struct ms_unwinder *u)
+{
+        const char *sysroot = u->target->sysroot;
+        int r;
+        if (sysroot && *sysroot)
+                r = asprintf(&u->debuginfo_path,
+                             ":.debug:/usr/lib/debug:%s/usr/lib/debug",
+                             sysroot);
+        else
+                r = asprintf(&u->debuginfo_path, ":.debug:/usr/lib/debug");
+        if (r < 0) {
+                u->debuginfo_path = NULL;
+                return &ms_error_no_memory;
+        }
+        return NULL;
+}
+
+struct ms_error *ms_unwinder_report_modules(struct ms_unwinder *u)
+{
+        struct ms_error *err = set_debuginfo_path(u);
+        if (err)
+                return err;
+        u->callbacks.find_elf = find_elf_none;
+        u->callbacks.find_debuginfo = find_debuginfo_local;
+        u->callbacks.debuginfo_path = &u->debuginfo_path;
+        u->dwfl = dwfl_begin(&u->callbacks);
+        if (!u->dwfl)
+                return ms_error_create(MS_ERROR_LIBRARY, "dwfl_begin: %s",
+                                       dwfl_errmsg(-1));
+        dwfl_report_begin(u->dwfl);
+        err = report_files(u);
+        if (!err)
+                report_vdso(u);
+        if (dwfl_report_end(u->dwfl, NULL, NULL) != 0 && !err)
+                err = ms_error_create(MS_ERROR_LIBRARY, "dwfl_report_end: %s",
+                                      dwfl_errmsg(-1));
+        return err;
+}

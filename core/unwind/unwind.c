@@ -1,0 +1,433 @@
+/*
+ * Native unwinding with libdwfl's unwinder fed by the target: registers and
+ * memory come through Dwfl_Thread_Callbacks, so cores, live processes and
+ * debugger-fed targets take the same path. Everything read is untrusted:
+ * every stack is bounded and ends with a reason when it ends early.
+ */
+#include <elf.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "unwind/internal.h"
+#include "unwind/symbolize.h"
+#include "unwind/unwind.h"
+
+/* Frames (pc, sp) compared for loops: catches cycles up to this long. */
+#define LOOP_WINDOW 8
+
+/* ------------------------------------------------------------------------
+ * Thread callbacks
+ * ------------------------------------------------------------------------ */
+
+static pid_t next_thread(Dwfl *dwfl, void *arg, void **thread_argp)
+{
+        struct ms_unwinder *u = arg;
+        struct ms_target *t = u->target;
+        struct ms_target_thread *prev = *thread_argp;
+        size_t i = prev ? (size_t)(prev - t->threads) + 1 : 0;
+        for (; i < t->n_threads; i++) {
+                if (t->threads[i].have_regs && t->threads[i].tid > 0) {
+                        *thread_argp = &t->threads[i];
+                        return t->threads[i].tid;
+                }
+        }
+        return 0;
+}
+
+/* The thread being unwound is known: no scan through next_thread. */
+static bool get_thread(Dwfl *dwfl, pid_t tid, void *arg, void **thread_argp)
+{
+        struct ms_unwinder *u = arg;
+        struct ms_target *t = u->target;
+        if (u->current < t->n_threads && t->threads[u->current].tid == tid) {
+                *thread_argp = &t->threads[u->current];
+                return true;
+        }
+        for (size_t i = 0; i < t->n_threads; i++) {
+                if (t->threads[i].tid == tid) {
+                        *thread_argp = &t->threads[i];
+                        return true;
+                }
+        }
+        return false;
+}
+
+static bool memory_read(Dwfl *dwfl, Dwarf_Addr address, Dwarf_Word *result,
+                        void *arg)
+{
+        struct ms_unwinder *u = arg;
+        struct ms_error *err = ms_target_read(u->target, address, result,
+                                              sizeof(*result));
+        if (!err)
+                return true;
+        ms_error_destroy(err);
+        u->read_failed = true;
+        u->read_fault = address;
+        return false;
+}
+
+static bool set_initial_registers(Dwfl_Thread *thread, void *arg)
+{
+        const struct ms_target_thread *t = arg;
+        Dwarf_Word regs[MS_NUM_REGS];
+        for (size_t i = 0; i < MS_NUM_REGS; i++)
+                regs[i] = t->regs[i];
+        dwfl_thread_state_register_pc(thread, regs[MS_REG_RIP]);
+        return dwfl_thread_state_registers(thread, 0, MS_NUM_REGS, regs);
+}
+
+static const Dwfl_Thread_Callbacks thread_callbacks = {
+        .next_thread = next_thread,
+        .get_thread = get_thread,
+        .memory_read = memory_read,
+        .set_initial_registers = set_initial_registers,
+};
+
+/* ------------------------------------------------------------------------
+ * Creation
+ * ------------------------------------------------------------------------ */
+
+/* Give dwfl the architecture from a bare x86-64 ELF header rather than from
+ * a module: threads then unwind (by frame pointers at worst) even when no
+ * module could be loaded. */
+static struct ms_error *attach(struct ms_unwinder *u)
+{
+        static const unsigned char ident[EI_NIDENT] = {
+                ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3,
+                ELFCLASS64, ELFDATA2LSB, EV_CURRENT, ELFOSABI_NONE,
+        };
+        Elf64_Ehdr *ehdr = calloc(1, sizeof(*ehdr));
+        if (!ehdr)
+                return &ms_error_no_memory;
+        memcpy(ehdr->e_ident, ident, sizeof(ident));
+        ehdr->e_type = ET_CORE;
+        ehdr->e_machine = EM_X86_64;
+        ehdr->e_version = EV_CURRENT;
+        ehdr->e_ehsize = sizeof(*ehdr);
+        u->arch_image = ehdr;
+        u->arch_elf = elf_memory((char *)ehdr, sizeof(*ehdr));
+        if (!u->arch_elf)
+                return ms_error_create(MS_ERROR_LIBRARY, "elf_memory: %s",
+                                       elf_errmsg(-1));
+        pid_t pid = u->target->pid > 0 ? u->target->pid : 1;
+        if (!dwfl_attach_state(u->dwfl, u->arch_elf, pid, &thread_callbacks,
+                               u))
+                return ms_error_create(MS_ERROR_LIBRARY,
+                                       "dwfl_attach_state: %s",
+                                       dwfl_errmsg(-1));
+        return NULL;
+}
+
+struct ms_error *ms_unwinder_create(struct ms_target *target,
+                                    struct ms_unwinder **ret)
+{
+        if (!target || !ret)
+                return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
+                                       "ms_unwinder_create: no target");
+        elf_version(EV_CURRENT);
+        struct ms_unwinder *u = calloc(1, sizeof(*u));
+        if (!u)
+                return &ms_error_no_memory;
+        u->target = target;
+        u->separate_dwarf = true;
+        u->cache = ms_symbol_cache_create();
+        struct ms_error *err = u->cache ? NULL : &ms_error_no_memory;
+        if (!err)
+                err = ms_unwinder_report_modules(u);
+        if (!err)
+                err = attach(u);
+        if (err) {
+                ms_unwinder_destroy(u);
+                return err;
+        }
+        *ret = u;
+        return NULL;
+}
+
+void ms_unwinder_destroy(struct ms_unwinder *u)
+{
+        if (!u)
+                return;
+        /* dwfl holds the arch Elf until its end. */
+        if (u->dwfl)
+                dwfl_end(u->dwfl);
+        if (u->arch_elf)
+                elf_end(u->arch_elf);
+        free(u->arch_image);
+        ms_symbol_cache_destroy(u->cache);
+        free(u->debuginfo_path);
+        free(u);
+}
+
+void ms_unwinder_set_separate_debuginfo(struct ms_unwinder *u, bool use)
+{
+        u->separate_dwarf = use;
+}
+
+/* ------------------------------------------------------------------------
+ * Frames
+ * ------------------------------------------------------------------------ */
+
+void ms_native_stack_deinit(struct ms_native_stack *stack)
+{
+        for (size_t i = 0; i < stack->n_frames; i++)
+                ms_frame_deinit(&stack->frames[i]);
+        free(stack->frames);
+        free(stack->error);
+        stack->frames = NULL;
+        stack->n_frames = 0;
+        stack->error = NULL;
+}
+
+struct walk {
+        struct ms_unwinder *u;
+        struct ms_native_stack *stack;
+        size_t capacity;
+        unsigned max_frames;
+        /* Out of memory: the one failure that is returned. */
+        struct ms_error *err;
+        /* (pc, sp) of the last physical frames, for loop detection. */
+        uint64_t recent_pc[LOOP_WINDOW];
+        uint64_t recent_sp[LOOP_WINDOW];
+        bool recent_have_sp[LOOP_WINDOW];
+        unsigned n_physical;
+        /* The last physical frame, to say where unwinding stopped. */
+        uint64_t last_pc;
+        bool last_in_module;
+};
+
+static void walk_error(struct walk *w, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+/* Record why the stack ends early (the first reason wins). */
+static void walk_error(struct walk *w, const char *fmt, ...)
+{
+        if (w->stack->error)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&w->stack->error, fmt, ap) < 0)
+                w->stack->error = NULL;
+        va_end(ap);
+}
+
+static bool copy_level(struct ms_frame *f, const struct ms_sym_level *level)
+{
+        bool ok = true;
+        f->language = level->language;
+        f->inlined = level->inlined;
+        f->module = ms_strdup_or_null(level->module, &ok);
+        f->raw_symbol = ms_strdup_or_null(level->raw_symbol, &ok);
+        f->function = ms_strdup_or_null(level->function, &ok);
+        f->file = ms_strdup_or_null(level->file, &ok);
+        f->line = level->line;
+        f->column = level->column;
+        return ok;
+}
+
+/* Append the frames (inlined ones first) of one physical frame. */
+static int add_frames(struct walk *w, uint64_t pc, bool activation)
+{
+        /* A return address points after the call, which may be past the end
+         * of a noreturn caller: look up the call instruction instead. */
+        uint64_t lookup = activation || pc == 0 ? pc : pc - 1;
+        const struct ms_symbolized *s;
+        w->err = ms_symbolize(w->u->cache, w->u->dwfl, lookup,
+                              w->u->separate_dwarf, &s);
+        if (w->err)
+                return DWARF_CB_ABORT;
+        w->last_pc = pc;
+        w->last_in_module = s->levels[s->n_levels - 1].module != NULL;
+        struct ms_native_stack *stack = w->stack;
+        for (size_t i = 0; i < s->n_levels; i++) {
+                if (stack->n_frames >= w->max_frames) {
+                        walk_error(w, "stopped after %u frames",
+                                   w->max_frames);
+                        return DWARF_CB_ABORT;
+                }
+                if (!ms_grow((void **)&stack->frames, &w->capacity,
+                             stack->n_frames, sizeof(*stack->frames))) {
+                        w->err = &ms_error_no_memory;
+                        return DWARF_CB_ABORT;
+                }
+                const struct ms_sym_level *level = &s->levels[i];
+                struct ms_frame *f = &stack->frames[stack->n_frames];
+                memset(f, 0, sizeof(*f));
+                f->kind = MS_FRAME_NATIVE;
+                f->pc = pc;
+                f->is_activation = activation;
+                f->native_index = (int)stack->n_frames;
+                if (level->has_symbol)
+                        f->offset = pc - level->symbol_address;
+                stack->n_frames++;
+                if (!copy_level(f, level)) {
+                        w->err = &ms_error_no_memory;
+                        return DWARF_CB_ABORT;
+                }
+        }
+        return DWARF_CB_OK;
+}
+
+/* True when (pc, sp) repeats a recent frame: the unwinder would go round
+ * forever. Only exact repeats count, sp included, so recursion is fine. */
+static bool walk_loops(struct walk *w, uint64_t pc, bool have_sp,
+                       uint64_t sp)
+{
+        unsigned n = MS_MIN(w->n_physical, LOOP_WINDOW);
+        for (unsigned i = 0; i < n; i++) {
+                if (w->recent_pc[i] == pc && w->recent_have_sp[i] == have_sp &&
+                    (!have_sp || w->recent_sp[i] == sp))
+                        return true;
+        }
+        unsigned slot = w->n_physical % LOOP_WINDOW;
+        w->recent_pc[slot] = pc;
+        w->recent_sp[slot] = sp;
+        w->recent_have_sp[slot] = have_sp;
+        w->n_physical++;
+        return false;
+}
+
+static int frame_callback(Dwfl_Frame *state, void *arg)
+{
+        struct walk *w = arg;
+        Dwarf_Addr pc;
+        bool activation;
+        if (!dwfl_frame_pc(state, &pc, &activation)) {
+                walk_error(w, "cannot get the program counter: %s",
+                           dwfl_errmsg(-1));
+                return DWARF_CB_ABORT;
+        }
+        /* A zero return address ends some stacks (threads of runtimes
+         * without CFI for their entry): the end, not an error. */
+        if (pc == 0 && w->n_physical > 0)
+                return DWARF_CB_ABORT;
+        Dwarf_Word sp = 0;
+        bool have_sp = dwfl_frame_reg(state, MS_REG_RSP, &sp) == 0;
+        if (walk_loops(w, pc, have_sp, sp)) {
+                walk_error(w, "unwinding loops at 0x%" PRIx64, pc);
+                return DWARF_CB_ABORT;
+        }
+        if (w->stack->n_frames >= w->max_frames) {
+                walk_error(w, "stopped after %u frames", w->max_frames);
+                return DWARF_CB_ABORT;
+        }
+        return add_frames(w, pc, activation);
+}
+
+/* Why dwfl stopped, when it says it failed. */
+static void walk_failed(struct walk *w, int dwfl_err)
+{
+        if (w->u->read_failed) {
+                walk_error(w, "cannot read memory at 0x%" PRIx64,
+                           w->u->read_fault);
+        } else if (w->n_physical && !w->last_in_module) {
+                /* dwfl would say "No DWARF information found". */
+                walk_error(w, "no module holds pc 0x%" PRIx64, w->last_pc);
+        } else if (dwfl_err) {
+                walk_error(w, "%s", dwfl_errmsg(dwfl_err));
+        } else {
+                walk_error(w, "unwinding failed");
+        }
+}
+
+struct ms_error *ms_unwind_thread(struct ms_unwinder *u, size_t index,
+                                  unsigned max_frames,
+                                  struct ms_native_stack *stack)
+{
+        memset(stack, 0, sizeof(*stack));
+        if (index >= u->target->n_threads)
+                return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
+                                       "no thread number %zu", index);
+        const struct ms_target_thread *t = &u->target->threads[index];
+        struct walk w = {
+                .u = u,
+                .stack = stack,
+                .max_frames = max_frames ? max_frames : 1,
+        };
+        if (!t->have_regs) {
+                walk_error(&w, "no registers for thread %d", (int)t->tid);
+                return NULL;
+        }
+        u->current = index;
+        u->read_failed = false;
+        dwfl_errno(); /* forget errors of earlier calls */
+        int r = dwfl_getthread_frames(u->dwfl, t->tid, frame_callback, &w);
+        int dwfl_err = dwfl_errno();
+        if (w.err) {
+                ms_native_stack_deinit(stack);
+                return w.err;
+        }
+        if (r == -1)
+                walk_failed(&w, dwfl_err);
+        if (!stack->n_frames)
+                walk_error(&w, "no frames");
+        return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Symbol lookup
+ * ------------------------------------------------------------------------ */
+
+struct find_symbol {
+        const char *suffix;
+        const char *name;
+        uint64_t address;
+        uint64_t size;
+        bool found;
+};
+
+static bool ends_with(const char *s, const char *suffix)
+{
+        size_t n = strlen(s), m = strlen(suffix);
+        return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static int find_symbol_in_module(Dwfl_Module *mod, void **userdata,
+                                 const char *name, Dwarf_Addr start, void *arg)
+{
+        struct find_symbol *f = arg;
+        if (f->suffix && (!name || !ends_with(name, f->suffix)))
+                return DWARF_CB_OK;
+        /* Both .symtab (with LOCAL symbols such as Rust's panic counters)
+         * and .dynsym are in dwfl's table. */
+        int n = dwfl_module_getsymtab(mod);
+        for (int i = 1; i < n; i++) {
+                GElf_Sym sym;
+                GElf_Addr address;
+                GElf_Word shndx;
+                const char *s = dwfl_module_getsym_info(mod, i, &sym, &address,
+                                                        &shndx, NULL, NULL);
+                if (!s || shndx == SHN_UNDEF || strcmp(s, f->name) != 0)
+                        continue;
+                f->address = address;
+                f->size = sym.st_size;
+                f->found = true;
+                return DWARF_CB_ABORT;
+        }
+        return DWARF_CB_OK;
+}
+
+struct ms_error *ms_unwinder_find_symbol(struct ms_unwinder *u,
+                                         const char *module_suffix,
+                                         const char *name, uint64_t *address,
+                                         uint64_t *size)
+{
+        if (!name)
+                return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
+                                       "ms_unwinder_find_symbol: no name");
+        struct find_symbol f = {.suffix = module_suffix, .name = name};
+        dwfl_getmodules(u->dwfl, find_symbol_in_module, &f, 0);
+        if (!f.found)
+                return ms_error_create(MS_ERROR_NOT_FOUND,
+                                       "symbol %s not found%s%s", name,
+                                       module_suffix ? " in " : "",
+                                       module_suffix ? module_suffix : "");
+        if (address)
+                *address = f.address;
+        if (size)
+                *size = f.size;
+        return NULL;
+}
