@@ -85,6 +85,10 @@ struct ms_target {
         int si_code;
         uint64_t fault_address;
         pid_t signal_tid;
+        /* Where the vdso is mapped (AT_SYSINFO_EHDR of the core's NT_AUXV),
+         * 0 when unknown. The unwinder reads the vdso from memory; a
+         * "[vdso]" mapping, when the backend has one, is used first. */
+        uint64_t vdso_address;
         struct ms_target_thread *threads;
         size_t n_threads;
         size_t threads_capacity;
@@ -148,6 +152,15 @@ struct ms_error *ms_target_append_mapping(struct ms_target *target,
 /* Sort mappings, resolve each path to a host file (sysroot, library paths,
  * the path itself), and warn once per file that cannot be found. */
 void ms_target_finish_mappings(struct ms_target *target);
+
+/* The GNU build-id of the ELF file mapped at mapping (its mapping at file
+ * offset 0), read from the target itself, never from the file on this
+ * machine. buf holds *len bytes; *len is set to the length copied.
+ * MS_ERROR_NOT_FOUND when the file has no build-id note, MS_ERROR_FAULT
+ * when the target does not hold its headers. */
+struct ms_error *ms_target_build_id(struct ms_target *target,
+                                    const struct ms_mapping *mapping,
+                                    uint8_t *buf, size_t *len);
 
 /* Resolve a path recorded in the target to a readable file on this
  * machine, honouring sysroot and library paths. Returns a malloc'd path or

@@ -176,7 +176,10 @@ struct ms_error *ms_target_add_thread(struct ms_target *target, pid_t tid,
 
 /* Add a file mapping [start, end) of path at file_offset. A module whose
  * only known extent is its load address may be added with end == start and
- * file_offset 0. */
+ * file_offset 0. Mappings may come in any order (in address order is
+ * cheapest); each call leaves the target usable: kept sorted, the file
+ * located on this machine and its build-id checked, so no "finish" call is
+ * needed. */
 struct ms_error *ms_target_add_mapping(struct ms_target *target,
                                        const char *path, uint64_t start,
                                        uint64_t end, uint64_t file_offset);

@@ -1,0 +1,719 @@
+/*
+ * The live process backend: every thread is seized and interrupted with
+ * ptrace, read, and detached again by ms_target_destroy().
+ *
+ * PTRACE_SEIZE + PTRACE_INTERRUPT rather than PTRACE_ATTACH: no SIGSTOP is
+ * queued, so nothing is left pending after the detach and the process
+ * simply runs on. A signal that arrives for a thread while we hold it is
+ * recorded and handed back to it at the detach.
+ *
+ * If mixstack itself is killed while attached (SIGINT, SIGTERM, SIGHUP,
+ * SIGQUIT) or crashes (SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL), a signal
+ * handler detaches every thread before the signal goes on to the
+ * disposition it had before attaching (the default one in the CLI, which
+ * terminates). That handler only uses a static table of tids and raw
+ * syscalls. Limits: one live target at a time per process, and the
+ * handler must run on the thread that attached (ptrace is per thread),
+ * which is always the case for a single-threaded frontend.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "target/backend.h"
+
+/* How long a thread may take to stop after PTRACE_INTERRUPT. */
+#define STOP_TIMEOUT_NS (3 * 1000000000LL)
+/* Re-list the threads at most this often while new ones keep appearing. */
+#define MAX_ATTACH_ROUNDS 50
+
+struct live_thread {
+        pid_t tid;
+        /* A signal that arrived while stopped, re-injected at detach. */
+        int signo;
+        bool stopped;
+};
+
+struct live_target {
+        struct ms_target target;
+        int mem_fd;
+        struct live_thread *threads;
+        size_t n_threads, capacity;
+        struct timespec first_interrupt;
+        /* Signal handlers are installed: detach and restore them. */
+        bool attached;
+};
+
+/* ------------------------------------------------------------------------
+ * Detaching on signals
+ * ------------------------------------------------------------------------ */
+
+static const int handled_signals[] = {
+        SIGINT, SIGTERM, SIGHUP, SIGQUIT,
+        SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL,
+};
+
+/* The state the handler sees: written with the signals blocked. */
+static pid_t signal_tids[MS_MAX_THREADS];
+static volatile sig_atomic_t signal_n_tids;
+static volatile sig_atomic_t detached_by_signal;
+static struct sigaction saved_actions[MS_ARRAY_SIZE(handled_signals)];
+static bool live_attached;
+static uint64_t last_stop_ns;
+
+static long raw_ptrace(long request, pid_t tid, long data)
+{
+        return syscall(SYS_ptrace, request, (long)tid, 0L, data);
+}
+
+static void signal_detach_all(void)
+{
+        for (sig_atomic_t i = 0; i < signal_n_tids; i++) {
+                pid_t tid = signal_tids[i];
+                /* A thread seized but not stopped yet cannot be detached:
+                 * give it a moment to reach its stop. */
+                for (int tries = 0; tries < 100; tries++) {
+                        if (raw_ptrace(PTRACE_DETACH, tid, 0) == 0 ||
+                            errno != ESRCH)
+                                break;
+                        int status;
+                        if (waitpid(tid, &status, __WALL | WNOHANG) < 0 &&
+                            errno == ECHILD)
+                                break; /* gone */
+                        struct timespec ms = {0, 1000000};
+                        nanosleep(&ms, NULL);
+                }
+        }
+        signal_n_tids = 0;
+}
+
+static void detach_on_signal(int sig)
+{
+        int saved_errno = errno;
+        signal_detach_all();
+        detached_by_signal = 1;
+        /* Hand the signal to whatever handled it before (in the CLI: the
+         * default action, which ends the process). */
+        for (size_t i = 0; i < MS_ARRAY_SIZE(handled_signals); i++) {
+                if (handled_signals[i] == sig)
+                        sigaction(sig, &saved_actions[i], NULL);
+        }
+        raise(sig);
+        errno = saved_errno;
+}
+
+static void block_handled(sigset_t *old)
+{
+        sigset_t set;
+        sigemptyset(&set);
+        for (size_t i = 0; i < MS_ARRAY_SIZE(handled_signals); i++)
+                sigaddset(&set, handled_signals[i]);
+        pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+static void install_handlers(void)
+{
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = detach_on_signal;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        for (size_t i = 0; i < MS_ARRAY_SIZE(handled_signals); i++)
+                sigaddset(&sa.sa_mask, handled_signals[i]);
+        signal_n_tids = 0;
+        detached_by_signal = 0;
+        for (size_t i = 0; i < MS_ARRAY_SIZE(handled_signals); i++)
+                sigaction(handled_signals[i], &sa, &saved_actions[i]);
+}
+
+static void restore_handlers(void)
+{
+        for (size_t i = 0; i < MS_ARRAY_SIZE(handled_signals); i++)
+                sigaction(handled_signals[i], &saved_actions[i], NULL);
+}
+
+/* Publish a seized tid to the handler. */
+static void signal_table_add(pid_t tid)
+{
+        sigset_t old;
+        block_handled(&old);
+        if (signal_n_tids < MS_MAX_THREADS)
+                signal_tids[signal_n_tids++] = tid;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+uint64_t ms_live_last_stop_ns(void)
+{
+        return last_stop_ns;
+}
+
+/* ------------------------------------------------------------------------
+ * /proc
+ * ------------------------------------------------------------------------ */
+
+/* Read a small /proc file into buf (NUL-terminated). */
+static bool read_proc(const char *path, char *buf, size_t size)
+{
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        size_t len = 0;
+        while (len < size - 1) {
+                ssize_t n = read(fd, buf + len, size - 1 - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                len += (size_t)n;
+        }
+        close(fd);
+        buf[len] = '\0';
+        return true;
+}
+
+/* A numeric field ("TracerPid:") of /proc/PID/status, or -1. */
+static long status_field(pid_t pid, const char *field)
+{
+        char path[64], buf[4096];
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        if (!read_proc(path, buf, sizeof(buf)))
+                return -1;
+        char *p = strstr(buf, field);
+        if (!p)
+                return -1;
+        return strtol(p + strlen(field), NULL, 10);
+}
+
+static char *read_comm(pid_t pid, pid_t tid)
+{
+        char path[64], buf[64];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)pid,
+                 (int)tid);
+        if (!read_proc(path, buf, sizeof(buf)))
+                return NULL;
+        buf[strcspn(buf, "\n")] = '\0';
+        return strdup(buf);
+}
+
+/* Why PTRACE_SEIZE said EPERM, in words. */
+static struct ms_error *explain_eperm(pid_t pid)
+{
+        struct ms_error *err;
+        long tracer = status_field(pid, "TracerPid:");
+        char buf[64];
+        long scope = -1;
+        if (read_proc("/proc/sys/kernel/yama/ptrace_scope", buf, sizeof(buf)) &&
+            buf[0])
+                scope = strtol(buf, NULL, 10);
+        long uid = status_field(pid, "Uid:");
+        if (tracer > 0) {
+                char path[64], comm[64] = "?";
+                snprintf(path, sizeof(path), "/proc/%ld/comm", tracer);
+                if (read_proc(path, comm, sizeof(comm)))
+                        comm[strcspn(comm, "\n")] = '\0';
+                err = ms_error_create(MS_ERROR_PERMISSION,
+                                      "cannot attach to process %d: it is "
+                                      "already traced by process %ld (%s); "
+                                      "detach that debugger first",
+                                      (int)pid, tracer, comm);
+        } else if (scope == 1 && geteuid() != 0) {
+                err = ms_error_create(MS_ERROR_PERMISSION,
+                                      "cannot attach to process %d: "
+                                      "kernel.yama.ptrace_scope is 1, which "
+                                      "only allows tracing descendants; run "
+                                      "as root or set it to 0 (sysctl "
+                                      "kernel.yama.ptrace_scope=0)",
+                                      (int)pid);
+        } else if (scope == 2) {
+                err = ms_error_create(MS_ERROR_PERMISSION,
+                                      "cannot attach to process %d: "
+                                      "kernel.yama.ptrace_scope is 2, which "
+                                      "only allows tracing with "
+                                      "CAP_SYS_PTRACE (run as root)",
+                                      (int)pid);
+        } else if (scope == 3) {
+                err = ms_error_create(MS_ERROR_PERMISSION,
+                                      "cannot attach to process %d: "
+                                      "kernel.yama.ptrace_scope is 3, which "
+                                      "disables ptrace until reboot",
+                                      (int)pid);
+        } else if (uid >= 0 && (uid_t)uid != geteuid() && geteuid() != 0) {
+                err = ms_error_create(MS_ERROR_PERMISSION,
+                                      "cannot attach to process %d: it "
+                                      "belongs to user %ld; run as that user "
+                                      "or as root", (int)pid, uid);
+        } else {
+                err = ms_error_create(MS_ERROR_PERMISSION,
+                                      "cannot attach to process %d: ptrace "
+                                      "is not permitted (missing "
+                                      "CAP_SYS_PTRACE, a seccomp filter in a "
+                                      "container, or a set-uid process?)",
+                                      (int)pid);
+        }
+        if (!err->is_static)
+                err->errnum = EPERM;
+        return err;
+}
+
+/* ------------------------------------------------------------------------
+ * Attaching
+ * ------------------------------------------------------------------------ */
+
+static struct live_target *to_live(struct ms_target *target)
+{
+        return (struct live_target *)target;
+}
+
+/* Whether a thread is a zombie or dead: ptrace refuses those with EPERM,
+ * which is then no permission problem. */
+static bool is_exiting(pid_t pid, pid_t tid)
+{
+        char path[64], buf[512];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid,
+                 (int)tid);
+        if (!read_proc(path, buf, sizeof(buf)))
+                return false;
+        char *p = strrchr(buf, ')');
+        return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+static bool is_seized(const struct live_target *live, pid_t tid)
+{
+        for (size_t i = 0; i < live->n_threads; i++) {
+                if (live->threads[i].tid == tid)
+                        return true;
+        }
+        return false;
+}
+
+static struct ms_error *seize(struct live_target *live, pid_t tid)
+{
+        if (live->n_threads >= MS_MAX_THREADS)
+                return ms_error_create(MS_ERROR_UNSUPPORTED,
+                                       "process %d has more than %d threads",
+                                       (int)live->target.pid, MS_MAX_THREADS);
+        if (!ms_grow((void **)&live->threads, &live->capacity,
+                     live->n_threads, sizeof(*live->threads)))
+                return &ms_error_no_memory;
+        if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0) {
+                if (errno == ESRCH)
+                        return NULL; /* exited meanwhile */
+                if (errno == EPERM && is_exiting(live->target.pid, tid))
+                        return NULL; /* a zombie (the leader, say) */
+                if (errno == EPERM)
+                        return explain_eperm(live->target.pid);
+                return ms_error_from_errno(errno, "cannot attach to thread %d",
+                                           (int)tid);
+        }
+        live->threads[live->n_threads++] = (struct live_thread){.tid = tid};
+        signal_table_add(tid);
+        if (live->n_threads == 1)
+                clock_gettime(CLOCK_MONOTONIC, &live->first_interrupt);
+        if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 && errno != ESRCH)
+                return ms_error_from_errno(errno, "cannot stop thread %d",
+                                           (int)tid);
+        return NULL;
+}
+
+/* Seize every thread of /proc/PID/task not seized yet; *n_new says how
+ * many were new. */
+static struct ms_error *seize_new_threads(struct live_target *live,
+                                          size_t *n_new)
+{
+        char path[64];
+        pid_t pid = live->target.pid;
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+        DIR *dir = opendir(path);
+        if (!dir) {
+                if (errno == ENOENT)
+                        return ms_error_create(MS_ERROR_NOT_FOUND,
+                                               "no process with pid %d",
+                                               (int)pid);
+                return ms_error_from_errno(errno, "cannot list %s", path);
+        }
+        struct ms_error *err = NULL;
+        struct dirent *entry;
+        *n_new = 0;
+        while (!err && (entry = readdir(dir))) {
+                char *end;
+                long tid = strtol(entry->d_name, &end, 10);
+                if (*end || tid <= 0 || tid > INT32_MAX)
+                        continue;
+                if (is_seized(live, (pid_t)tid))
+                        continue;
+                size_t before = live->n_threads;
+                err = seize(live, (pid_t)tid);
+                *n_new += live->n_threads - before;
+        }
+        closedir(dir);
+        return err;
+}
+
+static int64_t elapsed_ns(const struct timespec *since)
+{
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return (now.tv_sec - since->tv_sec) * 1000000000LL +
+               (now.tv_nsec - since->tv_nsec);
+}
+
+/* Forget thread i (it exited). */
+static void drop_thread(struct live_target *live, size_t i)
+{
+        live->threads[i] = live->threads[--live->n_threads];
+}
+
+/* Wait until every seized thread is in a ptrace stop; threads that exit
+ * are dropped. */
+static struct ms_error *wait_for_stops(struct live_target *live)
+{
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (unsigned spins = 0;; spins++) {
+                size_t pending = 0;
+                for (size_t i = 0; i < live->n_threads;) {
+                        struct live_thread *t = &live->threads[i];
+                        if (t->stopped) {
+                                i++;
+                                continue;
+                        }
+                        int status;
+                        pid_t r = waitpid(t->tid, &status, __WALL | WNOHANG);
+                        if (r < 0 && errno == EINTR)
+                                continue;
+                        if ((r < 0 && errno == ECHILD) ||
+                            (r > 0 && !WIFSTOPPED(status))) {
+                                drop_thread(live, i);
+                                continue;
+                        }
+                        if (r < 0)
+                                return ms_error_from_errno(
+                                        errno, "cannot wait for thread %d",
+                                        (int)t->tid);
+                        if (r > 0) {
+                                t->stopped = true;
+                                /* Not our interrupt: a signal arrived and
+                                 * must be delivered after the detach. */
+                                if (status >> 16 == 0)
+                                        t->signo = WSTOPSIG(status);
+                        } else {
+                                pending++;
+                        }
+                        i++;
+                }
+                if (!pending)
+                        return NULL;
+                if (elapsed_ns(&start) > STOP_TIMEOUT_NS) {
+                        for (size_t i = 0; i < live->n_threads; i++) {
+                                if (!live->threads[i].stopped)
+                                        return ms_error_create(
+                                                MS_ERROR_OS,
+                                                "thread %d of process %d did not stop "
+                                                "within %lld s (in uninterruptible sleep?)",
+                                                (int)live->threads[i].tid,
+                                                (int)live->target.pid,
+                                                STOP_TIMEOUT_NS / 1000000000LL);
+                        }
+                }
+                if (spins < 64) {
+                        sched_yield();
+                } else {
+                        struct timespec pause = {0, 50000};
+                        nanosleep(&pause, NULL);
+                }
+        }
+}
+
+/* Seize and stop every thread; threads created meanwhile by threads not
+ * yet stopped show up in the next listing, and a listing with nothing new
+ * after all threads stopped is final. */
+static struct ms_error *stop_all_threads(struct live_target *live)
+{
+        for (int round = 0; round < MAX_ATTACH_ROUNDS; round++) {
+                size_t n_new = 0;
+                struct ms_error *err = seize_new_threads(live, &n_new);
+                if (!err)
+                        err = wait_for_stops(live);
+                if (err)
+                        return err;
+                if (!n_new) {
+                        if (!live->n_threads)
+                                return ms_error_create(MS_ERROR_NOT_FOUND,
+                                                       "process %d exited",
+                                                       (int)live->target.pid);
+                        return NULL;
+                }
+        }
+        return ms_error_create(MS_ERROR_OS,
+                               "threads of process %d kept appearing while "
+                               "attaching", (int)live->target.pid);
+}
+
+static void detach_all(struct live_target *live)
+{
+        if (!live->attached)
+                return;
+        live->attached = false;
+        sigset_t old;
+        block_handled(&old);
+        for (size_t i = 0; i < live->n_threads; i++) {
+                struct live_thread *t = &live->threads[i];
+                if (ptrace(PTRACE_DETACH, t->tid, 0, (long)t->signo) < 0 &&
+                    !t->stopped) {
+                        /* Seized but never seen stopped (an error path):
+                         * wait briefly for the stop, then detach. */
+                        for (int tries = 0; tries < 100; tries++) {
+                                int status;
+                                if (waitpid(t->tid, &status, __WALL | WNOHANG) != 0)
+                                        break;
+                                struct timespec ms = {0, 1000000};
+                                nanosleep(&ms, NULL);
+                        }
+                        ptrace(PTRACE_DETACH, t->tid, 0, 0);
+                }
+        }
+        if (live->n_threads)
+                last_stop_ns = (uint64_t)elapsed_ns(&live->first_interrupt);
+        live->n_threads = 0;
+        signal_n_tids = 0;
+        restore_handlers();
+        live_attached = false;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* ------------------------------------------------------------------------
+ * Reading
+ * ------------------------------------------------------------------------ */
+
+static struct ms_error *live_read(struct ms_target *target, uint64_t address,
+                                  void *buf, size_t size)
+{
+        struct live_target *live = to_live(target);
+        if (detached_by_signal)
+                return ms_error_create(MS_ERROR_INTERRUPTED,
+                                       "interrupted: process %d was detached",
+                                       (int)target->pid);
+        size_t done = 0;
+        struct iovec local = {buf, size};
+        struct iovec remote = {(void *)(uintptr_t)address, size};
+        ssize_t n = process_vm_readv(target->pid, &local, 1, &remote, 1, 0);
+        if (n > 0)
+                done = (size_t)n;
+        /* /proc/PID/mem reads what process_vm_readv may not (PROT_NONE
+         * pages, or no process_vm_readv in a sandbox). */
+        while (done < size && live->mem_fd >= 0 && address + done <= INT64_MAX) {
+                ssize_t r = pread(live->mem_fd, (uint8_t *)buf + done,
+                                  size - done, (off_t)(address + done));
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0)
+                        break;
+                done += (size_t)r;
+        }
+        if (done < size)
+                return ms_error_create(MS_ERROR_FAULT,
+                                       "cannot read %zu bytes at 0x%" PRIx64,
+                                       size, address);
+        return NULL;
+}
+
+static void live_destroy(struct ms_target *target)
+{
+        struct live_target *live = to_live(target);
+        detach_all(live);
+        if (live->mem_fd >= 0)
+                close(live->mem_fd);
+        free(live->threads);
+        free(live);
+}
+
+static const struct ms_target_ops live_ops = {
+        .read = live_read,
+        .destroy = live_destroy,
+};
+
+/* ------------------------------------------------------------------------
+ * Filling the target
+ * ------------------------------------------------------------------------ */
+
+static struct ms_error *read_threads(struct live_target *live)
+{
+#if defined(__x86_64__)
+        _Static_assert(sizeof(struct user_regs_struct) ==
+                               MS_USER_REGS_WORDS * sizeof(uint64_t),
+                       "user_regs_struct layout");
+        pid_t pid = live->target.pid;
+        /* The main thread first, then in /proc order. */
+        for (size_t i = 0; i < live->n_threads; i++) {
+                if (live->threads[i].tid == pid && i) {
+                        struct live_thread main = live->threads[i];
+                        memmove(&live->threads[1], &live->threads[0],
+                                i * sizeof(main));
+                        live->threads[0] = main;
+                }
+        }
+        for (size_t i = 0; i < live->n_threads; i++) {
+                pid_t tid = live->threads[i].tid;
+                struct user_regs_struct user;
+                uint64_t words[MS_USER_REGS_WORDS], regs[MS_NUM_REGS];
+                uint64_t fs_base = 0;
+                bool have = ptrace(PTRACE_GETREGS, tid, 0, &user) == 0;
+                if (have) {
+                        memcpy(words, &user, sizeof(words));
+                        ms_regs_from_user_regs(words, regs, &fs_base);
+                } else {
+                        ms_warnings_add(&live->target.warnings,
+                                        "cannot read the registers of thread %d: %s",
+                                        (int)tid, strerror(errno));
+                }
+                char *name = read_comm(pid, tid);
+                struct ms_error *err = ms_target_append_thread(
+                        &live->target, tid, name, have ? regs : NULL, fs_base);
+                free(name);
+                if (err)
+                        return err;
+        }
+        return NULL;
+#else
+        return ms_error_create(MS_ERROR_UNSUPPORTED,
+                               "live processes are only supported on x86-64");
+#endif
+}
+
+static struct ms_error *read_maps(struct live_target *live)
+{
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int)live->target.pid);
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return ms_error_from_errno(errno, "cannot open %s", path);
+        char *line = NULL;
+        size_t cap = 0;
+        struct ms_error *err = NULL;
+        while (!err && getline(&line, &cap, f) > 0) {
+                uint64_t start, end, offset;
+                int name = 0;
+                line[strcspn(line, "\n")] = '\0';
+                if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %*s %" SCNx64
+                           " %*s %*s %n", &start, &end, &offset, &name) < 3 ||
+                    !name)
+                        continue;
+                if (strcmp(line + name, "[vdso]") == 0)
+                        live->target.vdso_address = start;
+                /* Files only, like a core's NT_FILE. */
+                if (line[name] != '/')
+                        continue;
+                err = ms_target_append_mapping(&live->target, line + name,
+                                               start, end, offset);
+        }
+        free(line);
+        fclose(f);
+        return err;
+}
+
+static struct ms_error *read_executable(struct live_target *live)
+{
+        char path[64], exe[4096];
+        snprintf(path, sizeof(path), "/proc/%d/exe", (int)live->target.pid);
+        ssize_t n = readlink(path, exe, sizeof(exe) - 1);
+        if (n <= 0) {
+                ms_warnings_add(&live->target.warnings,
+                                "cannot read %s: %s", path, strerror(errno));
+                return NULL;
+        }
+        exe[n] = '\0';
+        live->target.executable = strdup(exe);
+        return live->target.executable ? NULL : &ms_error_no_memory;
+}
+
+static struct ms_error *check_pid(pid_t pid, pid_t *tgid)
+{
+        if (pid <= 0)
+                return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
+                                       "invalid pid %d", (int)pid);
+        long t = status_field(pid, "Tgid:");
+        if (t <= 0)
+                return ms_error_create(MS_ERROR_NOT_FOUND,
+                                       "no process with pid %d", (int)pid);
+        if (t == getpid())
+                return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
+                                       "cannot attach to mixstack itself (pid %d)",
+                                       (int)pid);
+        if (live_attached)
+                return ms_error_create(MS_ERROR_UNSUPPORTED,
+                                       "already attached to a process: destroy "
+                                       "that target first");
+        *tgid = (pid_t)t;
+        return NULL;
+}
+
+static struct ms_error *attach(struct live_target *live)
+{
+        char path[64];
+        struct ms_error *err = stop_all_threads(live);
+        if (err)
+                return err;
+        snprintf(path, sizeof(path), "/proc/%d/mem", (int)live->target.pid);
+        live->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+        err = read_threads(live);
+        if (!err)
+                err = read_maps(live);
+        if (!err)
+                err = read_executable(live);
+        if (!err)
+                ms_target_finish_mappings(&live->target);
+        return err;
+}
+
+struct ms_error *ms_target_attach_pid(pid_t pid,
+                                      const struct ms_target_options *options,
+                                      struct ms_target **ret)
+{
+        if (!ret)
+                return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
+                                       "no target to return");
+        pid_t tgid = 0;
+        struct ms_error *err = check_pid(pid, &tgid);
+        if (err)
+                return err;
+        struct live_target *live = calloc(1, sizeof(*live));
+        if (!live)
+                return &ms_error_no_memory;
+        live->mem_fd = -1;
+        err = ms_target_init(&live->target, &live_ops, MS_TARGET_PID, options);
+        if (err) {
+                ms_target_destroy(&live->target);
+                return err;
+        }
+        live->target.pid = tgid;
+        if (tgid != pid)
+                ms_warnings_add(&live->target.warnings,
+                                "%d is a thread of process %d: showing the "
+                                "whole process", (int)pid, (int)tgid);
+        live_attached = true;
+        live->attached = true;
+        install_handlers();
+        err = attach(live);
+        if (err) {
+                /* Destroy detaches whatever was seized. */
+                ms_target_destroy(&live->target);
+                return err;
+        }
+        *ret = &live->target;
+        return NULL;
+}

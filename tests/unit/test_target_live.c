@@ -1,0 +1,295 @@
+/* The live process backend: attach to a forked child, read it, detach, and
+ * make sure the child runs on untraced, also when mixstack is killed while
+ * attached. */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+
+#include "target/backend.h"
+#include "target_fixture.h"
+#include "unit.h"
+
+#define N_THREADS 4
+
+static bool stopped_state(char state)
+{
+        return state == 't' || state == 'T';
+}
+
+static bool traced_or_stopped(pid_t pid)
+{
+        int tids[FIXTURE_MAX_THREADS];
+        int n = fixture_tids(pid, tids, FIXTURE_MAX_THREADS);
+        for (int i = 0; i < n; i++) {
+                /* /proc/TID/stat works for any thread. */
+                char state = fixture_state(tids[i]);
+                if (stopped_state(state))
+                        return true;
+        }
+        return fixture_status_field(pid, "TracerPid:") != 0;
+}
+
+/* The child is running, untraced, and its threads make progress. */
+static void check_released(pid_t pid, const char *what)
+{
+        CHECK(kill(pid, 0) == 0);
+        CHECK(!stopped_state(fixture_state(pid)));
+        CHECK(fixture_status_field(pid, "TracerPid:") == 0);
+        CHECK(!traced_or_stopped(pid));
+        bool running = fixture_running();
+        CHECK(running);
+        if (!running)
+                printf("  %s: the child does not run after the detach\n", what);
+}
+
+static void test_attach(void)
+{
+        struct fixture_child child = fixture_spawn(N_THREADS, FIXTURE_SLEEP,
+                                                   NULL);
+        int tids[FIXTURE_MAX_THREADS];
+        int n_tids = fixture_tids(child.pid, tids, FIXTURE_MAX_THREADS);
+        CHECK(n_tids == N_THREADS + 1);
+
+        struct ms_target *target = NULL;
+        struct ms_error *err = ms_target_attach_pid(child.pid, NULL, &target);
+        CHECK(!err);
+        if (err) {
+                printf("  attach: %s\n", err->message);
+                ms_error_destroy(err);
+                fixture_kill(&child);
+                return;
+        }
+        CHECK(target->kind == MS_TARGET_PID);
+        CHECK(target->pid == child.pid);
+        CHECK(target->signo == 0);
+        CHECK(target->n_threads == (size_t)n_tids);
+        CHECK(target->threads[0].tid == child.pid);
+        CHECK(target->vdso_address != 0);
+        for (int i = 0; i < n_tids; i++) {
+                struct ms_target_thread *t = ms_target_find_thread(target,
+                                                                   tids[i]);
+                CHECK(t && t->have_regs && t->regs[MS_REG_RIP] != 0 &&
+                      t->regs[MS_REG_RSP] != 0 && t->fs_base != 0);
+                CHECK(t && t->name);
+                if (t && t->tid != child.pid)
+                        CHECK(t->name && strncmp(t->name, "worker-", 7) == 0);
+                /* Stopped while we hold it. */
+                CHECK(stopped_state(fixture_state(tids[i])));
+        }
+        CHECK(fixture_status_field(child.pid, "TracerPid:") == getpid());
+
+        uint64_t marker = 0;
+        err = ms_target_read_u64(target, (uint64_t)(uintptr_t)&fixture_marker,
+                                 &marker);
+        CHECK(!err && marker == FIXTURE_MARKER);
+        ms_error_destroy(err);
+        char *s = NULL;
+        err = ms_target_read_string(target, (uint64_t)(uintptr_t)fixture_rodata,
+                                    4096, &s, NULL);
+        CHECK(!err);
+        CHECK_STR(s, fixture_rodata);
+        free(s);
+        ms_error_destroy(err);
+        uint64_t word;
+        err = ms_target_read_u64(target, 16, &word);
+        CHECK(err && err->code == MS_ERROR_FAULT);
+        ms_error_destroy(err);
+
+        char exe[4096];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        exe[n > 0 ? n : 0] = '\0';
+        CHECK_STR(target->executable, exe);
+        CHECK_STR(target->host_executable, exe);
+        const struct ms_mapping *m = ms_target_find_mapping(
+                target, (uint64_t)(uintptr_t)&fixture_marker);
+        CHECK(m && strcmp(m->path, exe) == 0 && m->host_path);
+        CHECK(target->warnings.n == 0);
+        for (size_t i = 0; i < target->warnings.n; i++)
+                printf("  warning: %s\n", target->warnings.items[i]);
+
+        /* One live target at a time. */
+        struct ms_target *second = NULL;
+        err = ms_target_attach_pid(child.pid, NULL, &second);
+        CHECK(err && err->code == MS_ERROR_UNSUPPORTED);
+        ms_error_destroy(err);
+
+        ms_target_destroy(target);
+        check_released(child.pid, "destroy");
+        fixture_kill(&child);
+}
+
+static void test_bad_pids(void)
+{
+        struct ms_target *target = NULL;
+        /* A pid just freed. */
+        pid_t pid = fork();
+        if (pid == 0)
+                _exit(0);
+        waitpid(pid, NULL, 0);
+        struct ms_error *err = ms_target_attach_pid(pid, NULL, &target);
+        CHECK(err && err->code == MS_ERROR_NOT_FOUND);
+        CHECK(err && strstr(err->message, "no process with pid"));
+        if (err)
+                printf("  %s\n", err->message);
+        ms_error_destroy(err);
+
+        err = ms_target_attach_pid(getpid(), NULL, &target);
+        CHECK(err && err->code == MS_ERROR_INVALID_ARGUMENT);
+        ms_error_destroy(err);
+        err = ms_target_attach_pid(0, NULL, &target);
+        CHECK(err && err->code == MS_ERROR_INVALID_ARGUMENT);
+        ms_error_destroy(err);
+        err = ms_target_attach_pid(-5, NULL, &target);
+        CHECK(err && err->code == MS_ERROR_INVALID_ARGUMENT);
+        ms_error_destroy(err);
+}
+
+/* An already traced process: the error names the tracer. */
+static void test_already_traced(void)
+{
+        struct fixture_child child = fixture_spawn(1, FIXTURE_SLEEP, NULL);
+        int fds[2];
+        if (pipe(fds) < 0)
+                return;
+        pid_t tracer = fork();
+        if (tracer == 0) {
+                close(fds[0]);
+                if (ptrace(PTRACE_SEIZE, child.pid, 0, 0) < 0)
+                        _exit(1);
+                (void)!write(fds[1], "x", 1);
+                for (;;)
+                        pause();
+        }
+        close(fds[1]);
+        char c;
+        bool ok = read(fds[0], &c, 1) == 1;
+        close(fds[0]);
+        CHECK(ok);
+        struct ms_target *target = NULL;
+        struct ms_error *err = ms_target_attach_pid(child.pid, NULL, &target);
+        CHECK(err && err->code == MS_ERROR_PERMISSION);
+        CHECK(err && strstr(err->message, "already traced by process"));
+        if (err)
+                printf("  %s\n", err->message);
+        ms_error_destroy(err);
+        if (!err)
+                ms_target_destroy(target);
+        kill(tracer, SIGKILL);
+        waitpid(tracer, NULL, 0);
+        fixture_kill(&child);
+}
+
+/* A helper attaches, then dies of sig: the child must be released. */
+static void test_killed_while_attached(int sig)
+{
+        struct fixture_child child = fixture_spawn(N_THREADS, FIXTURE_SLEEP,
+                                                   NULL);
+        int fds[2];
+        if (pipe(fds) < 0)
+                return;
+        fflush(NULL);
+        pid_t helper = fork();
+        if (helper == 0) {
+                close(fds[0]);
+                struct ms_target *target = NULL;
+                struct ms_error *err = ms_target_attach_pid(child.pid, NULL,
+                                                            &target);
+                if (err)
+                        _exit(1);
+                (void)!write(fds[1], "x", 1);
+                if (sig == SIGSEGV) {
+                        /* Quiet: a sanitizer would report the crash. */
+                        int null = open("/dev/null", O_WRONLY);
+                        if (null >= 0)
+                                dup2(null, 2);
+                        volatile uintptr_t bad = 8;
+                        *(volatile int *)bad = 1;
+                }
+                for (;;)
+                        pause();
+        }
+        close(fds[1]);
+        char c;
+        bool attached = read(fds[0], &c, 1) == 1;
+        close(fds[0]);
+        CHECK(attached);
+        if (attached && sig != SIGSEGV) {
+                CHECK(fixture_status_field(child.pid, "TracerPid:") == helper);
+                CHECK(stopped_state(fixture_state(child.pid)));
+                kill(helper, sig);
+        }
+        int status = 0;
+        waitpid(helper, &status, 0);
+        if (sig == SIGSEGV && FIXTURE_ASAN)
+                CHECK(!WIFEXITED(status) || WEXITSTATUS(status) != 0);
+        else
+                CHECK(WIFSIGNALED(status) && WTERMSIG(status) == sig);
+        char what[32];
+        snprintf(what, sizeof(what), "signal %d", sig);
+        check_released(child.pid, what);
+        fixture_kill(&child);
+}
+
+static void measure_stop_time(enum fixture_mode mode, const char *what)
+{
+        struct fixture_child child = fixture_spawn(64, mode, NULL);
+        uint64_t best = UINT64_MAX, worst = 0;
+        for (int i = 0; i < 5; i++) {
+                struct ms_target *target = NULL;
+                struct ms_error *err = ms_target_attach_pid(child.pid, NULL,
+                                                            &target);
+                CHECK(!err && target->n_threads == 65);
+                ms_error_destroy(err);
+                if (err)
+                        break;
+                /* What a report needs at least: every thread's stack top. */
+                for (size_t t = 0; t < target->n_threads; t++) {
+                        uint8_t buf[256];
+                        struct ms_error *e = ms_target_read(
+                                target, target->threads[t].regs[MS_REG_RSP],
+                                buf, sizeof(buf));
+                        ms_error_destroy(e);
+                }
+                ms_target_destroy(target);
+                uint64_t ns = ms_live_last_stop_ns();
+                best = MS_MIN(best, ns);
+                worst = MS_MAX(worst, ns);
+        }
+        printf("  64 %s threads stopped for %.2f ms (best of 5; worst %.2f ms)\n",
+               what, best / 1e6, worst / 1e6);
+        check_released(child.pid, what);
+        fixture_kill(&child);
+}
+
+int main(void)
+{
+        if (geteuid() != 0) {
+                long scope = -1;
+                FILE *f = fopen("/proc/sys/kernel/yama/ptrace_scope", "r");
+                if (f) {
+                        if (fscanf(f, "%ld", &scope) != 1)
+                                scope = -1;
+                        fclose(f);
+                }
+                /* Children can be traced even with scope 1. */
+                if (scope >= 2)
+                        unit_skip("ptrace is restricted (yama ptrace_scope)");
+        }
+        printf("attach\n");
+        test_attach();
+        printf("bad pids\n");
+        test_bad_pids();
+        printf("already traced\n");
+        test_already_traced();
+        printf("killed while attached\n");
+        test_killed_while_attached(SIGTERM);
+        test_killed_while_attached(SIGINT);
+        test_killed_while_attached(SIGSEGV);
+        printf("stop time\n");
+        measure_stop_time(FIXTURE_SLEEP, "sleeping");
+        measure_stop_time(FIXTURE_SPIN, "spinning");
+        return unit_finish();
+}
