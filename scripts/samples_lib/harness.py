@@ -1,0 +1,925 @@
+"""mixstack crash-samples harness (stdlib only; runs on Python 3.8+).
+
+Builds the `mixsample` PyO3 extension (crash-samples/ext) and runs the
+scenario drivers (crash-samples/scenarios/*.py) under every CPython
+interpreter found, producing artefact directories
+
+    <out>/artefacts/<interp-tag>/<scenario>/{core,manifest.json,stdout,stderr,
+                                              ext/mixsample.abi3.so,stamp.json,run.json}
+
+Public API (used by scripts/samples and tests/conftest.py):
+    build(out=None) -> BuildInfo
+    interpreters(extra=None) -> [Interp]
+    scenarios() -> {name: Scenario}
+    produce(scenario, interp, out=None) -> Path (artefact dir)
+    run_matrix(interps=None, scenario_names=None, out=None, jobs=2) -> [Result]
+    live(scenario, interp, out=None)  (context manager yielding (pid, manifest))
+    index(out=None) -> [Artefact(interp_tag, scenario, dir, manifest)]
+    find_interp(tag_or_path) -> Interp
+"""
+
+import ast
+import collections
+import contextlib
+import errno
+import fcntl
+import glob
+import hashlib
+import json
+import os
+import platform
+import re
+import resource
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES_SRC = REPO / "crash-samples"
+SCENARIO_DIR = SAMPLES_SRC / "scenarios"
+EXT_SRC = SAMPLES_SRC / "ext"
+DRIVER_SUPPORT = SCENARIO_DIR / "_mixdriver.py"
+
+# Bump when the artefact layout or the way scenarios are run changes:
+# invalidates every cached artefact.
+HARNESS_VERSION = "4"
+
+READY_TIMEOUT = 30.0     # scenario must reach readiness (or crash) in this time
+SETTLE_TIMEOUT = 15.0    # threads listed with blocked_in must get there
+GCORE_TIMEOUT = 120.0
+CARGO_TIMEOUT = 1200.0
+MIN_VERSION = (3, 8)
+MAX_VERSION = (3, 13)
+
+SYSCALLS = {
+    "x86_64": {"read": 0, "futex": 202, "clock_nanosleep": 230, "select": 23},
+    "aarch64": {"read": 63, "futex": 98, "clock_nanosleep": 115, "pselect6": 72},
+}
+
+
+class HarnessError(Exception):
+    """A scenario or the build failed; the message says why."""
+
+
+class NotApplicable(HarnessError):
+    pass
+
+
+class CoreUnavailable(HarnessError):
+    pass
+
+
+def log(msg):
+    sys.stderr.write("[samples] %s\n" % msg)
+    sys.stderr.flush()
+
+
+def out_dir(out=None):
+    if out:
+        return Path(out).resolve()
+    env = os.environ.get("MIXSTACK_SAMPLES_DIR")
+    if env:
+        return Path(env).resolve()
+    return REPO / "build" / "samples"
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(str(path), "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def file_lock(path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _atomic_write_json(path, data):
+    tmp = str(path) + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, str(path))
+
+
+# ---------------------------------------------------------------------------
+# interpreters
+# ---------------------------------------------------------------------------
+
+Interp = collections.namedtuple("Interp", "tag path version hexversion origin")
+
+_PROBE = ("import json,sys,platform;print(json.dumps({'version':platform.python_version(),"
+          "'hexversion':sys.hexversion,'impl':platform.python_implementation(),"
+          "'executable':sys.executable}))")
+_probe_cache = {}
+_probe_lock = threading.Lock()
+
+
+def _probe(path):
+    path = str(path)
+    with _probe_lock:
+        if path in _probe_cache:
+            return _probe_cache[path]
+    try:
+        r = subprocess.run([path, "-E", "-s", "-c", _PROBE], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30, stdin=subprocess.DEVNULL)
+        info = json.loads(r.stdout.decode()) if r.returncode == 0 else None
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        info = None
+    with _probe_lock:
+        _probe_cache[path] = info
+    return info
+
+
+def _version_ok(version, origin="pyenv"):
+    parts = tuple(int(x) for x in re.findall(r"\d+", version)[:2])
+    if origin == "extra":  # explicitly requested: any GIL build the abi3 .so supports
+        return MIN_VERSION <= parts
+    return MIN_VERSION <= parts <= MAX_VERSION
+
+
+def _make_interp(path, origin):
+    info = _probe(path)
+    if not info or info.get("impl") != "CPython" or not _version_ok(info["version"], origin):
+        return None
+    tag = "cpython-%s-%s" % (info["version"], origin)
+    if origin == "extra":
+        tag += "-" + hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:6]
+    return Interp(tag, str(path), info["version"], info["hexversion"], origin)
+
+
+def _candidates():
+    out = []
+    for p in sorted(glob.glob("/usr/bin/python3.*")):
+        if re.match(r"^python3\.\d+$", os.path.basename(p)):
+            out.append((p, "debian" if os.path.exists("/etc/debian_version") else "system"))
+    roots = []
+    if os.environ.get("PYENV_ROOT"):
+        roots.append(os.environ["PYENV_ROOT"])
+    roots.append("/root/.pyenv")
+    roots.append(os.path.expanduser("~/.pyenv"))
+    seen_roots = set()
+    for root in roots:
+        vdir = os.path.join(root, "versions")
+        if os.path.realpath(vdir) in seen_roots or not os.path.isdir(vdir):
+            continue
+        seen_roots.add(os.path.realpath(vdir))
+        def vkey(v):
+            return tuple(int(x) for x in re.findall(r"\d+", v))
+        for v in sorted(os.listdir(vdir), key=vkey):
+            m = re.match(r"^3\.(\d+)\.\d+$", v)
+            if not m:
+                continue
+            exe = os.path.join(vdir, v, "bin", "python3.%s" % m.group(1))
+            if os.access(exe, os.X_OK):
+                out.append((exe, "pyenv"))
+    for p in os.environ.get("MIXSTACK_EXTRA_PYTHONS", "").split(":"):
+        if p.strip():
+            out.append((p.strip(), "extra"))
+    return out
+
+
+_interp_cache = None
+
+
+def interpreters(refresh=False):
+    """Every usable CPython 3.8-3.13 found: Debian's /usr/bin/python3.X, pyenv
+    versions, and MIXSTACK_EXTRA_PYTHONS (colon-separated paths)."""
+    global _interp_cache
+    if _interp_cache is not None and not refresh:
+        return list(_interp_cache)
+    found = []
+    seen = set()
+    for path, origin in _candidates():
+        rp = os.path.realpath(path)
+        if rp in seen or not os.path.exists(path):
+            continue
+        it = _make_interp(path, origin)
+        if it is None:
+            if origin == "extra":
+                log("ignoring MIXSTACK_EXTRA_PYTHONS entry %s (not CPython >= 3.8)" % path)
+            continue
+        seen.add(rp)
+        found.append(it)
+    _interp_cache = found
+    return list(found)
+
+
+def find_interp(spec):
+    """An Interp by tag (exact or unique prefix/substring), version, or path."""
+    if isinstance(spec, Interp):
+        return spec
+    spec = str(spec)
+    its = interpreters()
+    for it in its:
+        if spec == it.tag:
+            return it
+    if os.path.sep in spec:
+        rp = os.path.realpath(spec)
+        for it in its:
+            if os.path.realpath(it.path) == rp:
+                return it
+        it = _make_interp(spec, "extra")
+        if it is None:
+            raise HarnessError("%s is not a usable CPython 3.8-3.13 interpreter" % spec)
+        return it
+    matches = [it for it in its if spec in it.tag]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise HarnessError("no interpreter matches %r; found: %s"
+                           % (spec, ", ".join(i.tag for i in its)))
+    raise HarnessError("%r is ambiguous: %s" % (spec, ", ".join(i.tag for i in matches)))
+
+
+# ---------------------------------------------------------------------------
+# scenarios
+# ---------------------------------------------------------------------------
+
+Scenario = collections.namedtuple("Scenario", "name path doc meta")
+
+
+def scenarios():
+    """{name: Scenario} from crash-samples/scenarios/*.py (the module
+    docstring is the documentation; SCENARIO = {...} the metadata)."""
+    out = {}
+    for p in sorted(SCENARIO_DIR.glob("*.py")):
+        if p.name.startswith("_"):
+            continue
+        tree = ast.parse(p.read_text(), str(p))
+        meta = None
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == "SCENARIO" for t in node.targets):
+                meta = ast.literal_eval(node.value)
+        if meta is None:
+            continue
+        meta.setdefault("interpreters", "all")
+        meta.setdefault("extension", "normal")
+        out[p.stem] = Scenario(p.stem, p, ast.get_docstring(tree) or "", meta)
+    return out
+
+
+def applicable(sc, interp):
+    which = sc.meta.get("interpreters", "all")
+    if which == "all":
+        return True
+    if which == "debian":
+        return interp.origin == "debian"
+    return interp.tag in which
+
+
+# ---------------------------------------------------------------------------
+# build
+# ---------------------------------------------------------------------------
+
+BuildInfo = collections.namedtuple("BuildInfo", "ext ext_stripped ext_sha256 ext_stripped_sha256 pyo3_version")
+
+
+def _pyo3_version():
+    lock = EXT_SRC / "Cargo.lock"
+    if lock.exists():
+        m = re.search(r'name = "pyo3"\nversion = "([^"]+)"', lock.read_text())
+        if m:
+            return m.group(1)
+    m = re.search(r'pyo3\s*=\s*\{\s*version\s*=\s*"=?([^"]+)"', (EXT_SRC / "Cargo.toml").read_text())
+    return m.group(1) if m else None
+
+
+def _install_file(src, dest, transform=None):
+    """Copy src to dest atomically (new inode: hard links to the old file,
+    e.g. in artefact dirs, keep the old contents)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.copyfile(str(src), str(tmp))
+    if transform:
+        transform(tmp)
+    os.chmod(str(tmp), 0o755)
+    os.replace(str(tmp), str(dest))
+
+
+def build(out=None, quiet=False):
+    """cargo build --release (cached by cargo) and install
+    <out>/ext/mixsample.abi3.so and <out>/ext-stripped/mixsample.abi3.so."""
+    out = out_dir(out)
+    with file_lock(out / ".build.lock"):
+        target = out / "cargo-target"
+        env = dict(os.environ)
+        env["CARGO_TARGET_DIR"] = str(target)
+        env["RUST_BACKTRACE"] = "0"
+        env["PYO3_BUILD_EXTENSION_MODULE"] = "1"
+        its = interpreters()
+        pyo3_python = its[0].path if its else sys.executable
+        # prefer the oldest pyenv interpreter for configuration (abi3-py38
+        # makes the result independent of it anyway)
+        pyenv = [i for i in its if i.origin == "pyenv"]
+        if pyenv:
+            pyo3_python = pyenv[0].path
+        env["PYO3_PYTHON"] = pyo3_python
+        cmd = ["cargo", "build", "--release"]
+        if (EXT_SRC / "Cargo.lock").exists():
+            cmd.append("--locked")
+        t0 = time.time()
+        r = subprocess.run(cmd, cwd=str(EXT_SRC), env=env, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=CARGO_TIMEOUT)
+        output = r.stdout.decode("utf-8", "replace")
+        if r.returncode != 0:
+            raise HarnessError("cargo build failed (PYO3_PYTHON=%s):\n%s" % (pyo3_python, output[-6000:]))
+        if not quiet and "Compiling" in output:
+            log("cargo build --release: %.1fs" % (time.time() - t0))
+        built = target / "release" / "libmixsample.so"
+        if not built.exists():
+            raise HarnessError("cargo did not produce %s" % built)
+        sha = sha256_file(built)
+        ext = out / "ext" / "mixsample.abi3.so"
+        if not ext.exists() or sha256_file(ext) != sha:
+            _install_file(built, ext)
+        ext_sha = sha256_file(ext)
+        stripped = out / "ext-stripped" / "mixsample.abi3.so"
+        marker = stripped.with_name(".source-sha256")
+        if not stripped.exists() or not marker.exists() or marker.read_text().strip() != ext_sha:
+            def do_strip(p):
+                subprocess.run(["strip", "--strip-all", str(p)], check=True, timeout=120)
+            _install_file(ext, stripped, do_strip)
+            marker.write_text(ext_sha + "\n")
+        return BuildInfo(str(ext), str(stripped), ext_sha, sha256_file(stripped), _pyo3_version())
+
+
+# ---------------------------------------------------------------------------
+# processes
+# ---------------------------------------------------------------------------
+
+def raise_core_limit():
+    """Raise RLIMIT_CORE (inherited by the scenario processes)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    want = resource.RLIM_INFINITY
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (want, want))
+    except (ValueError, OSError):
+        try:
+            resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_CORE)[0]
+
+
+class Child(object):
+    def __init__(self, popen, ready_r, block_w, workdir, manifest_path):
+        self.popen = popen
+        self.pid = popen.pid
+        self.ready_r = ready_r
+        self.block_w = block_w
+        self.workdir = Path(workdir)
+        self.manifest_path = Path(manifest_path)
+        self._closed = False
+
+    def stderr_tail(self, n=3000):
+        p = self.workdir / "stderr"
+        try:
+            return p.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def kill(self):
+        """SIGKILL the whole process group and reap. Idempotent."""
+        if self._closed:
+            return
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            pass
+        try:
+            self.popen.kill()
+        except OSError:
+            pass
+        try:
+            self.popen.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            log("warning: pid %d did not die after SIGKILL" % self.pid)
+        for fd in (self.ready_r, self.block_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._closed = True
+
+
+def _child_env(sc, interp, ext, manifest_path, ready_fd, block_fd, build):
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        "LANG": "C.UTF-8",
+        "RUST_BACKTRACE": "0",
+        "MIXSTACK_EXT": str(ext),
+        "MIXSTACK_MANIFEST": str(manifest_path),
+        "MIXSTACK_READY_FD": str(ready_fd),
+        "MIXSTACK_BLOCK_FD": str(block_fd),
+        "MIXSTACK_PARENT_PID": str(os.getpid()),
+        "MIXSTACK_SCENARIO": sc.name,
+        "MIXSTACK_INTERP_TAG": interp.tag,
+        "MIXSTACK_PYO3_VERSION": build.pyo3_version or "",
+    }
+    return env
+
+
+def _spawn(sc, interp, workdir, ext, build):
+    workdir = Path(workdir)
+    manifest_path = workdir / "manifest.json"
+    ready_r, ready_w = os.pipe()
+    block_r, block_w = os.pipe()
+    env = _child_env(sc, interp, ext, manifest_path, ready_w, block_r, build)
+    cmd = [interp.path, "-E", "-s", "-B", str(sc.path)]
+    try:
+        with open(str(workdir / "stdout"), "wb") as so, open(str(workdir / "stderr"), "wb") as se:
+            p = subprocess.Popen(cmd, cwd=str(workdir), env=env, stdin=subprocess.DEVNULL,
+                                 stdout=so, stderr=se, pass_fds=(ready_w, block_r),
+                                 close_fds=True, start_new_session=True)
+    except BaseException:
+        for fd in (ready_r, ready_w, block_r, block_w):
+            os.close(fd)
+        raise
+    os.close(ready_w)
+    os.close(block_r)
+    return Child(p, ready_r, block_w, workdir, manifest_path)
+
+
+def _wait_ready(child, timeout=None):
+    timeout = READY_TIMEOUT if timeout is None else timeout
+    deadline = time.time() + timeout
+    while True:
+        left = deadline - time.time()
+        if left <= 0:
+            raise HarnessError("scenario pid %d did not signal readiness within %.0fs\nstderr:\n%s"
+                               % (child.pid, timeout, child.stderr_tail()))
+        r, _, _ = select.select([child.ready_r], [], [], min(left, 0.5))
+        if r:
+            data = os.read(child.ready_r, 1)
+            if data == b"R":
+                return
+            if data == b"":
+                rc = child.popen.poll()
+                if rc is None:
+                    try:
+                        rc = child.popen.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        rc = "still running"
+                raise HarnessError("scenario exited before readiness (status %s)\nstderr:\n%s"
+                                   % (rc, child.stderr_tail()))
+        elif child.popen.poll() is not None:
+            raise HarnessError("scenario exited before readiness (status %s)\nstderr:\n%s"
+                               % (child.popen.returncode, child.stderr_tail()))
+
+
+def _load_manifest(path):
+    with open(str(path)) as f:
+        return json.load(f)
+
+
+def _thread_syscall(pid, tid):
+    try:
+        with open("/proc/%d/task/%d/syscall" % (pid, tid)) as f:
+            s = f.read().split()
+    except OSError:
+        return None
+    if not s or s[0] == "running":
+        return "running"
+    try:
+        return int(s[0])
+    except ValueError:
+        return None
+
+
+def _settle(child, manifest, timeout=None):
+    """Wait until every thread listed with blocked_in sits in that syscall
+    (seen twice in a row, 20 ms apart)."""
+    timeout = SETTLE_TIMEOUT if timeout is None else timeout
+    table = SYSCALLS.get(platform.machine())
+    if table is None:
+        time.sleep(0.5)
+        return
+    want = {}
+    for t in manifest.get("threads", []):
+        b = t.get("blocked_in")
+        if b:
+            want[int(t["tid"])] = table[b]
+    if not want:
+        return
+    deadline = time.time() + timeout
+    good_rounds = 0
+    while True:
+        bad = {}
+        for tid, nr in want.items():
+            s = _thread_syscall(child.pid, tid)
+            if s != nr:
+                bad[tid] = s
+        if not bad:
+            good_rounds += 1
+            if good_rounds >= 2:
+                return
+        else:
+            good_rounds = 0
+        if child.popen.poll() is not None:
+            raise HarnessError("scenario died while settling\nstderr:\n%s" % child.stderr_tail())
+        if time.time() > deadline:
+            raise HarnessError("threads did not reach their blocking syscall within %.0fs: %s"
+                               % (timeout, ", ".join("%d: want %s, is %s" % (t, want[t], s)
+                                                     for t, s in sorted(bad.items()))))
+        time.sleep(0.02)
+
+
+def _gcore(pid, dest):
+    dest = Path(dest)
+    prefix = str(dest)
+    r = subprocess.run(["gcore", "-o", prefix, str(pid)], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=GCORE_TIMEOUT)
+    produced = Path("%s.%d" % (prefix, pid))
+    if r.returncode != 0 or not produced.exists():
+        raise HarnessError("gcore failed (rc %s): %s" % (r.returncode, r.stdout.decode(errors="replace")[-2000:]))
+    os.replace(str(produced), str(dest))
+    _dig_holes(dest)
+
+
+def _dig_holes(path):
+    """gcore writes every mapping in full, including glibc's 64 MiB PROT_NONE
+    arena reservations and untouched thread stacks (a 64-thread core is
+    ~1.3 GB of mostly zeros). Punch holes so it costs little disk; readers
+    still see zeros."""
+    if shutil.which("fallocate"):
+        subprocess.run(["fallocate", "--dig-holes", str(path)], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+
+
+# ---------------------------------------------------------------------------
+# kernel cores
+# ---------------------------------------------------------------------------
+
+def _read(path, default=""):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return default
+
+
+def core_setup_problem():
+    """None if crash cores can be collected, else an explanation."""
+    pattern = _read("/proc/sys/kernel/core_pattern")
+    soft = raise_core_limit()
+    if soft == 0:
+        return ("RLIMIT_CORE hard limit is 0 and cannot be raised: run `ulimit -c unlimited` "
+                "(as root, or raise the hard limit in limits.conf) before scripts/samples")
+    if pattern.startswith("|"):
+        if "systemd-coredump" in pattern:
+            if not shutil.which("coredumpctl"):
+                return ("kernel.core_pattern pipes to systemd-coredump but coredumpctl is not "
+                        "installed (apt-get install systemd-coredump)")
+            return None
+        return ("kernel.core_pattern is %r: cores are piped to a handler this harness cannot "
+                "read. Run `sysctl -w kernel.core_pattern=core` (cores land in the crashing "
+                "process's cwd) or use systemd-coredump." % pattern)
+    if not pattern:
+        return "cannot read /proc/sys/kernel/core_pattern"
+    return None
+
+
+def _pattern_glob(pattern, pid, signum, cwd):
+    out = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "%" and i + 1 < len(pattern):
+            s = pattern[i + 1]
+            if s == "p":
+                out.append(str(pid))
+            elif s == "%":
+                out.append("%")
+            elif s == "s":
+                out.append(str(signum))
+            else:
+                out.append("*")
+            i += 2
+            continue
+        out.append(glob.escape(c))
+        i += 1
+    g = "".join(out)
+    if "%p" not in pattern and _read("/proc/sys/kernel/core_uses_pid", "0") == "1":
+        g += "." + str(pid)
+    if not g.startswith("/"):
+        g = os.path.join(glob.escape(str(cwd)), g)
+    return g
+
+
+def collect_kernel_core(pid, signum, cwd, dest, started):
+    """Move the kernel core of `pid` to `dest`; returns a description."""
+    pattern = _read("/proc/sys/kernel/core_pattern")
+    problem = core_setup_problem()
+    if problem:
+        raise CoreUnavailable(problem)
+    dest = Path(dest)
+    if pattern.startswith("|"):
+        deadline = time.time() + 30
+        last = ""
+        while time.time() < deadline:
+            r = subprocess.run(["coredumpctl", "--no-pager", "dump", str(pid), "-o", str(dest)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=60)
+            if r.returncode == 0 and dest.exists() and dest.stat().st_size > 0:
+                return "coredumpctl dump %d" % pid
+            last = r.stdout.decode(errors="replace")
+            time.sleep(0.5)
+        raise CoreUnavailable("coredumpctl could not dump pid %d: %s (check Storage= in "
+                              "/etc/systemd/coredump.conf and ProcessSizeMax)" % (pid, last[-800:]))
+    g = _pattern_glob(pattern, pid, signum, cwd)
+    cands = []
+    for p in glob.glob(g):
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if st.st_mtime >= started - 2:
+            cands.append((st.st_mtime, p))
+    if not cands:
+        raise CoreUnavailable(
+            "no core file for pid %d (signal %d): looked for %s (kernel.core_pattern=%r, "
+            "RLIMIT_CORE soft=%s). Enable cores with `ulimit -c unlimited` and "
+            "`sysctl -w kernel.core_pattern=core` (or install systemd-coredump)."
+            % (pid, signum, g, pattern, resource.getrlimit(resource.RLIMIT_CORE)[0]))
+    src = max(cands)[1]
+    if os.path.realpath(src) != os.path.realpath(str(dest)):
+        shutil.move(src, str(dest))
+    return "kernel core_pattern %r -> %s" % (pattern, src)
+
+
+# ---------------------------------------------------------------------------
+# produce
+# ---------------------------------------------------------------------------
+
+def _stamp(sc, interp, ext_sha):
+    rp = os.path.realpath(interp.path)
+    st = os.stat(rp)
+    return {
+        "harness": HARNESS_VERSION,
+        "scenario": sc.name,
+        "driver_sha256": sha256_file(sc.path),
+        "support_sha256": sha256_file(DRIVER_SUPPORT),
+        "ext_sha256": ext_sha,
+        "interp": {"tag": interp.tag, "path": interp.path, "realpath": rp,
+                   "version": interp.version, "size": st.st_size, "mtime": int(st.st_mtime)},
+    }
+
+
+def artefact_dir(scenario, interp, out=None):
+    return out_dir(out) / "artefacts" / interp.tag / scenario
+
+
+def _ext_for(sc, build_info):
+    if sc.meta.get("extension") == "stripped":
+        return build_info.ext_stripped, build_info.ext_stripped_sha256
+    return build_info.ext, build_info.ext_sha256
+
+
+def is_cached(sc, interp, art, ext_sha):
+    stamp = art / "stamp.json"
+    if not (stamp.exists() and (art / "core").exists() and (art / "manifest.json").exists()):
+        return False
+    try:
+        return json.loads(stamp.read_text()) == _stamp(sc, interp, ext_sha)
+    except (OSError, ValueError):
+        return False
+
+
+def produce(scenario, interp, out=None, build_info=None, force=False):
+    """Produce (or reuse) the artefact for scenario x interp; returns its dir."""
+    sc = scenarios()[scenario] if not isinstance(scenario, Scenario) else scenario
+    interp = find_interp(interp)
+    if not applicable(sc, interp):
+        raise NotApplicable("%s does not run on %s" % (sc.name, interp.tag))
+    build_info = build_info or build(out)
+    ext_src, ext_sha = _ext_for(sc, build_info)
+    art = artefact_dir(sc.name, interp, out)
+    with file_lock(art.parent / (".%s.lock" % sc.name)):
+        if not force and is_cached(sc, interp, art, ext_sha):
+            return art
+        if art.exists():
+            shutil.rmtree(str(art))
+        art.mkdir(parents=True)
+        ext = art / "ext" / "mixsample.abi3.so"
+        ext.parent.mkdir()
+        try:
+            os.link(ext_src, str(ext))
+        except OSError:
+            shutil.copy2(ext_src, str(ext))
+        run = _run_to_artefact(sc, interp, art, ext, build_info)
+        _atomic_write_json(art / "run.json", run)
+        _atomic_write_json(art / "stamp.json", _stamp(sc, interp, ext_sha))
+        return art
+
+
+def _run_to_artefact(sc, interp, art, ext, build_info):
+    kind = sc.meta["kind"]
+    if kind == "crash":
+        problem = core_setup_problem()
+        if problem:
+            raise CoreUnavailable(problem)
+    t0 = time.time()
+    child = _spawn(sc, interp, art, ext, build_info)
+    info = {"cmd": [interp.path, "-E", "-s", "-B", str(sc.path)], "pid": child.pid,
+            "kind": kind}
+    try:
+        if kind == "snapshot":
+            _wait_ready(child)
+            manifest = _load_manifest(child.manifest_path)
+            _settle(child, manifest)
+            _gcore(child.pid, art / "core")
+            info["core_source"] = "gcore"
+        else:
+            try:
+                rc = child.popen.wait(timeout=READY_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                raise HarnessError("crash scenario pid %d did not crash within %.0fs\nstderr:\n%s"
+                                   % (child.pid, READY_TIMEOUT, child.stderr_tail()))
+            if not child.manifest_path.exists():
+                raise HarnessError("crash scenario exited (status %s) without a manifest\nstderr:\n%s"
+                                   % (rc, child.stderr_tail()))
+            manifest = _load_manifest(child.manifest_path)
+            want = (manifest.get("signal") or {}).get("number")
+            if rc >= 0 or (want and -rc != want):
+                raise HarnessError("crash scenario exited with status %s, expected signal %s\nstderr:\n%s"
+                                   % (rc, want, child.stderr_tail()))
+            info["returncode"] = rc
+            info["core_source"] = collect_kernel_core(child.pid, -rc, art, art / "core", t0)
+    finally:
+        child.kill()
+    info["seconds"] = round(time.time() - t0, 3)
+    info["core_size"] = (art / "core").stat().st_size
+    return info
+
+
+# ---------------------------------------------------------------------------
+# live
+# ---------------------------------------------------------------------------
+
+class Live(tuple):
+    """(pid, manifest) plus .manifest_path, .workdir, .child."""
+
+    def __new__(cls, pid, manifest, manifest_path, workdir, child):
+        self = tuple.__new__(cls, (pid, manifest))
+        self.manifest_path = manifest_path
+        self.workdir = workdir
+        self.child = child
+        return self
+
+    @property
+    def pid(self):
+        return self[0]
+
+    @property
+    def manifest(self):
+        return self[1]
+
+
+@contextlib.contextmanager
+def live(scenario, interp, out=None, build_info=None, keep=False):
+    """Start a snapshot scenario, wait until it is blocked, yield
+    (pid, manifest). The process group is killed on exit, whatever happens."""
+    sc = scenarios()[scenario] if not isinstance(scenario, Scenario) else scenario
+    interp = find_interp(interp)
+    if sc.meta["kind"] != "snapshot":
+        raise HarnessError("%s is a crash scenario; live mode needs a snapshot scenario (%s)"
+                           % (sc.name, ", ".join(n for n, s in scenarios().items()
+                                                 if s.meta["kind"] == "snapshot")))
+    if not applicable(sc, interp):
+        raise NotApplicable("%s does not run on %s" % (sc.name, interp.tag))
+    build_info = build_info or build(out)
+    ext, _ = _ext_for(sc, build_info)
+    base = out_dir(out) / "live" / interp.tag
+    base.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=sc.name + "-", dir=str(base)))
+    child = None
+    try:
+        child = _spawn(sc, interp, workdir, ext, build_info)
+        _wait_ready(child)
+        manifest = _load_manifest(child.manifest_path)
+        _settle(child, manifest)
+        yield Live(child.pid, manifest, str(child.manifest_path), str(workdir), child)
+    finally:
+        if child is not None:
+            child.kill()
+        if not keep:
+            shutil.rmtree(str(workdir), ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# matrix and index
+# ---------------------------------------------------------------------------
+
+Result = collections.namedtuple("Result", "interp_tag scenario dir status seconds error")
+Artefact = collections.namedtuple("Artefact", "interp_tag scenario dir manifest")
+
+
+def run_matrix(interps=None, scenario_names=None, out=None, jobs=2, force=False, verbose=True):
+    """Produce every applicable scenario x interpreter; returns [Result]."""
+    raise_core_limit()
+    build_info = build(out)
+    its = [find_interp(i) for i in interps] if interps else interpreters()
+    all_sc = scenarios()
+    names = list(scenario_names) if scenario_names else list(all_sc)
+    for n in names:
+        if n not in all_sc:
+            raise HarnessError("unknown scenario %r (known: %s)" % (n, ", ".join(all_sc)))
+    tasks = [(all_sc[n], it) for it in its for n in names if applicable(all_sc[n], it)]
+
+    def one(task):
+        sc, it = task
+        art = artefact_dir(sc.name, it, out)
+        ext_sha = _ext_for(sc, build_info)[1]
+        t0 = time.time()
+        if not force and is_cached(sc, it, art, ext_sha):
+            return Result(it.tag, sc.name, str(art), "cached", 0.0, None)
+        try:
+            produce(sc, it, out=out, build_info=build_info, force=force)
+            return Result(it.tag, sc.name, str(art), "ok", round(time.time() - t0, 2), None)
+        except HarnessError as e:
+            return Result(it.tag, sc.name, str(art), "error", round(time.time() - t0, 2), str(e))
+        except Exception as e:  # keep the matrix going; report it
+            return Result(it.tag, sc.name, str(art), "error", round(time.time() - t0, 2),
+                          "%s: %s" % (type(e).__name__, e))
+
+    results = []
+    with ThreadPoolExecutor(max_workers=max(1, int(jobs))) as ex:
+        for r in ex.map(one, tasks):
+            results.append(r)
+            if verbose:
+                log("%-7s %-28s %-18s %5.1fs%s" % (r.status, r.interp_tag, r.scenario, r.seconds,
+                                                  ("\n        " + r.error.replace("\n", "\n        "))
+                                                  if r.error else ""))
+    return results
+
+
+def index(out=None, interps=None, scenario_names=None):
+    """[Artefact] for every complete artefact under <out>/artefacts."""
+    root = out_dir(out) / "artefacts"
+    tags = set(i.tag for i in interps) if interps else None
+    res = []
+    if not root.exists():
+        return res
+    for tagdir in sorted(root.iterdir()):
+        if not tagdir.is_dir() or (tags is not None and tagdir.name not in tags):
+            continue
+        for d in sorted(tagdir.iterdir()):
+            if not d.is_dir() or (scenario_names and d.name not in scenario_names):
+                continue
+            if not ((d / "stamp.json").exists() and (d / "core").exists()
+                    and (d / "manifest.json").exists()):
+                continue
+            res.append(Artefact(tagdir.name, d.name, str(d), _load_manifest(d / "manifest.json")))
+    return res
+
+
+def pid_alive(pid):
+    """True if pid exists and is not a zombie."""
+    st = _read("/proc/%d/stat" % pid, "")
+    if not st:
+        return False
+    state = st.rsplit(")", 1)[-1].split()[0]
+    return state not in ("Z", "X")
+
+
+def processes_in_group(pgid):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        st = _read("/proc/%s/stat" % d, "")
+        if not st:
+            continue
+        fields = st.rsplit(")", 1)[-1].split()
+        try:
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                out.append(int(d))
+        except (IndexError, ValueError):
+            pass
+    return out
