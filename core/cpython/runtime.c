@@ -151,32 +151,27 @@ static void scan_sections(Elf *elf, struct module_info *mi)
         }
 }
 
-/* Load bias: where the target mapped the file minus where the file wants
- * to be, from a mapping whose file offset matches a PT_LOAD segment. */
-static void find_bias(Elf *elf, const struct ms_target *target,
-                      const char *path, struct module_info *mi)
+/* Load bias of the loaded module path (the target decides which mapping
+ * at file offset 0 is the loaded copy). */
+static void find_bias(struct ms_target *target, const char *path,
+                      struct module_info *mi)
 {
+        const struct ms_module *modules;
         size_t n;
-        if (elf_getphdrnum(elf, &n) != 0)
+        struct ms_error *err = ms_target_modules(target, &modules, &n);
+        if (err) {
+                ms_error_destroy(err);
                 return;
-        for (size_t m = 0; m < target->n_mappings && !mi->have_bias; m++) {
-                const struct ms_mapping *map = &target->mappings[m];
-                if (!map->path || strcmp(map->path, path) != 0)
-                        continue;
-                for (size_t i = 0; i < n && i < 4096; i++) {
-                        GElf_Phdr ph;
-                        if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD)
-                                continue;
-                        if ((ph.p_offset & ~4095ULL) != map->file_offset)
-                                continue;
-                        mi->bias = map->start - (ph.p_vaddr & ~4095ULL);
+        }
+        for (size_t i = 0; i < n && !mi->have_bias; i++) {
+                if (strcmp(modules[i].path, path) == 0 && modules[i].have_bias) {
+                        mi->bias = modules[i].bias;
                         mi->have_bias = true;
-                        break;
                 }
         }
 }
 
-static bool read_module_info(const struct ms_target *target, const char *path,
+static bool read_module_info(struct ms_target *target, const char *path,
                              const char *host_path, struct module_info *mi)
 {
         memset(mi, 0, sizeof(*mi));
@@ -188,7 +183,7 @@ static bool read_module_info(const struct ms_target *target, const char *path,
         bool ok = elf && elf_kind(elf) == ELF_K_ELF;
         if (ok) {
                 scan_sections(elf, mi);
-                find_bias(elf, target, path, mi);
+                find_bias(target, path, mi);
         }
         elf_end(elf);
         close(fd);
@@ -686,22 +681,39 @@ static bool read_debug_offsets(struct ms_target *target,
         return true;
 }
 
+/* An int flag of the runtime, -1 when the version has none or it cannot
+ * be read. */
+static int runtime_flag(struct ms_target *target, const struct ms_py_runtime *rt,
+                        int32_t off)
+{
+        int32_t v;
+        struct ms_error *err = ms_py_read_field_i32(target, rt->address, off, &v);
+        ms_error_destroy(err);
+        return err ? -1 : v;
+}
+
+/* A pointer-sized field of the runtime, 0 when absent or unreadable. */
+static uint64_t runtime_word(struct ms_target *target,
+                             const struct ms_py_runtime *rt, int32_t off)
+{
+        uint64_t v = 0;
+        struct ms_error *err = ms_py_read_field(target, rt->address, off, &v);
+        ms_error_destroy(err);
+        return err ? 0 : v;
+}
+
 static void read_lifecycle(struct ms_target *target, struct ms_py_runtime *rt)
 {
         const struct ms_py_layout *l = &rt->layout;
-        int32_t v;
-        rt->initialized = rt->core_initialized = -1;
-        struct ms_error *err = ms_py_read_field_i32(target, rt->address,
-                                                    l->rt_py_initialized, &v);
-        if (!err)
-                rt->initialized = v;
-        ms_error_destroy(err);
-        err = ms_py_read_field_i32(target, rt->address, l->rt_core_initialized, &v);
-        if (!err)
-                rt->core_initialized = v;
-        ms_error_destroy(err);
-        ms_error_destroy(ms_py_read_field(target, rt->address, l->rt_finalizing,
-                                          &rt->finalizing_tstate));
+        /* _initialized (3.11+) is an int at the start of the flags; the
+         * others are ints too. */
+        rt->runtime_initialized = runtime_flag(target, rt, l->rt_initialized);
+        rt->initialized = runtime_flag(target, rt, l->rt_py_initialized);
+        rt->core_initialized = runtime_flag(target, rt, l->rt_core_initialized);
+        rt->finalizing_tstate = runtime_word(target, rt, l->rt_finalizing);
+        rt->finalizing_id = runtime_word(target, rt, l->rt_finalizing_id);
+        rt->interpreters_head = runtime_word(target, rt, l->rt_interpreters_head);
+        rt->tstate_current = runtime_word(target, rt, l->rt_tstate_current);
 }
 
 struct ms_error *ms_py_runtime_read(struct ms_target *target, uint64_t address,
@@ -839,6 +851,10 @@ void ms_py_runtime_deinit(struct ms_py_runtime *rt)
                 }
                 free(t->frames);
                 free(t->error);
+                ms_py_exc_chain_deinit(&t->pending);
+                for (size_t j = 0; j < t->n_handled; j++)
+                        ms_py_exc_chain_deinit(&t->handled[j]);
+                free(t->handled);
         }
         free(rt->threads);
         free(rt->interps);

@@ -307,6 +307,7 @@ void ms_target_destroy(struct ms_target *target)
         ms_warnings_deinit(&target->warnings);
         file_cache_destroy(target->files);
         target->files = NULL;
+        free(target->modules);
         /* Last: the backend frees the allocation that holds target. */
         if (target->ops && target->ops->destroy)
                 target->ops->destroy(target);

@@ -104,7 +104,40 @@ struct ms_target {
         /* Files opened to back reads of file-backed memory missing from a
          * core; owned by target.c. */
         struct ms_file_cache *files;
+        /* The loaded ELF modules, computed from the mappings on first use
+         * (modules.c); recomputed when the number of mappings changes. */
+        struct ms_module *modules;
+        size_t n_modules;
+        size_t modules_for_n_mappings;
+        bool have_modules;
 };
+
+/*
+ * An ELF file loaded by the dynamic loader (or the kernel): the executable,
+ * a shared library, one copy per dlmopen namespace. A file that is merely
+ * mmapped whole (as Rust's backtrace symbolizer does with every loaded
+ * object, and as debug files are) is not a module, even though it is
+ * mapped at file offset 0 too.
+ */
+struct ms_module {
+        /* The path as the target names it, and the file on this machine
+         * (NULL when missing). Both point into the target's mappings. */
+        const char *path;
+        const char *host_path;
+        /* Where file offset 0 (the ELF header) is mapped. */
+        uint64_t start;
+        /* Load bias: start minus the first PT_LOAD's page-aligned p_vaddr,
+         * the number to add to a symbol's st_value. */
+        uint64_t bias;
+        /* False when the program headers could be read from neither the
+         * target nor the file: then bias assumes a p_vaddr of 0. */
+        bool have_bias;
+};
+
+/* The loaded modules of target, sorted by start. The array belongs to the
+ * target and stays valid until mappings are added. */
+struct ms_error *ms_target_modules(struct ms_target *target,
+                                   const struct ms_module **ret, size_t *n);
 
 /*
  * Read target memory. Reads go to the backend first; bytes the backend does

@@ -84,46 +84,54 @@ static bool file_is_elf(const char *path)
         return elf;
 }
 
-static void report_at(struct ms_unwinder *u, const struct ms_mapping *m,
-                      uint64_t base)
+static void report_at(struct ms_unwinder *u, const char *path,
+                      const char *host_path, uint64_t base)
 {
-        if (dwfl_report_elf(u->dwfl, m->path, m->host_path, -1, base, false))
+        if (dwfl_report_elf(u->dwfl, path, host_path, -1, base, false))
                 return;
         /* Data files (locale archive, fonts) are mapped too: not a loss. */
-        if (file_is_elf(m->host_path))
+        if (file_is_elf(host_path))
                 ms_warnings_add(&u->target->warnings,
-                                "cannot load %s (%s): %s", m->path,
-                                m->host_path, dwfl_errmsg(-1));
+                                "cannot load %s (%s): %s", path, host_path,
+                                dwfl_errmsg(-1));
 }
 
-/* Report one file given all its mappings (sorted by start). A module's
- * base is where its file offset 0 is mapped: dwfl subtracts the first
- * PT_LOAD's page-aligned p_vaddr itself (add_p_vaddr false) to get the
- * bias. Each mapping of offset 0 is one copy of the file (dlmopen). */
-static void report_file(struct ms_unwinder *u, struct ms_mapping **group,
-                        size_t n)
+/* Report a file none of whose mappings starts at file offset 0 (its
+ * headers' page is not mapped or not recorded): assume the first
+ * mapping's offset and address are congruent. */
+static void report_headless(struct ms_unwinder *u, struct ms_mapping **group,
+                            size_t n)
 {
-        bool reported = false;
         for (size_t i = 0; i < n; i++) {
-                if (group[i]->file_offset == 0) {
-                        report_at(u, group[i], group[i]->start);
-                        reported = true;
-                }
+                if (group[i]->file_offset == 0)
+                        return;
         }
-        if (reported)
-                return;
-        /* The headers' page is not mapped (or not recorded): assume the
-         * first mapping's offset and address are congruent. */
         const struct ms_mapping *first = group[0];
-        report_at(u, first,
+        report_at(u, first->path, first->host_path,
                   first->start >= first->file_offset
                           ? first->start - first->file_offset
                           : first->start);
 }
 
+/* Report every loaded module at the address of its ELF header: dwfl
+ * subtracts the first PT_LOAD's page-aligned p_vaddr itself (add_p_vaddr
+ * false). The target decides what is a loaded module, so a file that is
+ * also mapped whole elsewhere (a Rust backtrace symbolizer's view) is
+ * reported once, where the loader put it. */
 static struct ms_error *report_files(struct ms_unwinder *u)
 {
         struct ms_target *t = u->target;
+        const struct ms_module *modules;
+        size_t n_modules;
+        struct ms_error *err = ms_target_modules(t, &modules, &n_modules);
+        if (err)
+                return err;
+        for (size_t i = 0; i < n_modules; i++) {
+                if (modules[i].host_path)
+                        report_at(u, modules[i].path, modules[i].host_path,
+                                  modules[i].start);
+        }
+
         struct ms_mapping **files = malloc((t->n_mappings ? t->n_mappings : 1) *
                                            sizeof(*files));
         if (!files)
@@ -139,7 +147,7 @@ static struct ms_error *report_files(struct ms_unwinder *u)
                 size_t j = i + 1;
                 while (j < n && strcmp(files[j]->path, files[i]->path) == 0)
                         j++;
-                report_file(u, &files[i], j - i);
+                report_headless(u, &files[i], j - i);
                 i = j;
         }
         free(files);

@@ -1,0 +1,178 @@
+/*
+ * The loaded ELF modules of a target, derived from its file mappings.
+ *
+ * A file mapped at file offset 0 is usually a loaded module, but not always:
+ * Rust's std maps every loaded object whole to symbolize a panic backtrace,
+ * and debuggers' helpers map debug files. A loaded module is recognised by
+ * its layout: the loader maps each PT_LOAD segment separately, so another
+ * mapping of the same file starts where the program headers say the next
+ * segment goes, at that segment's file offset. When a file has a single
+ * mapping at offset 0 (debugger-fed targets hand over one per module), it
+ * is taken as it is.
+ */
+#include <elf.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "target/target.h"
+
+#define MAX_PHDRS 256
+#define PAGE_MASK (~(uint64_t)4095)
+
+/* Program headers of the file mapped at m: from target memory (the first
+ * page of every mapped ELF file is in a core), else from the host file. */
+static size_t read_phdrs(struct ms_target *target, const struct ms_mapping *m,
+                         Elf64_Phdr *phdrs)
+{
+        Elf64_Ehdr eh;
+        struct ms_error *err = ms_target_read(target, m->start, &eh,
+                                              sizeof(eh));
+        bool from_memory = !err;
+        ms_error_destroy(err);
+        int fd = -1;
+        if (!from_memory) {
+                if (!m->host_path)
+                        return 0;
+                fd = open(m->host_path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0 || pread(fd, &eh, sizeof(eh), 0) != sizeof(eh))
+                        goto fail;
+        }
+        if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+            eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+            eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 ||
+            eh.e_phnum > MAX_PHDRS || eh.e_phoff > (1u << 20))
+                goto fail;
+        size_t size = eh.e_phnum * sizeof(Elf64_Phdr);
+        if (from_memory) {
+                err = ms_target_read(target, m->start + eh.e_phoff, phdrs,
+                                     size);
+                bool ok = !err;
+                ms_error_destroy(err);
+                if (!ok)
+                        goto fail;
+        } else if (pread(fd, phdrs, size, (off_t)eh.e_phoff) !=
+                   (ssize_t)size) {
+                goto fail;
+        }
+        if (fd >= 0)
+                close(fd);
+        return eh.e_phnum;
+fail:
+        if (fd >= 0)
+                close(fd);
+        return 0;
+}
+
+/* The first PT_LOAD, or NULL. */
+static const Elf64_Phdr *first_load(const Elf64_Phdr *phdrs, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                if (phdrs[i].p_type == PT_LOAD)
+                        return &phdrs[i];
+        }
+        return NULL;
+}
+
+static bool same_file(const struct ms_mapping *a, const struct ms_mapping *b)
+{
+        return a->path && b->path && strcmp(a->path, b->path) == 0;
+}
+
+/* Does a mapping of the same file start where the loader would have put
+ * a later PT_LOAD segment of the copy mapped at m? */
+static bool has_loader_layout(const struct ms_target *target,
+                              const struct ms_mapping *m,
+                              const Elf64_Phdr *phdrs, size_t n)
+{
+        const Elf64_Phdr *first = first_load(phdrs, n);
+        if (!first)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                const Elf64_Phdr *ph = &phdrs[i];
+                if (ph->p_type != PT_LOAD || ph == first ||
+                    (ph->p_offset & PAGE_MASK) == 0)
+                        continue;
+                uint64_t at = m->start + (ph->p_vaddr & PAGE_MASK) -
+                              (first->p_vaddr & PAGE_MASK);
+                const struct ms_mapping *seg = ms_target_find_mapping(target,
+                                                                      at);
+                if (seg && seg->start == at && same_file(seg, m) &&
+                    seg->file_offset == (ph->p_offset & PAGE_MASK))
+                        return true;
+        }
+        return false;
+}
+
+/* How many mappings of m's file start at file offset 0. */
+static size_t count_headers(const struct ms_target *target,
+                            const struct ms_mapping *m)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < target->n_mappings; i++) {
+                const struct ms_mapping *o = &target->mappings[i];
+                n += o->file_offset == 0 && same_file(o, m);
+        }
+        return n;
+}
+
+static bool is_pseudo_path(const char *path)
+{
+        return !path || path[0] != '/' || strncmp(path, "/dev/", 5) == 0 ||
+               strncmp(path, "/memfd:", 7) == 0 ||
+               strncmp(path, "/SYSV", 5) == 0;
+}
+
+static struct ms_error *compute_modules(struct ms_target *target)
+{
+        free(target->modules);
+        target->modules = NULL;
+        target->n_modules = 0;
+        size_t capacity = 0;
+        Elf64_Phdr *phdrs = malloc(MAX_PHDRS * sizeof(*phdrs));
+        if (!phdrs)
+                return &ms_error_no_memory;
+        for (size_t i = 0; i < target->n_mappings; i++) {
+                const struct ms_mapping *m = &target->mappings[i];
+                if (m->file_offset != 0 || is_pseudo_path(m->path))
+                        continue;
+                size_t n = read_phdrs(target, m, phdrs);
+                /* Data files (locale archive) are mapped at 0 too. */
+                if (!n && m->host_path)
+                        continue;
+                if (n && count_headers(target, m) > 1 &&
+                    !has_loader_layout(target, m, phdrs, n))
+                        continue;
+                if (!ms_grow((void **)&target->modules, &capacity,
+                             target->n_modules, sizeof(*target->modules))) {
+                        free(phdrs);
+                        return &ms_error_no_memory;
+                }
+                const Elf64_Phdr *first = first_load(phdrs, n);
+                struct ms_module *mod = &target->modules[target->n_modules++];
+                mod->path = m->path;
+                mod->host_path = m->host_path;
+                mod->start = m->start;
+                mod->have_bias = first != NULL;
+                mod->bias = m->start - (first ? first->p_vaddr & PAGE_MASK : 0);
+        }
+        free(phdrs);
+        return NULL;
+}
+
+struct ms_error *ms_target_modules(struct ms_target *target,
+                                   const struct ms_module **ret, size_t *n)
+{
+        if (!target->have_modules ||
+            target->modules_for_n_mappings != target->n_mappings) {
+                struct ms_error *err = compute_modules(target);
+                if (err)
+                        return err;
+                target->have_modules = true;
+                target->modules_for_n_mappings = target->n_mappings;
+        }
+        *ret = target->modules;
+        *n = target->n_modules;
+        return NULL;
+}
