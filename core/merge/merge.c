@@ -68,11 +68,16 @@ static void emit(struct merge_state *s, struct ms_frame *f, int native_index,
         memset(f, 0, sizeof(*f));
 }
 
+/* Emit a group of Python frames run by the eval-loop frame at
+ * native_index (-1: none), which lends them its pc. */
 static void emit_group(struct merge_state *s, struct ms_merge_input *in,
                        const struct py_group *g, int native_index)
 {
-        for (size_t i = g->start; i < g->end; i++)
+        for (size_t i = g->start; i < g->end; i++) {
+                if (native_index >= 0)
+                        in->python[i].pc = in->native[native_index].pc;
                 emit(s, &in->python[i], native_index, false);
+        }
 }
 
 /*

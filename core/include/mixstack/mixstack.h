@@ -218,7 +218,9 @@ enum ms_frame_kind {
 struct ms_frame {
         enum ms_frame_kind kind;
         enum ms_language language;
-        /* The program counter; for caller frames, the return address. */
+        /* The program counter; for caller frames, the return address. A
+         * Python frame has the pc of the eval-loop frame running it (0 when
+         * none was found). */
         uint64_t pc;
         /* True for the innermost frame and frames interrupted by a signal:
          * pc is exact rather than a return address. */
