@@ -34,9 +34,15 @@
  * list is bounded, strings are cut at MS_PY_MAX_STRING bytes. Problems
  * that leave an answer become warnings of the runtime or a thread's error.
  *
+ * Also read: each interpreter's GIL (holder and its tid), each thread's
+ * pending and handled exceptions (exceptions.c), and the lifecycle flags.
+ * Two questions need the native stacks too, which this reader does not
+ * unwind; the report builder asks them once the stacks are classified:
+ * ms_py_thread_gil_state() (is a thread waiting for the GIL?) and
+ * ms_py_lifecycle_get() (which finalization step?).
+ *
  * Not yet read: locals and arguments (the layout has the offsets:
- * if_localsplus, co_varnames, co_nlocalsplus), pending/handled exceptions,
- * GIL holder for free-threaded builds, per-thread bytecode (3.14t
+ * if_localsplus, co_varnames, co_nlocalsplus), per-thread bytecode (3.14t
  * tlbc_index/co_tlbc: the line of such a frame may be wrong).
  */
 #ifndef MIXSTACK_CPYTHON_CPYTHON_H
@@ -59,6 +65,13 @@ struct ms_unwinder;
 #define MS_PY_MAX_THREADS 65536
 #define MS_PY_MAX_FRAMES 4096
 #define MS_PY_MAX_STRING 1024
+/* Exceptions: handled ones per thread (the exc_info stack), links of a
+ * __cause__/__context__ chain, traceback entries per exception, bytes of a
+ * message. */
+#define MS_PY_MAX_HANDLED 64
+#define MS_PY_MAX_EXC_CHAIN 8
+#define MS_PY_MAX_TRACEBACK 256
+#define MS_PY_MAX_MESSAGE 2048
 
 struct ms_py_find_options {
         /* Also scan writable file-backed mappings for runtimes that neither
@@ -102,6 +115,65 @@ struct ms_py_frame {
         int64_t instruction_offset;
 };
 
+/* One entry of a traceback: a frame the exception passed through. */
+struct ms_py_tb_frame {
+        char *function;
+        char *qualname; /* 3.11+, else NULL */
+        char *file;
+        int line;       /* 0 when unknown */
+};
+
+/* How an exception of a chain relates to the one before it. */
+enum ms_py_exc_link {
+        MS_PY_EXC_LINK_NONE,    /* the first: the exception itself */
+        MS_PY_EXC_LINK_CAUSE,   /* __cause__: "raise ... from" it */
+        MS_PY_EXC_LINK_CONTEXT, /* __context__: raised while handling it */
+};
+
+/* One exception object (or, before 3.12, a pending exception that was
+ * never normalised: a type and its constructor arguments). */
+struct ms_py_exc {
+        /* The instance; 0 for an un-normalised exception. */
+        uint64_t address;
+        uint64_t type_address;
+        /* "module.QualName": "builtins.ValueError",
+         * "pyo3_runtime.PanicException". NULL when unreadable. */
+        char *type;
+        /* What str(exc) gives, for args of str, int, float, bytes, None,
+         * bool, tuples and lists of those; other objects as
+         * "<type object at 0x...>". Cut at MS_PY_MAX_MESSAGE bytes. NULL
+         * when unreadable. */
+        char *message;
+        bool message_truncated;
+        /* False for a 3.8-3.11 pending exception still held as (type,
+         * value): message then comes from the value as constructor args. */
+        bool normalized;
+        /* PyO3's pyo3_runtime.PanicException: a Rust panic turned into a
+         * Python exception. */
+        bool is_panic_exception;
+        enum ms_py_exc_link link;
+        /* Traceback, outermost first and the raise point last, as Python
+         * prints it. */
+        struct ms_py_tb_frame *traceback;
+        size_t n_traceback;
+        bool traceback_truncated;
+        /* What could not be read, or NULL. */
+        char *error;
+};
+
+/* An exception and its chain: items[0] is the exception, items[i + 1] the
+ * __cause__ (or, when it has none and does not suppress it, the
+ * __context__) of items[i], as far as Python would print them. n == 0:
+ * no exception. */
+struct ms_py_exc_chain {
+        struct ms_py_exc *items;
+        size_t n;
+        /* The chain went on past MS_PY_MAX_EXC_CHAIN or looped. */
+        bool truncated;
+};
+
+void ms_py_exc_chain_deinit(struct ms_py_exc_chain *chain);
+
 struct ms_py_thread {
         uint64_t tstate;
         /* Kernel thread id: native_thread_id (3.11+), else the target thread
@@ -117,6 +189,15 @@ struct ms_py_thread {
         /* This thread holds the GIL (GIL locked and last_holder == this
          * tstate, or the 3.13+/3.14+ per-thread flag). */
         bool holds_gil;
+        /* 3.15+ tstate->gil_requested (it waits for the GIL), -1 when the
+         * version has none. */
+        int gil_requested;
+        /* The exception being raised or propagated (PyErr_Occurred()), and
+         * the handled ones (sys.exc_info(); the exc_info stack, innermost
+         * first: handled[0] is what sys.exc_info() returns). */
+        struct ms_py_exc_chain pending;
+        struct ms_py_exc_chain *handled;
+        size_t n_handled;
         struct ms_py_frame *frames; /* innermost first */
         size_t n_frames;
         /* How many C-stack/interpreter shim frames were passed (3.12+). */
@@ -129,10 +210,25 @@ struct ms_py_interp {
         uint64_t address;
         int64_t id;
         bool is_main;
-        /* The GIL this interpreter uses: locked, and the last holder. */
+        /* The GIL this interpreter uses (3.12+ ceval.gil, which may be the
+         * main interpreter's; before, the runtime's), 0 when unknown. */
+        uint64_t gil_address;
+        /* locked and last_holder were read. */
+        bool gil_known;
         bool gil_locked;
+        /* The LAST holder: it holds the GIL only while gil_locked. */
         uint64_t gil_last_holder;
+        uint64_t gil_switch_number;
+        /* A free-threaded build running without a GIL (enabled == 0). */
+        bool gil_disabled;
+        /* The thread state holding the GIL now (locked and last_holder), 0
+         * when nobody does; its kernel tid, 0 when unknown. */
+        uint64_t gil_holder;
+        pid_t gil_holder_tid;
+        /* interp->finalizing, and (3.12+) interp->_finalizing, the tstate
+         * finalizing it (0 none). */
         bool finalizing;
+        uint64_t finalizing_tstate;
 };
 
 struct ms_py_runtime {
@@ -153,9 +249,21 @@ struct ms_py_runtime {
         bool has_debug_offsets;
         /* The table entry for the version, overridden by debug offsets. */
         struct ms_py_layout layout;
-        /* Lifecycle flags read from the runtime (-1 unknown). */
-        int initialized, core_initialized;
+        /* Lifecycle flags read from the runtime (-1 unknown):
+         * runtime_initialized is _initialized (3.11+: the struct is set up),
+         * initialized / core_initialized Py_Initialize's progress. */
+        int runtime_initialized, initialized, core_initialized;
+        /* _finalizing: the tstate running Py_FinalizeEx once it passed the
+         * atexit callbacks (never cleared afterwards), 0 none; 3.12+
+         * _finalizing_id, that thread's pthread id. */
         uint64_t finalizing_tstate;
+        uint64_t finalizing_id;
+        /* interpreters.head: 0 before the first interpreter exists and
+         * after the last one is deleted. */
+        uint64_t interpreters_head;
+        /* 3.8-3.11 gilstate.tstate_current: the tstate attached right now
+         * (NULL while the GIL changes hands), 0 when unknown. */
+        uint64_t tstate_current;
         struct ms_py_interp *interps;
         size_t n_interps;
         /* Threads of all interpreters, in list order (newest first). */
@@ -189,5 +297,116 @@ struct ms_error *ms_py_runtime_read(struct ms_target *target, uint64_t address,
                                     const struct ms_py_find_options *options,
                                     struct ms_py_runtime *rt);
 void ms_py_runtime_deinit(struct ms_py_runtime *rt);
+
+/* ------------------------------------------------------------------------
+ * Questions that need the native stacks (gil.c, lifecycle.c)
+ *
+ * Both take frames classified by the frame rules (struct ms_frame with
+ * category set: "gil-acquire", "finalization", "gc", ...), innermost
+ * first: a thread's native frames, or its merged frames (Python frames
+ * are then used as hints too).
+ * ------------------------------------------------------------------------ */
+
+/* A thread's relation to the GIL of its interpreter. */
+enum ms_py_gil_state {
+        MS_PY_GIL_NONE,     /* no thread state: never attached to Python */
+        MS_PY_GIL_HELD,     /* holds it */
+        MS_PY_GIL_WAITING,  /* blocked taking it (or attaching, 3.13+) */
+        MS_PY_GIL_RELEASED, /* has a thread state, does not hold it */
+};
+
+/* "none", "held", "waiting", "released". */
+const char *ms_py_gil_state_name(enum ms_py_gil_state state);
+
+/*
+ * The GIL state of one OS thread. rt is the runtime thread belongs to
+ * (may be NULL with thread NULL: an OS thread no runtime knows); thread is
+ * its Python thread state, or NULL when it has none (a thread blocked in
+ * PyGILState_Ensure/Python::attach may still be WAITING). frames are its
+ * classified frames. Held comes from memory (locked GIL whose last holder
+ * is this thread state, or the per-thread flag); waiting from the stack:
+ * the innermost frame that is neither a libc wait, CPython-internal nor
+ * unknown native code is in the gil-acquire category (take_gil, including
+ * clones such as take_gil.lto_priv.0, PyEval_RestoreThread,
+ * _PyThreadState_Attach, PyGILState_Ensure, PyO3's attach), or 3.15's
+ * gil_requested. *wait_frame (may be NULL) is set to the index of that
+ * gil-acquire frame, or SIZE_MAX.
+ */
+enum ms_py_gil_state ms_py_thread_gil_state(const struct ms_py_runtime *rt,
+                                            const struct ms_py_thread *thread,
+                                            const struct ms_frame *frames,
+                                            size_t n_frames,
+                                            size_t *wait_frame);
+
+enum ms_py_phase {
+        MS_PY_PHASE_UNKNOWN,
+        MS_PY_PHASE_NOT_INITIALIZED,
+        MS_PY_PHASE_INITIALIZING,
+        MS_PY_PHASE_RUNNING,
+        MS_PY_PHASE_FINALIZING,
+        MS_PY_PHASE_FINALIZED,
+};
+
+/* Where finalization is, from the finalizing thread's stack. */
+enum ms_py_finalize_step {
+        MS_PY_STEP_NONE, /* not finalizing, or no frame tells */
+        MS_PY_STEP_WAITING_FOR_THREADS,
+        MS_PY_STEP_ATEXIT,
+        MS_PY_STEP_GC,
+        MS_PY_STEP_MODULE_TEARDOWN,
+        MS_PY_STEP_INTERPRETER_CLEAR,
+        MS_PY_STEP_RUNTIME_CLEAR,
+        MS_PY_STEP_PROCESS_EXIT,
+};
+
+/* "not initialized", "initializing", "running", "finalizing",
+ * "finalized", "unknown". */
+const char *ms_py_phase_name(enum ms_py_phase phase);
+/* Stable ids for JSON: "waiting-for-threads", "atexit", "gc",
+ * "module-teardown", "interpreter-clear", "runtime-clear",
+ * "process-exit"; NULL for MS_PY_STEP_NONE. */
+const char *ms_py_finalize_step_id(enum ms_py_finalize_step step);
+/* For people: "waiting for threads", "atexit callbacks", ... */
+const char *ms_py_finalize_step_text(enum ms_py_finalize_step step);
+
+/* The classified frames of one OS thread, innermost first. */
+struct ms_py_stack_ref {
+        pid_t tid;
+        const struct ms_frame *frames;
+        size_t n_frames;
+};
+
+struct ms_py_lifecycle {
+        enum ms_py_phase phase;
+        enum ms_py_finalize_step step;
+        /* The thread running finalization, 0 when not finalizing or
+         * unknown. */
+        pid_t finalizing_tid;
+        /* The function that named the step (a static string), or NULL. */
+        const char *step_function;
+        /* The step was inferred without a frame naming it (stripped
+         * binaries): Python code running under Py_FinalizeEx before the
+         * runtime's finalizing flag is set is an atexit callback. */
+        bool step_inferred;
+        /* Some thread is in the C library's exit machinery (exit,
+         * __run_exit_handlers, _dl_fini, __cxa_finalize, ...). */
+        bool process_exiting;
+        pid_t exit_tid;
+        /* One phrase saying which facts decided the phase. */
+        char reason[160];
+};
+
+/*
+ * The lifecycle phase of rt from its flags (runtime initialized /
+ * core_initialized / _finalizing / _finalizing_id, the main interpreter's
+ * finalizing, interpreters.head), refined by every thread's stack: a
+ * Py_FinalizeEx/_Py_Finalize frame means finalizing even before the
+ * runtime says so (3.8-3.13 set _finalizing only after the atexit
+ * callbacks), and the finalizing thread's innermost step frame names the
+ * step. stacks may be NULL (n_stacks 0): flags only.
+ */
+void ms_py_lifecycle_get(const struct ms_py_runtime *rt,
+                         const struct ms_py_stack_ref *stacks, size_t n_stacks,
+                         struct ms_py_lifecycle *ret);
 
 #endif /* MIXSTACK_CPYTHON_CPYTHON_H */

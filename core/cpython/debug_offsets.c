@@ -50,10 +50,12 @@ void ms_py_layout_make_free_threaded(struct ms_py_layout *l)
         static const char *const object_prefixes[] = {
                 "fo_", "co_", "ob_", "tp_", "bytes_", "tuple_", "list_",
                 "dict_", "long_", "float_", "u_", "exc_", "tb_", "gen_",
+                "ht_",
         };
         static const char *const facts[] = {
                 "fo_lasti_unit", "co_linetable_format", "u_kind_shift",
                 "u_compact_bit", "u_ascii_bit", "u_ready_bit",
+                "long_ndigits_shift", "long_digit_bits",
         };
         if (l->free_threaded)
                 return;
@@ -83,7 +85,7 @@ enum dof {
         D_IS_GIL, D_GIL_ENABLED, D_IS_GIL_LOCKED, D_IS_GIL_HOLDER,
         D_TS_SIZE, D_TS_PREV, D_TS_NEXT, D_TS_INTERP, D_TS_CURRENT_FRAME,
         D_TS_BASE_FRAME, D_TS_THREAD_ID, D_TS_NATIVE_THREAD_ID,
-        D_TS_DATASTACK_CHUNK, D_TS_STATUS, D_TS_HOLDS_GIL,
+        D_TS_DATASTACK_CHUNK, D_TS_STATUS, D_TS_HOLDS_GIL, D_TS_GIL_REQUESTED,
         D_TS_CURRENT_EXCEPTION, D_TS_EXC_STATE, D_EI_EXC_VALUE,
         D_IF_SIZE, D_IF_PREVIOUS, D_IF_EXECUTABLE, D_IF_INSTR_PTR,
         D_IF_LOCALSPLUS, D_IF_OWNER, D_IF_STACKPOINTER, D_IF_TLBC_INDEX,
@@ -92,6 +94,7 @@ enum dof {
         D_CO_LOCALSPLUSKINDS, D_CO_CODE_ADAPTIVE, D_CO_TLBC,
         D_OB_SIZE, D_OB_TYPE,
         D_TP_SIZE, D_TP_NAME, D_TP_FLAGS, D_TP_BASICSIZE,
+        D_HT_SIZE, D_HT_CACHED_KEYS,
         D_TUPLE_SIZE, D_TUPLE_ITEM, D_TUPLE_OB_SIZE,
         D_LIST_SIZE, D_LIST_ITEM,
         D_DICT_SIZE, D_DICT_KEYS, D_DICT_VALUES,
@@ -157,13 +160,13 @@ static const uint8_t fields_314[] = {
         D_TS_SIZE, D_TS_PREV, D_TS_NEXT, D_TS_INTERP, D_TS_CURRENT_FRAME,   \
         D_TS_BASE_FRAME, D_SKIP /* last_profiled_frame */,                  \
         LAST_PROFILED_FRAME_SEQ DO_TS_TAIL, D_TS_HOLDS_GIL,                 \
-        D_SKIP /* gil_requested */, D_TS_CURRENT_EXCEPTION, D_TS_EXC_STATE, \
+        D_TS_GIL_REQUESTED, D_TS_CURRENT_EXCEPTION, D_TS_EXC_STATE,         \
         D_EI_EXC_VALUE,                                                     \
         DO_IF_313, D_IF_STACKPOINTER, D_IF_TLBC_INDEX,                      \
         DO_CODE_313, D_CO_TLBC,                                             \
         D_OB_SIZE, D_OB_TYPE, D_TP_SIZE, D_TP_NAME, D_SKIP /* tp_repr */,   \
         D_TP_FLAGS, D_TP_BASICSIZE, D_SKIP /* tp_dictoffset */,             \
-        D_SKIP, D_SKIP /* heap_type_object */,                              \
+        D_HT_SIZE, D_HT_CACHED_KEYS,                                        \
         DO_SEQ, DO_SET, DO_SCALARS,                                         \
         DO_UNICODE_313, D_U_COMPACT_SIZE,                                   \
         D_GC_SIZE, D_GC_COLLECTING, D_SKIP /* gc.frame */,                  \
@@ -232,6 +235,7 @@ static const struct do_map maps[] = {
         M(D_TS_DATASTACK_CHUNK, D_TS_SIZE, ts_datastack_chunk),
         M(D_TS_STATUS, D_TS_SIZE, ts_status),
         M(D_TS_HOLDS_GIL, D_TS_SIZE, ts_holds_gil),
+        M(D_TS_GIL_REQUESTED, D_TS_SIZE, ts_gil_requested),
         M(D_TS_CURRENT_EXCEPTION, D_TS_SIZE, ts_current_exception),
         M(D_TS_EXC_STATE, D_TS_SIZE, ts_exc_state),
         M(D_EI_EXC_VALUE, D_SKIP, ei_exc_value),
@@ -361,6 +365,13 @@ static void merge(const uint64_t vals[D_COUNT], const bool have[D_COUNT],
                 l->if_tlbc_index = ft ? (int32_t)vals[D_IF_TLBC_INDEX] : -1;
         if (have[D_CO_TLBC])
                 l->co_tlbc = ft ? (int32_t)vals[D_CO_TLBC] : -1;
+        /* ht_qualname directly precedes ht_cached_keys (every version
+         * since 3.3); 3.15 describes only the latter. A zero size means
+         * the group was left empty. */
+        uint64_t ck = vals[D_HT_CACHED_KEYS];
+        if (have[D_HT_CACHED_KEYS] && ck >= 8 && ck < vals[D_HT_SIZE] &&
+            vals[D_HT_SIZE] <= size_limit(D_HT_SIZE))
+                l->ht_qualname = (int32_t)(ck - 8);
         /* 3.15 marks the bottom of every stack with base_frame. */
         if (!have[D_TS_BASE_FRAME])
                 l->ts_base_frame = -1;

@@ -203,8 +203,8 @@ static struct ms_error *push_frame(struct frame_list *fl,
         return NULL;
 }
 
-static int code_line(const struct ms_py_layout *l, const struct ms_py_code *c,
-                     int64_t offset)
+int ms_py_code_line(const struct ms_py_layout *l, const struct ms_py_code *c,
+                    int64_t offset)
 {
         if (!c->linetable)
                 return offset < 0 ? c->firstlineno : -1;
@@ -256,7 +256,8 @@ static struct ms_error *walk_frame_objects(struct ms_target *target,
                         break;
                 int64_t off = lasti < 0 ? -1 : (int64_t)lasti * l->fo_lasti_unit;
                 /* f_lineno is only kept up to date while tracing. */
-                int line = trace && lineno > 0 ? lineno : code_line(l, c, off);
+                int line = trace && lineno > 0 ? lineno
+                                               : ms_py_code_line(l, c, off);
                 err = push_frame(fl, c, f, off, line, true, false);
                 if (back == f) {
                         stop(fl->thread, "frame 0x%" PRIx64 " is its own caller", f);
@@ -368,7 +369,7 @@ static struct ms_error *walk_interpreter_frames(struct ms_target *target,
                         f = fr.previous;
                         continue;
                 }
-                err = push_frame(fl, c, f, off, code_line(l, c, off),
+                err = push_frame(fl, c, f, off, ms_py_code_line(l, c, off),
                                  fr.is_entry != 0, generator);
                 last_was_python = true;
                 f = fr.previous;

@@ -11,8 +11,15 @@
 #include "cpython/cpython.h"
 
 /* Type flags (stable since 3.0). */
+#define MS_PY_TPFLAGS_HEAPTYPE (1UL << 9)
+#define MS_PY_TPFLAGS_LONG_SUBCLASS (1UL << 24)
+#define MS_PY_TPFLAGS_LIST_SUBCLASS (1UL << 25)
+#define MS_PY_TPFLAGS_TUPLE_SUBCLASS (1UL << 26)
 #define MS_PY_TPFLAGS_BYTES_SUBCLASS (1UL << 27)
 #define MS_PY_TPFLAGS_UNICODE_SUBCLASS (1UL << 28)
+#define MS_PY_TPFLAGS_DICT_SUBCLASS (1UL << 29)
+#define MS_PY_TPFLAGS_BASE_EXC_SUBCLASS (1UL << 30)
+#define MS_PY_TPFLAGS_TYPE_SUBCLASS (1UL << 31)
 
 /* The largest struct read in one go (a thread state, a code object). */
 #define MS_PY_MAX_STRUCT 4096
@@ -75,6 +82,72 @@ struct ms_error *ms_py_read_bytes(struct ms_target *target,
                                   uint64_t address, size_t max, uint8_t **ret,
                                   size_t *len);
 
+/* ob_type of the object at address, checked to be a plausible pointer. */
+struct ms_error *ms_py_object_type(struct ms_target *target,
+                                   const struct ms_py_layout *l,
+                                   uint64_t object, uint64_t *type);
+
+/* ------------------------------------------------------------------------
+ * str() and repr() of simple objects (repr.c)
+ * ------------------------------------------------------------------------ */
+
+/* A bounded string builder: text past limit bytes is dropped (cut at a
+ * UTF-8 boundary) and truncated set; allocation failure sets no_memory. */
+struct ms_py_sbuf {
+        char *data;
+        size_t len, cap, limit;
+        bool truncated;
+        bool no_memory;
+};
+
+void ms_py_sbuf_putn(struct ms_py_sbuf *sb, const char *s, size_t n);
+void ms_py_sbuf_puts(struct ms_py_sbuf *sb, const char *s);
+void ms_py_sbuf_printf(struct ms_py_sbuf *sb, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+/* The text (malloc'd, never NULL unless out of memory; then the buffer
+ * is freed and NULL returned). The builder is emptied. */
+char *ms_py_sbuf_take(struct ms_py_sbuf *sb);
+void ms_py_sbuf_deinit(struct ms_py_sbuf *sb);
+
+/* Append str(object) / repr(object) for the types CPython's own str()
+ * and repr() would show without running code: str, int (and bool),
+ * float, bytes, None, tuple, list, exception instances, classes; any
+ * other object as "<type object at 0x...>". Nested containers are cut at
+ * a small depth and length. Unreadable parts become "<unreadable ...>";
+ * the error returned is only for an unreadable top-level object (or out
+ * of memory: check sb->no_memory). */
+struct ms_error *ms_py_append_str(struct ms_target *target,
+                                  const struct ms_py_layout *l,
+                                  uint64_t object, struct ms_py_sbuf *sb);
+struct ms_error *ms_py_append_repr(struct ms_target *target,
+                                   const struct ms_py_layout *l,
+                                   uint64_t object, struct ms_py_sbuf *sb);
+
+/* What BaseException.__str__ shows for constructor arguments: args is a
+ * tuple, or one argument on its own when single. No argument gives "",
+ * one gives str(arg) (repr(arg) when repr_single: KeyError's rule), more
+ * give repr(args). */
+struct ms_error *ms_py_append_args_str(struct ms_target *target,
+                                       const struct ms_py_layout *l,
+                                       uint64_t args, bool single,
+                                       bool repr_single,
+                                       struct ms_py_sbuf *sb);
+
+/* The full name of a type object, as type.__module__ + "." +
+ * type.__qualname__: static types carry the module in tp_name
+ * ("_io.TextIOWrapper"; none means builtins), heap types have it in their
+ * dict's __module__ and the qualified name in ht_qualname. *ret is
+ * malloc'd. */
+struct ms_error *ms_py_type_fullname(struct ms_target *target,
+                                     const struct ms_py_layout *l,
+                                     uint64_t type, char **ret);
+
+/* The value of str key `key` in the dict at address (combined tables
+ * only, at most a few thousand entries). MS_ERROR_NOT_FOUND when absent. */
+struct ms_error *ms_py_dict_get(struct ms_target *target,
+                                const struct ms_py_layout *l, uint64_t dict,
+                                const char *key, uint64_t *value);
+
 /* What frames.c keeps of a code object, shared by all frames running it. */
 struct ms_py_code {
         uint64_t address;
@@ -101,6 +174,11 @@ struct ms_py_code_cache {
 
 void ms_py_code_cache_deinit(struct ms_py_code_cache *cache);
 
+/* The line of the instruction at byte offset `offset` of code c (negative:
+ * the first line); -1 when the table has none. */
+int ms_py_code_line(const struct ms_py_layout *l, const struct ms_py_code *c,
+                    int64_t offset);
+
 /* The decoded code object at address, read on first use. *ret is owned by
  * the cache; NULL only with an error (out of memory). Unreadable code
  * objects are cached too, with their error set. */
@@ -117,6 +195,23 @@ struct ms_error *ms_py_read_frames(struct ms_target *target,
                                    const struct ms_py_blob *ts,
                                    unsigned max_frames,
                                    struct ms_py_thread *thread);
+
+/* Read the pending and handled exceptions of one thread state (ts holds
+ * the copy of the tstate) into thread->pending / handled. What cannot be
+ * read is noted in the exceptions' error; only running out of memory is
+ * an error. */
+struct ms_error *ms_py_read_exceptions(struct ms_target *target,
+                                       const struct ms_py_layout *l,
+                                       struct ms_py_code_cache *cache,
+                                       const struct ms_py_blob *ts,
+                                       struct ms_py_thread *thread);
+
+/* Read the GIL interpreter `in` uses (gil.c), before its threads. */
+void ms_py_gil_read(struct ms_target *target, struct ms_py_runtime *rt,
+                    struct ms_py_interp *in);
+/* Once every thread is read: each GIL holder's tid, and cross-checks of
+ * the GIL against the per-thread flags and tstate_current (warnings). */
+void ms_py_gil_resolve(struct ms_py_runtime *rt);
 
 /* Read interpreters and threads of rt (layout and address set). */
 struct ms_error *ms_py_read_threads(struct ms_target *target,

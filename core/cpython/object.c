@@ -98,9 +98,9 @@ bool ms_py_plausible_pointer(uint64_t p)
         return p >= 4096 && (p & 7) == 0 && p < (1ULL << 56);
 }
 
-static struct ms_error *object_type(struct ms_target *target,
-                                    const struct ms_py_layout *l,
-                                    uint64_t object, uint64_t *type)
+struct ms_error *ms_py_object_type(struct ms_target *target,
+                                   const struct ms_py_layout *l,
+                                   uint64_t object, uint64_t *type)
 {
         if (!ms_py_plausible_pointer(object))
                 return ms_error_create(MS_ERROR_BAD_INPUT,
@@ -118,7 +118,7 @@ struct ms_error *ms_py_type_flags(struct ms_target *target,
                                   uint64_t object, uint64_t *ret)
 {
         uint64_t type;
-        struct ms_error *err = object_type(target, l, object, &type);
+        struct ms_error *err = ms_py_object_type(target, l, object, &type);
         if (!err)
                 err = ms_py_read_field(target, type, l->tp_flags, ret);
         return err;
@@ -129,7 +129,7 @@ struct ms_error *ms_py_type_name(struct ms_target *target,
                                  char *buf, size_t size)
 {
         uint64_t type, name;
-        struct ms_error *err = object_type(target, l, object, &type);
+        struct ms_error *err = ms_py_object_type(target, l, object, &type);
         if (!err)
                 err = ms_py_read_field(target, type, l->tp_name, &name);
         if (err)

@@ -62,33 +62,6 @@ static pid_t tid_from_fs_base(const struct ms_target *target, uint64_t pthread_i
         return 0;
 }
 
-/* The GIL an interpreter uses: 3.12+ each interpreter points at one
- * (maybe the main interpreter's); before, one GIL is in the runtime. */
-static void read_gil(struct ms_target *target, const struct ms_py_runtime *rt,
-                     struct ms_py_interp *in)
-{
-        const struct ms_py_layout *l = &rt->layout;
-        uint64_t gil = 0;
-        if (l->is_ceval_gil >= 0) {
-                struct ms_error *err = ms_py_read_field(target, in->address,
-                                                        l->is_ceval_gil, &gil);
-                ms_error_destroy(err);
-        } else if (l->rt_gil >= 0) {
-                gil = rt->address + (uint64_t)l->rt_gil;
-        }
-        if (!ms_py_plausible_pointer(gil))
-                return;
-        int32_t locked = 0;
-        struct ms_error *err = ms_py_read_field_i32(target, gil, l->gil_locked,
-                                                    &locked);
-        if (!err)
-                err = ms_py_read_field(target, gil, l->gil_last_holder,
-                                       &in->gil_last_holder);
-        if (!err)
-                in->gil_locked = locked == 1;
-        ms_error_destroy(err);
-}
-
 static bool holds_gil(const struct ms_py_layout *l, const struct ms_py_blob *ts,
                       const struct ms_py_interp *in)
 {
@@ -137,7 +110,14 @@ static struct ms_error *read_thread(struct ms_target *target,
         else
                 t->native_tid = tid_from_fs_base(target, t->pthread_id);
         t->holds_gil = holds_gil(l, ts, in);
-        return ms_py_read_frames(target, l, cache, ts, max_frames, t);
+        t->gil_requested = -1;
+        int32_t requested;
+        if (ms_py_blob_i32(ts, l->ts_gil_requested, &requested))
+                t->gil_requested = requested;
+        err = ms_py_read_frames(target, l, cache, ts, max_frames, t);
+        if (!err)
+                err = ms_py_read_exceptions(target, l, cache, ts, t);
+        return err;
 }
 
 /* The thread states of one interpreter, newest first. */
@@ -233,7 +213,11 @@ static bool read_interp(struct ms_target *target, struct ms_py_runtime *rt,
                                    &finalizing);
         in->finalizing = !err && finalizing;
         ms_error_destroy(err);
-        read_gil(target, rt, in);
+        if (l->is_finalizing_tstate >= 0)
+                ms_error_destroy(ms_py_read_field(target, in->address,
+                                                  l->is_finalizing_tstate,
+                                                  &in->finalizing_tstate));
+        ms_py_gil_read(target, rt, in);
         return true;
 }
 
@@ -288,5 +272,7 @@ struct ms_error *ms_py_read_threads(struct ms_target *target,
                 p = next;
         }
         ms_py_code_cache_deinit(&cache);
+        if (!err)
+                ms_py_gil_resolve(rt);
         return err;
 }

@@ -31,6 +31,26 @@
 #if PY_VERSION_HEX >= 0x030d0000
 #include "pycore_tstate.h"
 #endif
+#if PY_VERSION_HEX >= 0x030b0000
+#include "pycore_dict.h"
+#else
+/* 3.8-3.10 declare the dict keys struct in Objects/dict-common.h, which is
+ * not installed. This is that declaration (identical in 3.8, 3.9 and
+ * 3.10); the compiler still does the layout. */
+typedef struct {
+        Py_hash_t me_hash;
+        PyObject *me_key;
+        PyObject *me_value;
+} PyDictKeyEntry;
+struct _dictkeysobject {
+        Py_ssize_t dk_refcnt;
+        Py_ssize_t dk_size;
+        void *dk_lookup;
+        Py_ssize_t dk_usable;
+        Py_ssize_t dk_nentries;
+        char dk_indices[];
+};
+#endif
 
 #define OFF(name, type, member) \
         printf("%s %zu\n", #name, (size_t)offsetof(type, member))
@@ -72,6 +92,9 @@ static void runtime(void)
 #else
         OFF(rt_finalizing, _PyRuntimeState, finalizing);
 #endif
+#if PY_VERSION_HEX >= 0x030c0000
+        OFF(rt_finalizing_id, _PyRuntimeState, _finalizing_id);
+#endif
         OFF(rt_interpreters_head, _PyRuntimeState, interpreters.head);
         OFF(rt_interpreters_main, _PyRuntimeState, interpreters.main);
         OFF(rt_main_thread, _PyRuntimeState, main_thread);
@@ -100,6 +123,9 @@ static void interp(void)
         OFF(is_gc_collecting, PyInterpreterState, gc.collecting);
 #endif
         OFF(is_finalizing, PyInterpreterState, finalizing);
+#if PY_VERSION_HEX >= 0x030c0000
+        OFF(is_finalizing_tstate, PyInterpreterState, _finalizing);
+#endif
 #if PY_VERSION_HEX >= 0x030c0000
         OFF(is_ceval_gil, PyInterpreterState, ceval.gil);
         OFF(is_gil, PyInterpreterState, _gil);
@@ -251,6 +277,26 @@ static void code(void)
 #endif
 }
 
+static void dict_keys(void)
+{
+        typedef struct _dictkeysobject DK;
+#if PY_VERSION_HEX >= 0x030b0000
+        OFF(dk_log2_size, DK, dk_log2_size);
+        OFF(dk_log2_index_bytes, DK, dk_log2_index_bytes);
+        OFF(dk_kind, DK, dk_kind);
+        SIZE(dk_uentry_size, PyDictUnicodeEntry);
+        OFF(dk_uentry_key, PyDictUnicodeEntry, me_key);
+        OFF(dk_uentry_value, PyDictUnicodeEntry, me_value);
+#else
+        OFF(dk_size, DK, dk_size);
+#endif
+        OFF(dk_nentries, DK, dk_nentries);
+        OFF(dk_indices, DK, dk_indices);
+        SIZE(dk_entry_size, PyDictKeyEntry);
+        OFF(dk_entry_key, PyDictKeyEntry, me_key);
+        OFF(dk_entry_value, PyDictKeyEntry, me_value);
+}
+
 static void objects(void)
 {
         OFF(ob_type, PyObject, ob_type);
@@ -258,6 +304,8 @@ static void objects(void)
         OFF(tp_name, PyTypeObject, tp_name);
         OFF(tp_flags, PyTypeObject, tp_flags);
         OFF(tp_basicsize, PyTypeObject, tp_basicsize);
+        OFF(tp_dict, PyTypeObject, tp_dict);
+        OFF(ht_qualname, PyHeapTypeObject, ht_qualname);
         OFF(bytes_sval, PyBytesObject, ob_sval);
         OFF(tuple_item, PyTupleObject, ob_item);
         OFF(list_item, PyListObject, ob_item);
@@ -267,11 +315,14 @@ static void objects(void)
 #if PY_VERSION_HEX >= 0x030c0000
         OFF(long_tag, PyLongObject, long_value.lv_tag);
         OFF(long_digit, PyLongObject, long_value.ob_digit);
+        VAL(long_ndigits_shift, _PyLong_NON_SIZE_BITS);
 #else
         OFF(long_tag, PyVarObject, ob_size);
         OFF(long_digit, PyLongObject, ob_digit);
 #endif
+        VAL(long_digit_bits, PyLong_SHIFT);
         OFF(float_fval, PyFloatObject, ob_fval);
+        dict_keys();
 
         OFF(u_length, PyASCIIObject, length);
         OFF(u_state, PyASCIIObject, state);
