@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mixstack/mixstack.h"
 
@@ -32,6 +33,7 @@ struct cli_options {
 static const char usage_text[] =
         "Usage: mixstack core CORE [EXECUTABLE] [OPTIONS]\n"
         "       mixstack pid PID [OPTIONS]\n"
+        "       mixstack gil|err|panic|phase|threads CORE [EXECUTABLE] | PID\n"
         "\n"
         "Print the stack of every thread of a core dump or a live process:\n"
         "Python frames in place of the eval-loop frames that run them, Rust\n"
@@ -41,6 +43,12 @@ static const char usage_text[] =
         "  core CORE [EXE]     analyse a core file (the executable is found\n"
         "                      from the core when not given)\n"
         "  pid PID             stop a live process, analyse it, resume it\n"
+        "  gil TARGET          who holds the GIL, who waits, diagnoses\n"
+        "  err TARGET          pending and handled Python exceptions\n"
+        "  panic TARGET        Rust panic state: threads, messages, counters\n"
+        "  phase TARGET        the interpreter's lifecycle phase\n"
+        "  threads TARGET      one line per thread\n"
+        "                      (TARGET: a core file, or a pid when all digits)\n"
         "\n"
         "Options:\n"
         "  --json              print the report as JSON (schema mixstack/1)\n"
@@ -139,30 +147,68 @@ static int parse_options(int argc, char **argv, struct cli_options *opts)
         return -1;
 }
 
-/* Open the target named by the command and its operands. */
+/* What a command prints. */
+struct command {
+        const char *name;
+        enum ms_section section;
+};
+
+static const struct command commands[] = {
+        {"core", MS_SECTION_REPORT},    {"pid", MS_SECTION_REPORT},
+        {"gil", MS_SECTION_GIL},        {"err", MS_SECTION_ERRORS},
+        {"panic", MS_SECTION_PANIC},    {"phase", MS_SECTION_PHASE},
+        {"threads", MS_SECTION_THREADS},
+};
+
+static const struct command *find_command(const char *name)
+{
+        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+                if (strcmp(commands[i].name, name) == 0)
+                        return &commands[i];
+        }
+        return NULL;
+}
+
+static bool parse_pid(const char *s, pid_t *pid)
+{
+        char *end;
+        errno = 0;
+        long n = strtol(s, &end, 10);
+        if (errno || *end || end == s || n <= 0 || n > INT_MAX)
+                return false;
+        *pid = (pid_t)n;
+        return true;
+}
+
+/* Open the target named by the command and its operands: "core" takes a
+ * core, "pid" a pid, the section commands either (digits are a pid unless
+ * a file has that name). */
 static struct ms_error *open_target(const char *command, char **operands,
                                     int n_operands, struct cli_options *opts,
                                     struct ms_target **target)
 {
-        if (strcmp(command, "core") == 0) {
+        pid_t pid;
+        bool is_pid = strcmp(command, "pid") == 0;
+        if (strcmp(command, "core") != 0 && !is_pid && n_operands == 1 &&
+            parse_pid(operands[0], &pid) && access(operands[0], F_OK) != 0)
+                is_pid = true;
+        if (!is_pid) {
                 if (n_operands < 1 || n_operands > 2)
                         return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
-                                               "usage: mixstack core CORE "
-                                               "[EXECUTABLE]");
+                                               "usage: mixstack %s CORE "
+                                               "[EXECUTABLE]",
+                                               command);
                 if (n_operands == 2)
                         opts->target.executable = operands[1];
                 return ms_target_open_core(operands[0], &opts->target, target);
         }
         if (n_operands != 1)
                 return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
-                                       "usage: mixstack pid PID");
-        char *end;
-        errno = 0;
-        long pid = strtol(operands[0], &end, 10);
-        if (errno || *end || pid <= 0 || pid > INT_MAX)
+                                       "usage: mixstack %s PID", command);
+        if (!parse_pid(operands[0], &pid))
                 return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
                                        "not a process id: %s", operands[0]);
-        return ms_target_attach_pid((pid_t)pid, &opts->target, target);
+        return ms_target_attach_pid(pid, &opts->target, target);
 }
 
 static int fail(struct ms_error *err)
@@ -185,7 +231,8 @@ int main(int argc, char **argv)
                 puts("mixstack " MIXSTACK_VERSION);
                 return EXIT_COMPLETE;
         }
-        if (strcmp(command, "core") != 0 && strcmp(command, "pid") != 0)
+        const struct command *cmd = find_command(command);
+        if (!cmd)
                 return usage_error("unknown command: %s", command);
 
         struct cli_options opts = {0};
@@ -207,7 +254,11 @@ int main(int argc, char **argv)
         ms_target_destroy(target);
         if (err)
                 return fail(err);
-        err = ms_report_print(report, opts.format, stdout);
+        struct ms_print_options print = {
+                .format = opts.format,
+                .section = cmd->section,
+        };
+        err = ms_report_print_section(report, &print, stdout);
         status = report->n_warnings ? EXIT_PARTIAL : EXIT_COMPLETE;
         ms_report_destroy(report);
         if (err)

@@ -27,13 +27,11 @@ struct ms_error *ms_report_print_section(const struct ms_report *report,
         case MS_SECTION_REPORT:
         case MS_SECTION_STACKS:
         case MS_SECTION_THREADS:
-                break;
         case MS_SECTION_GIL:
         case MS_SECTION_ERRORS:
         case MS_SECTION_PANIC:
         case MS_SECTION_PHASE:
-                return ms_error_create(MS_ERROR_UNSUPPORTED,
-                                       "this section is not available yet");
+                break;
         default:
                 return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
                                        "unknown report section %d",

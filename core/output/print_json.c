@@ -96,6 +96,119 @@ static void json_frame(struct ms_json *json, const struct ms_frame *f,
         ms_json_end_object(json);
 }
 
+static void json_int_or_null(struct ms_json *json, const char *key,
+                             bool known, int64_t value)
+{
+        ms_json_key(json, key);
+        if (known)
+                ms_json_int(json, value);
+        else
+                ms_json_null(json);
+}
+
+static void json_exception(struct ms_json *json, const struct ms_exception *e)
+{
+        ms_json_begin_object(json);
+        json_optional_string(json, "type", e->type);
+        json_optional_string(json, "message", e->message);
+        ms_json_key(json, "message_truncated");
+        ms_json_bool(json, e->message_truncated);
+        ms_json_key(json, "panic_exception");
+        ms_json_bool(json, e->is_panic_exception);
+        ms_json_key(json, "traceback");
+        ms_json_begin_array(json);
+        for (size_t i = 0; i < e->n_traceback; i++) {
+                ms_json_begin_object(json);
+                json_optional_string(json, "file", e->traceback[i].file);
+                json_int_or_null(json, "line", e->traceback[i].line > 0,
+                                 e->traceback[i].line);
+                json_optional_string(json, "function",
+                                     e->traceback[i].function);
+                ms_json_end_object(json);
+        }
+        ms_json_end_array(json);
+        json_optional_string(json, "error", e->error);
+}
+
+/* An exception with its chain, or null. */
+static void json_chain(struct ms_json *json, const char *key,
+                       const struct ms_exception_chain *chain)
+{
+        ms_json_key(json, key);
+        if (!chain->n) {
+                ms_json_null(json);
+                return;
+        }
+        json_exception(json, &chain->items[0]);
+        ms_json_key(json, "chain");
+        ms_json_begin_array(json);
+        for (size_t i = 1; i < chain->n; i++) {
+                json_exception(json, &chain->items[i]);
+                json_optional_string(json, "link", chain->items[i].link);
+                ms_json_end_object(json);
+        }
+        ms_json_end_array(json);
+        ms_json_key(json, "chain_truncated");
+        ms_json_bool(json, chain->truncated);
+        ms_json_end_object(json);
+}
+
+static void json_panic(struct ms_json *json, const struct ms_panic *p)
+{
+        ms_json_key(json, "panic");
+        if (!p) {
+                ms_json_null(json);
+                return;
+        }
+        ms_json_begin_object(json);
+        json_optional_string(json, "kind", p->kind);
+        ms_json_key(json, "panicking");
+        ms_json_bool(json, p->panicking);
+        ms_json_key(json, "site");
+        ms_json_begin_object(json);
+        json_optional_string(json, "function", p->site_function);
+        json_optional_string(json, "module", p->site_module);
+        json_optional_string(json, "file", p->site_file);
+        json_int_or_null(json, "line", p->site_line > 0, p->site_line);
+        json_int_or_null(json, "column", p->site_column > 0, p->site_column);
+        json_int_or_null(json, "frame", p->site_index >= 0, p->site_index);
+        ms_json_end_object(json);
+        json_optional_string(json, "message", p->message);
+        json_optional_string(json, "message_recovered_by",
+                             p->message_recovered_by);
+        ms_json_key(json, "location");
+        if (p->location_file) {
+                ms_json_begin_object(json);
+                json_optional_string(json, "file", p->location_file);
+                json_int_or_null(json, "line", true, p->location_line);
+                json_int_or_null(json, "column", true, p->location_column);
+                json_optional_string(json, "recovered_by",
+                                     p->location_recovered_by);
+                ms_json_end_object(json);
+        } else {
+                ms_json_null(json);
+        }
+        json_int_or_null(json, "local_panic_count", p->local_panic_count >= 0,
+                         p->local_panic_count);
+        ms_json_key(json, "in_panic_hook");
+        ms_json_bool(json, p->in_panic_hook);
+        ms_json_end_object(json);
+}
+
+static void json_thread_boundary(struct ms_json *json,
+                                 const struct ms_thread_report *t)
+{
+        json_optional_string(json, "gil", ms_gil_state_name(t->gil));
+        json_int_or_null(json, "gil_wait_frame", t->gil_wait_frame >= 0,
+                         t->gil_wait_frame);
+        ms_json_key(json, "exception");
+        ms_json_begin_object(json);
+        json_chain(json, "pending", &t->pending);
+        json_chain(json, "handled", &t->handled);
+        ms_json_end_object(json);
+        json_panic(json, t->panic);
+}
+
 static void json_thread(struct ms_json *json, const struct ms_thread_report *t)
 {
         ms_json_begin_object(json);
@@ -118,6 +231,7 @@ static void json_thread(struct ms_json *json, const struct ms_thread_report *t)
         else
                 ms_json_null(json);
         json_optional_string(json, "python_error", t->python_error);
+        json_thread_boundary(json, t);
         ms_json_end_object(json);
 }
 
@@ -135,11 +249,111 @@ static void json_python(struct ms_json *json, const struct ms_report *report)
         ms_json_end_object(json);
 }
 
+static void json_interpreters(struct ms_json *json,
+                              const struct ms_report *r)
+{
+        ms_json_key(json, "interpreters");
+        ms_json_begin_array(json);
+        for (size_t i = 0; i < r->n_interpreters; i++) {
+                const struct ms_interpreter_report *p = &r->interpreters[i];
+                ms_json_begin_object(json);
+                ms_json_key(json, "id");
+                ms_json_int(json, p->id);
+                ms_json_key(json, "gil");
+                if (p->gil_known || p->gil_disabled) {
+                        ms_json_begin_object(json);
+                        json_int_or_null(json, "holder_tid",
+                                         p->gil_locked && p->gil_holder_tid,
+                                         p->gil_holder_tid);
+                        ms_json_key(json, "locked");
+                        ms_json_bool(json, p->gil_locked);
+                        ms_json_key(json, "disabled");
+                        ms_json_bool(json, p->gil_disabled);
+                        ms_json_end_object(json);
+                } else {
+                        ms_json_null(json);
+                }
+                /* The phase is the runtime's: the same for each. */
+                json_optional_string(json, "phase", r->phase);
+                json_optional_string(json, "finalize_step", r->finalize_step);
+                json_int_or_null(json, "finalizing_tid", r->finalizing_tid,
+                                 r->finalizing_tid);
+                ms_json_end_object(json);
+        }
+        ms_json_end_array(json);
+}
+
+static void json_phase(struct ms_json *json, const struct ms_report *r)
+{
+        ms_json_key(json, "phase");
+        if (!r->phase) {
+                ms_json_null(json);
+                return;
+        }
+        ms_json_begin_object(json);
+        json_optional_string(json, "phase", r->phase);
+        json_optional_string(json, "finalize_step", r->finalize_step);
+        ms_json_key(json, "finalize_step_inferred");
+        ms_json_bool(json, r->finalize_step_inferred);
+        json_int_or_null(json, "finalizing_tid", r->finalizing_tid,
+                         r->finalizing_tid);
+        json_int_or_null(json, "exit_tid", r->exit_tid, r->exit_tid);
+        json_optional_string(json, "reason", r->phase_reason);
+        ms_json_end_object(json);
+}
+
+static void json_rust(struct ms_json *json, const struct ms_report *r)
+{
+        ms_json_key(json, "rust");
+        ms_json_begin_object(json);
+        ms_json_key(json, "modules");
+        ms_json_begin_array(json);
+        for (size_t i = 0; i < r->n_rust_modules; i++) {
+                const struct ms_rust_module_report *m = &r->rust_modules[i];
+                ms_json_begin_object(json);
+                json_optional_string(json, "path", m->path);
+                json_optional_string(json, "rustc_version", m->rustc_version);
+                json_int_or_null(json, "global_panic_count", m->count_known,
+                                 (int64_t)m->global_panic_count);
+                ms_json_key(json, "always_abort");
+                if (m->count_known)
+                        ms_json_bool(json, m->always_abort);
+                else
+                        ms_json_null(json);
+                json_optional_string(json, "count_unknown_reason",
+                                     m->count_unknown_reason);
+                ms_json_end_object(json);
+        }
+        ms_json_end_array(json);
+        ms_json_end_object(json);
+}
+
+static void json_diagnoses(struct ms_json *json, const struct ms_report *r)
+{
+        ms_json_key(json, "diagnoses");
+        ms_json_begin_array(json);
+        for (size_t i = 0; i < r->n_diagnoses; i++) {
+                const struct ms_diagnosis *d = &r->diagnoses[i];
+                ms_json_begin_object(json);
+                json_optional_string(json, "kind", d->kind);
+                json_optional_string(json, "message", d->message);
+                ms_json_key(json, "tids");
+                ms_json_begin_array(json);
+                for (size_t j = 0; j < d->n_tids; j++)
+                        ms_json_int(json, d->tids[j]);
+                ms_json_end_array(json);
+                ms_json_end_object(json);
+        }
+        ms_json_end_array(json);
+}
+
 void ms_print_json(const struct ms_report *report,
                    const struct ms_print_options *options, FILE *out)
 {
         struct ms_json json;
-        bool whole = options->section == MS_SECTION_REPORT;
+        /* Sections select threads for stacks; every other section is
+         * the whole document, which holds it. */
+        bool whole = options->section != MS_SECTION_STACKS;
         ms_json_init(&json, out, true);
         ms_json_begin_object(&json);
         json_optional_string(&json, "schema", "mixstack/1");
@@ -147,6 +361,10 @@ void ms_print_json(const struct ms_report *report,
         if (whole) {
                 json_target(&json, report);
                 json_python(&json, report);
+                json_interpreters(&json, report);
+                json_phase(&json, report);
+                json_rust(&json, report);
+                json_diagnoses(&json, report);
         }
         ms_json_key(&json, "threads");
         ms_json_begin_array(&json);

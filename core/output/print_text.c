@@ -146,8 +146,8 @@ static void text_thread_line(const struct ms_thread_report *t, FILE *out)
         fprintf(out, "%-8d ", (int)t->tid);
         ms_text_write_safe(out, t->name ? t->name : "-");
         int pad = 16 - (int)strlen(t->name ? t->name : "-");
-        fprintf(out, "%*s %-7s", pad > 0 ? pad : 1, "",
-                t->python ? "python" : "native");
+        fprintf(out, "%*s %-7s gil:%-9s", pad > 0 ? pad : 1, "",
+                t->python ? "python" : "native", ms_gil_state_name(t->gil));
         const struct ms_frame *top = thread_top(t);
         if (top) {
                 fputs(" in ", out);
@@ -156,6 +156,22 @@ static void text_thread_line(const struct ms_thread_report *t, FILE *out)
         }
         if (t->crashed)
                 fputs(" [crashed]", out);
+        if (t->pending.n) {
+                fputs(" [pending ", out);
+                ms_text_write_safe(out, t->pending.items[0].type
+                                                ? t->pending.items[0].type
+                                                : "?");
+                fputc(']', out);
+        }
+        if (t->handled.n) {
+                fputs(" [handling ", out);
+                ms_text_write_safe(out, t->handled.items[0].type
+                                                ? t->handled.items[0].type
+                                                : "?");
+                fputc(']', out);
+        }
+        if (t->panic)
+                fprintf(out, " [rust panic: %s]", t->panic->kind);
         fputc('\n', out);
 }
 
@@ -173,13 +189,30 @@ static void text_warnings(const struct ms_report *report, FILE *out)
 void ms_print_text(const struct ms_report *report,
                    const struct ms_print_options *options, FILE *out)
 {
-        if (options->section == MS_SECTION_THREADS) {
+        switch (options->section) {
+        case MS_SECTION_THREADS:
                 for (size_t i = 0; i < report->n_threads; i++)
                         text_thread_line(&report->threads[i], out);
                 return;
-        }
-        if (options->section == MS_SECTION_REPORT)
+        case MS_SECTION_GIL:
+                ms_text_gil(report, out);
+                return;
+        case MS_SECTION_ERRORS:
+                ms_text_errors(report, out);
+                return;
+        case MS_SECTION_PANIC:
+                ms_text_panic(report, out);
+                return;
+        case MS_SECTION_PHASE:
+                ms_text_phase(report, out);
+                return;
+        case MS_SECTION_REPORT:
                 text_header(report, out);
+                ms_text_summary(report, out);
+                break;
+        case MS_SECTION_STACKS:
+                break;
+        }
         for (size_t i = 0; i < report->n_threads; i++) {
                 if (ms_print_selects(options, &report->threads[i]))
                         text_thread(&report->threads[i], out);

@@ -16,6 +16,15 @@ void ms_print_json(const struct ms_report *report,
 void ms_print_text(const struct ms_report *report,
                    const struct ms_print_options *options, FILE *out);
 
+/* Text of the boundary state (text_boundary.c). */
+void ms_text_gil(const struct ms_report *report, FILE *out);
+void ms_text_errors(const struct ms_report *report, FILE *out);
+void ms_text_panic(const struct ms_report *report, FILE *out);
+void ms_text_phase(const struct ms_report *report, FILE *out);
+void ms_text_diagnoses(const struct ms_report *report, FILE *out);
+/* What is printed between the header and the stacks of a full report. */
+void ms_text_summary(const struct ms_report *report, FILE *out);
+
 /* Write s for a terminal: printable ASCII and valid UTF-8 as they are,
  * other bytes as \xNN, so target data cannot send escape sequences. */
 void ms_text_write_safe(FILE *out, const char *s);

@@ -46,3 +46,18 @@ const char *ms_signal_name(int signo)
                 return NULL;
         return names[signo];
 }
+
+const char *ms_gil_state_name(enum ms_gil_state state)
+{
+        switch (state) {
+        case MS_GIL_HELD:
+                return "held";
+        case MS_GIL_WAITING:
+                return "waiting";
+        case MS_GIL_RELEASED:
+                return "released";
+        case MS_GIL_NONE:
+                break;
+        }
+        return "none";
+}

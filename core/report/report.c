@@ -1,7 +1,14 @@
 /*
- * Building the one report model from a target: unwind every thread, read
- * the Python runtimes, merge each thread's native and Python stacks, put the
- * crashing thread first, and carry every warning along.
+ * Building the one report model from a target, in stages:
+ *
+ * 1. unwind every thread and classify its native frames (the crashing
+ *    thread first);
+ * 2. read the Python runtimes and give each thread its Python state: GIL,
+ *    exceptions;
+ * 3. read the Rust panic state of every thread, and the lifecycle phase;
+ * 4. diagnose (deadlocks, GIL holder blocked) while the native stacks are
+ *    whole;
+ * 5. merge each thread's native and Python stacks as the options ask.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -10,12 +17,14 @@
 #include "cpython/cpython.h"
 #include "merge/merge.h"
 #include "merge/rules.h"
+#include "report/boundary.h"
+#include "rust/rust.h"
 #include "target/target.h"
 #include "unwind/unwind.h"
 
 #define DEFAULT_MAX_FRAMES 1024
 
-/* Everything a report is built from, gathered before the threads. */
+/* Everything a report is built from. */
 struct report_inputs {
         struct ms_target *target;
         const struct ms_report_options *options;
@@ -25,6 +34,9 @@ struct report_inputs {
         size_t n_runtimes;
         /* Which Python threads were matched to an OS thread. */
         bool **matched;
+        /* Per report thread: its Python thread state and runtime, or NULL. */
+        struct ms_py_thread **py;
+        struct ms_py_runtime **py_runtime;
         struct ms_warnings warnings;
 };
 
@@ -47,7 +59,7 @@ static struct ms_error *report_add_warnings(struct ms_report *report,
         return NULL;
 }
 
-/* Index of the thread to print first: the one the signal hit. */
+/* Index of the thread to report first: the one the signal hit. */
 static size_t crashed_index(const struct ms_target *target)
 {
         for (size_t i = 0; target->signal_tid && i < target->n_threads; i++) {
@@ -57,50 +69,9 @@ static size_t crashed_index(const struct ms_target *target)
         return 0;
 }
 
-/* The Python thread running on OS thread tid, or NULL. */
-static struct ms_py_thread *find_py_thread(struct report_inputs *in,
-                                           pid_t tid)
-{
-        for (size_t r = 0; tid && r < in->n_runtimes; r++) {
-                struct ms_py_runtime *rt = &in->runtimes[r];
-                for (size_t i = 0; i < rt->n_threads; i++) {
-                        if (rt->threads[i].native_tid == tid) {
-                                in->matched[r][i] = true;
-                                return &rt->threads[i];
-                        }
-                }
-        }
-        return NULL;
-}
-
-/* Move the Python frames of t into report frames (strings change owner). */
-static struct ms_error *take_python_frames(struct ms_py_thread *t,
-                                           struct ms_frame **frames,
-                                           bool **is_entry)
-{
-        *frames = calloc(t->n_frames ? t->n_frames : 1, sizeof(**frames));
-        *is_entry = calloc(t->n_frames ? t->n_frames : 1, sizeof(**is_entry));
-        if (!*frames || !*is_entry) {
-                free(*frames);
-                free(*is_entry);
-                return &ms_error_no_memory;
-        }
-        for (size_t i = 0; i < t->n_frames; i++) {
-                struct ms_py_frame *p = &t->frames[i];
-                struct ms_frame *f = &(*frames)[i];
-                f->kind = MS_FRAME_PYTHON;
-                f->language = MS_LANGUAGE_PYTHON;
-                f->category = "python";
-                f->function = p->function;
-                f->qualname = p->qualname;
-                f->file = p->file;
-                f->line = p->line;
-                f->native_index = -1;
-                p->function = p->qualname = p->file = NULL;
-                (*is_entry)[i] = p->is_entry;
-        }
-        return NULL;
-}
+/* ------------------------------------------------------------------------
+ * Stage 1: native stacks
+ * ------------------------------------------------------------------------ */
 
 static void classify_native(struct ms_native_stack *stack)
 {
@@ -112,101 +83,104 @@ static void classify_native(struct ms_native_stack *stack)
         }
 }
 
-static enum ms_merge_mode merge_mode(enum ms_stack_mode mode)
-{
-        switch (mode) {
-        case MS_STACK_PYTHON_ONLY:
-                return MS_MERGE_PYTHON_ONLY;
-        case MS_STACK_NATIVE_ONLY:
-                return MS_MERGE_NATIVE_ONLY;
-        case MS_STACK_MIXED:
-                break;
-        }
-        return MS_MERGE_MIXED;
-}
-
-static struct ms_error *report_stack(struct report_inputs *in, size_t index,
-                                     struct ms_thread_report *out)
-{
-        struct ms_native_stack stack = {0};
-        if (in->unwinder) {
-                struct ms_error *err = ms_unwind_thread(
-                        in->unwinder, index, in->max_frames, &stack);
-                if (err)
-                        return err;
-                classify_native(&stack);
-        }
-        out->unwind_error = stack.error;
-
-        struct ms_merge_input merge = {
-                .native = stack.frames,
-                .n_native = stack.n_frames,
-        };
-        bool *is_entry = NULL;
-        struct ms_py_thread *py = find_py_thread(in, out->tid);
-        if (py) {
-                out->python = true;
-                out->interpreter_id = py->interp_id;
-                if (py->error) {
-                        out->python_error = strdup(py->error);
-                        if (!out->python_error)
-                                goto no_memory;
-                }
-                if (take_python_frames(py, &merge.python, &is_entry))
-                        goto no_memory;
-                merge.n_python = py->n_frames;
-                merge.python_is_entry = is_entry;
-        }
-        struct ms_error *err = ms_merge_thread(
-                &merge, merge_mode(in->options->mode),
-                in->options->all_frames, out->tid, &in->warnings,
-                &out->frames, &out->n_frames);
-        free(is_entry);
-        return err;
-
-no_memory:
-        merge.python = NULL;
-        merge.n_python = 0;
-        ms_merge_thread(&merge, MS_MERGE_NATIVE_ONLY, true, out->tid,
-                        &in->warnings, &out->frames, &out->n_frames);
-        return &ms_error_no_memory;
-}
-
-static struct ms_error *report_thread(struct ms_report *report,
-                                      struct report_inputs *in, size_t index)
+static struct ms_error *report_native_thread(struct ms_report *report,
+                                             struct report_inputs *in,
+                                             size_t index)
 {
         const struct ms_target_thread *t = &in->target->threads[index];
-        struct ms_thread_report *out = &report->threads[report->n_threads];
+        struct ms_thread_report *out = &report->threads[report->n_threads++];
         bool ok = true;
-        memset(out, 0, sizeof(*out));
         out->tid = t->tid;
         out->name = ms_strdup_or_null(t->name, &ok);
         out->crashed = in->target->signo && t->tid == in->target->signal_tid;
         out->interpreter_id = -1;
-        report->n_threads++;
+        out->gil_wait_frame = -1;
         if (!ok)
                 return &ms_error_no_memory;
-        return report_stack(in, index, out);
+        if (!in->unwinder)
+                return NULL;
+        struct ms_native_stack stack = {0};
+        struct ms_error *err = ms_unwind_thread(in->unwinder, index,
+                                                in->max_frames, &stack);
+        if (err)
+                return err;
+        classify_native(&stack);
+        out->frames = stack.frames;
+        out->n_frames = stack.n_frames;
+        out->unwind_error = stack.error;
+        return NULL;
 }
 
-static struct ms_error *report_fill_target(struct ms_report *report,
-                                           const struct ms_target *target)
+/* ------------------------------------------------------------------------
+ * Stage 2: Python state
+ * ------------------------------------------------------------------------ */
+
+/* The Python thread running on OS thread tid, and its runtime. */
+static struct ms_py_thread *find_py_thread(struct report_inputs *in, pid_t tid,
+                                           struct ms_py_runtime **runtime)
 {
-        bool ok = true;
-        report->target_kind = target->kind;
-        report->core = ms_strdup_or_null(target->core_path, &ok);
-        report->executable = ms_strdup_or_null(
-                target->host_executable ? target->host_executable
-                                        : target->executable,
-                &ok);
-        report->pid = target->pid;
-        report->signo = target->signo;
-        report->crashed_tid = target->signo ? target->signal_tid : 0;
-        return ok ? NULL : &ms_error_no_memory;
+        for (size_t r = 0; tid && r < in->n_runtimes; r++) {
+                struct ms_py_runtime *rt = &in->runtimes[r];
+                for (size_t i = 0; i < rt->n_threads; i++) {
+                        if (rt->threads[i].native_tid == tid) {
+                                in->matched[r][i] = true;
+                                *runtime = rt;
+                                return &rt->threads[i];
+                        }
+                }
+        }
+        *runtime = in->n_runtimes ? &in->runtimes[0] : NULL;
+        return NULL;
 }
 
-/* Find the Python runtimes and say which of their threads no OS thread
- * runs. */
+static enum ms_gil_state public_gil_state(enum ms_py_gil_state state)
+{
+        switch (state) {
+        case MS_PY_GIL_HELD:
+                return MS_GIL_HELD;
+        case MS_PY_GIL_WAITING:
+                return MS_GIL_WAITING;
+        case MS_PY_GIL_RELEASED:
+                return MS_GIL_RELEASED;
+        case MS_PY_GIL_NONE:
+                break;
+        }
+        return MS_GIL_NONE;
+}
+
+static struct ms_error *report_python_thread(struct report_inputs *in,
+                                             size_t i,
+                                             struct ms_thread_report *out)
+{
+        struct ms_py_runtime *rt;
+        struct ms_py_thread *py = find_py_thread(in, out->tid, &rt);
+        in->py[i] = py;
+        in->py_runtime[i] = rt;
+        if (rt) {
+                /* Also without a thread state: a Rust thread blocked in
+                 * Python::attach is waiting all the same. */
+                size_t wait = SIZE_MAX;
+                out->gil = public_gil_state(ms_py_thread_gil_state(
+                        rt, py, out->frames, out->n_frames, &wait));
+                if (wait != SIZE_MAX && wait < out->n_frames)
+                        out->gil_wait_frame = (int)wait;
+        }
+        if (!py)
+                return NULL;
+        out->python = true;
+        out->interpreter_id = py->interp_id;
+        if (py->error) {
+                out->python_error = strdup(py->error);
+                if (!out->python_error)
+                        return &ms_error_no_memory;
+        }
+        struct ms_error *err = ms_exception_chain_take(&py->pending,
+                                                       &out->pending);
+        if (!err && py->n_handled)
+                err = ms_exception_chain_take(&py->handled[0], &out->handled);
+        return err;
+}
+
 static struct ms_error *inputs_read_python(struct report_inputs *in,
                                            struct ms_report *report)
 {
@@ -218,9 +192,12 @@ static struct ms_error *inputs_read_python(struct report_inputs *in,
                 &in->n_runtimes);
         if (err)
                 return err;
+        size_t n = in->target->n_threads ? in->target->n_threads : 1;
         in->matched = calloc(in->n_runtimes ? in->n_runtimes : 1,
                              sizeof(*in->matched));
-        if (!in->matched)
+        in->py = calloc(n, sizeof(*in->py));
+        in->py_runtime = calloc(n, sizeof(*in->py_runtime));
+        if (!in->matched || !in->py || !in->py_runtime)
                 return &ms_error_no_memory;
         for (size_t r = 0; r < in->n_runtimes; r++) {
                 struct ms_py_runtime *rt = &in->runtimes[r];
@@ -230,20 +207,47 @@ static struct ms_error *inputs_read_python(struct report_inputs *in,
                         return &ms_error_no_memory;
                 ms_warnings_move(&in->warnings, &rt->warnings);
         }
-        if (in->n_runtimes) {
-                report->python_version =
-                        strdup(in->runtimes[0].version_string
-                                       ? in->runtimes[0].version_string
-                                       : "unknown");
-                if (!report->python_version)
-                        return &ms_error_no_memory;
-                report->python_free_threaded = in->runtimes[0].free_threaded;
-        }
+        if (!in->n_runtimes)
+                return NULL;
+        const struct ms_py_runtime *first = &in->runtimes[0];
+        report->python_version = strdup(first->version_string
+                                                ? first->version_string
+                                                : "unknown");
+        if (!report->python_version)
+                return &ms_error_no_memory;
+        report->python_free_threaded = first->free_threaded;
         if (in->n_runtimes > 1)
                 ms_warnings_add(&in->warnings,
                                 "%zu Python runtimes in this process; the "
-                                "version shown is the first one's",
+                                "version and phase shown are the first one's",
                                 in->n_runtimes);
+        return NULL;
+}
+
+static struct ms_error *report_interpreters(struct report_inputs *in,
+                                            struct ms_report *report)
+{
+        size_t total = 0;
+        for (size_t r = 0; r < in->n_runtimes; r++)
+                total += in->runtimes[r].n_interps;
+        if (!total)
+                return NULL;
+        report->interpreters = calloc(total, sizeof(*report->interpreters));
+        if (!report->interpreters)
+                return &ms_error_no_memory;
+        for (size_t r = 0; r < in->n_runtimes; r++) {
+                const struct ms_py_runtime *rt = &in->runtimes[r];
+                for (size_t i = 0; i < rt->n_interps; i++) {
+                        const struct ms_py_interp *p = &rt->interps[i];
+                        struct ms_interpreter_report *out =
+                                &report->interpreters[report->n_interpreters++];
+                        out->id = p->id;
+                        out->gil_known = p->gil_known;
+                        out->gil_locked = p->gil_locked;
+                        out->gil_holder_tid = p->gil_holder_tid;
+                        out->gil_disabled = p->gil_disabled;
+                }
+        }
         return NULL;
 }
 
@@ -266,14 +270,177 @@ static void inputs_warn_unmatched(struct report_inputs *in)
         }
 }
 
-static void inputs_deinit(struct report_inputs *in)
+/* ------------------------------------------------------------------------
+ * Stage 3: Rust panics and the lifecycle phase
+ * ------------------------------------------------------------------------ */
+
+static struct ms_error *report_rust(struct report_inputs *in,
+                                    struct ms_report *report)
 {
-        for (size_t r = 0; in->matched && r < in->n_runtimes; r++)
-                free(in->matched[r]);
-        free(in->matched);
-        ms_py_runtimes_destroy(in->runtimes, in->n_runtimes);
-        ms_unwinder_destroy(in->unwinder);
-        ms_warnings_deinit(&in->warnings);
+        size_t n = report->n_threads;
+        struct ms_rust_thread_input *threads =
+                calloc(n ? n : 1, sizeof(*threads));
+        if (!threads)
+                return &ms_error_no_memory;
+        for (size_t i = 0; i < n; i++) {
+                threads[i].tid = report->threads[i].tid;
+                threads[i].frames = report->threads[i].frames;
+                threads[i].n_frames = report->threads[i].n_frames;
+        }
+        struct ms_rust_state state;
+        struct ms_error *err = ms_rust_analyse(in->target, threads, n, &state);
+        free(threads);
+        if (err)
+                return err;
+        ms_warnings_move(&in->warnings, &state.warnings);
+        for (size_t i = 0; !err && i < state.n_threads && i < n; i++)
+                err = ms_panic_take(&state.threads[i],
+                                    &report->threads[i].panic);
+        if (!err)
+                err = ms_rust_modules_take(&state, report);
+        ms_rust_state_deinit(&state);
+        return err;
+}
+
+static struct ms_error *report_phase(struct report_inputs *in,
+                                     struct ms_report *report)
+{
+        if (!in->n_runtimes)
+                return NULL;
+        size_t n = report->n_threads;
+        struct ms_py_stack_ref *refs = calloc(n ? n : 1, sizeof(*refs));
+        if (!refs)
+                return &ms_error_no_memory;
+        for (size_t i = 0; i < n; i++) {
+                refs[i].tid = report->threads[i].tid;
+                refs[i].frames = report->threads[i].frames;
+                refs[i].n_frames = report->threads[i].n_frames;
+        }
+        struct ms_py_lifecycle lc;
+        ms_py_lifecycle_get(&in->runtimes[0], refs, n, &lc);
+        free(refs);
+        report->phase = ms_py_phase_name(lc.phase);
+        report->finalize_step = ms_py_finalize_step_id(lc.step);
+        report->finalize_step_inferred = lc.step_inferred;
+        report->finalizing_tid = lc.finalizing_tid;
+        report->exit_tid = lc.process_exiting ? lc.exit_tid : 0;
+        report->phase_reason = strdup(lc.reason);
+        return report->phase_reason ? NULL : &ms_error_no_memory;
+}
+
+/* ------------------------------------------------------------------------
+ * Stage 5: merging
+ * ------------------------------------------------------------------------ */
+
+static enum ms_merge_mode merge_mode(enum ms_stack_mode mode)
+{
+        switch (mode) {
+        case MS_STACK_PYTHON_ONLY:
+                return MS_MERGE_PYTHON_ONLY;
+        case MS_STACK_NATIVE_ONLY:
+                return MS_MERGE_NATIVE_ONLY;
+        case MS_STACK_MIXED:
+                break;
+        }
+        return MS_MERGE_MIXED;
+}
+
+/* Move the Python frames of t into report frames (strings change owner). */
+static struct ms_error *take_python_frames(struct ms_py_thread *t,
+                                           struct ms_frame **frames,
+                                           bool **is_entry)
+{
+        *frames = calloc(t->n_frames ? t->n_frames : 1, sizeof(**frames));
+        *is_entry = calloc(t->n_frames ? t->n_frames : 1, sizeof(**is_entry));
+        if (!*frames || !*is_entry) {
+                free(*frames);
+                free(*is_entry);
+                *frames = NULL;
+                *is_entry = NULL;
+                return &ms_error_no_memory;
+        }
+        for (size_t i = 0; i < t->n_frames; i++) {
+                struct ms_py_frame *p = &t->frames[i];
+                struct ms_frame *f = &(*frames)[i];
+                f->kind = MS_FRAME_PYTHON;
+                f->language = MS_LANGUAGE_PYTHON;
+                f->category = "python";
+                f->function = p->function;
+                f->qualname = p->qualname;
+                f->file = p->file;
+                f->line = p->line;
+                f->native_index = -1;
+                p->function = p->qualname = p->file = NULL;
+                (*is_entry)[i] = p->is_entry;
+        }
+        return NULL;
+}
+
+/* The merged frame that shows native frame native_index, or -1. */
+static int merged_index(const struct ms_thread_report *t, int native_index)
+{
+        for (size_t i = 0; native_index >= 0 && i < t->n_frames; i++) {
+                if (t->frames[i].kind == MS_FRAME_NATIVE &&
+                    t->frames[i].native_index == native_index)
+                        return (int)i;
+        }
+        return -1;
+}
+
+static struct ms_error *merge_thread(struct report_inputs *in, size_t i,
+                                     struct ms_thread_report *out)
+{
+        struct ms_merge_input merge = {
+                .native = out->frames,
+                .n_native = out->n_frames,
+        };
+        out->frames = NULL;
+        out->n_frames = 0;
+        bool *is_entry = NULL;
+        struct ms_error *err = NULL;
+        if (in->py[i]) {
+                err = take_python_frames(in->py[i], &merge.python, &is_entry);
+                if (!err) {
+                        merge.n_python = in->py[i]->n_frames;
+                        merge.python_is_entry = is_entry;
+                }
+        }
+        /* Out of memory for the Python frames: native frames still. */
+        enum ms_merge_mode mode = err ? MS_MERGE_NATIVE_ONLY
+                                      : merge_mode(in->options->mode);
+        struct ms_error *merge_err = ms_merge_thread(
+                &merge, mode, in->options->all_frames, out->tid,
+                &in->warnings, &out->frames, &out->n_frames);
+        free(is_entry);
+        out->gil_wait_frame = merged_index(out, out->gil_wait_frame);
+        if (out->panic)
+                out->panic->site_index =
+                        merged_index(out, out->panic->site_index);
+        return err ? err : merge_err;
+}
+
+/* ------------------------------------------------------------------------
+ * The whole
+ * ------------------------------------------------------------------------ */
+
+static struct ms_error *report_fill_target(struct ms_report *report,
+                                           const struct ms_target *target)
+{
+        bool ok = true;
+        report->target_kind = target->kind;
+        report->core = ms_strdup_or_null(target->core_path, &ok);
+        report->executable = ms_strdup_or_null(
+                target->host_executable ? target->host_executable
+                                        : target->executable,
+                &ok);
+        report->pid = target->pid;
+        report->signo = target->signo;
+        report->crashed_tid = target->signo ? target->signal_tid : 0;
+        report->threads = calloc(target->n_threads ? target->n_threads : 1,
+                                 sizeof(*report->threads));
+        if (!report->threads)
+                ok = false;
+        return ok ? NULL : &ms_error_no_memory;
 }
 
 static void inputs_create_unwinder(struct report_inputs *in)
@@ -294,6 +461,54 @@ static void inputs_create_unwinder(struct report_inputs *in)
                                 rules_error->message);
 }
 
+static void inputs_deinit(struct report_inputs *in)
+{
+        for (size_t r = 0; in->matched && r < in->n_runtimes; r++)
+                free(in->matched[r]);
+        free(in->matched);
+        free(in->py);
+        free(in->py_runtime);
+        ms_py_runtimes_destroy(in->runtimes, in->n_runtimes);
+        ms_unwinder_destroy(in->unwinder);
+        ms_warnings_deinit(&in->warnings);
+}
+
+static struct ms_error *build(struct report_inputs *in,
+                              struct ms_report *report)
+{
+        struct ms_target *target = in->target;
+        struct ms_error *err = report_fill_target(report, target);
+        if (err)
+                return err;
+        inputs_create_unwinder(in);
+        size_t first = crashed_index(target);
+        if (target->n_threads)
+                err = report_native_thread(report, in, first);
+        for (size_t i = 0; !err && i < target->n_threads; i++) {
+                if (i != first)
+                        err = report_native_thread(report, in, i);
+        }
+        if (!err)
+                err = inputs_read_python(in, report);
+        for (size_t i = 0; !err && i < report->n_threads; i++)
+                err = report_python_thread(in, i, &report->threads[i]);
+        if (!err)
+                err = report_interpreters(in, report);
+        if (!err)
+                err = report_rust(in, report);
+        if (!err)
+                err = report_phase(in, report);
+        if (!err)
+                err = ms_report_diagnose(report);
+        for (size_t i = 0; !err && i < report->n_threads; i++)
+                err = merge_thread(in, i, &report->threads[i]);
+        if (err)
+                return err;
+        inputs_warn_unmatched(in);
+        err = report_add_warnings(report, &target->warnings);
+        return err ? err : report_add_warnings(report, &in->warnings);
+}
+
 struct ms_error *ms_report_create(struct ms_target *target,
                                   const struct ms_report_options *options,
                                   struct ms_report **ret)
@@ -311,31 +526,7 @@ struct ms_error *ms_report_create(struct ms_target *target,
         struct ms_report *report = calloc(1, sizeof(*report));
         if (!report)
                 return &ms_error_no_memory;
-        struct ms_error *err = report_fill_target(report, target);
-        if (!err) {
-                report->threads =
-                        calloc(target->n_threads ? target->n_threads : 1,
-                               sizeof(*report->threads));
-                if (!report->threads)
-                        err = &ms_error_no_memory;
-        }
-        if (!err) {
-                inputs_create_unwinder(&in);
-                err = inputs_read_python(&in, report);
-        }
-        size_t first = crashed_index(target);
-        if (!err && target->n_threads)
-                err = report_thread(report, &in, first);
-        for (size_t i = 0; !err && i < target->n_threads; i++) {
-                if (i != first)
-                        err = report_thread(report, &in, i);
-        }
-        if (!err) {
-                inputs_warn_unmatched(&in);
-                err = report_add_warnings(report, &target->warnings);
-        }
-        if (!err)
-                err = report_add_warnings(report, &in.warnings);
+        struct ms_error *err = build(&in, report);
         inputs_deinit(&in);
         if (err) {
                 ms_report_destroy(report);
@@ -357,6 +548,9 @@ void ms_report_destroy(struct ms_report *report)
                 free(t->name);
                 free(t->unwind_error);
                 free(t->python_error);
+                ms_exception_chain_free(&t->pending);
+                ms_exception_chain_free(&t->handled);
+                ms_panic_free(t->panic);
         }
         free(report->threads);
         for (size_t i = 0; i < report->n_warnings; i++)
@@ -365,5 +559,14 @@ void ms_report_destroy(struct ms_report *report)
         free(report->core);
         free(report->executable);
         free(report->python_version);
+        free(report->interpreters);
+        free(report->phase_reason);
+        for (size_t i = 0; i < report->n_rust_modules; i++) {
+                free(report->rust_modules[i].path);
+                free(report->rust_modules[i].rustc_version);
+                free(report->rust_modules[i].count_unknown_reason);
+        }
+        free(report->rust_modules);
+        ms_diagnoses_free(report);
         free(report);
 }

@@ -64,6 +64,10 @@ static void test_builtin(void)
         check("std::sys::sync::mutex::futex::Mutex::lock_contended", ext, R,
               "rust-wait");
         check("std::sys::pal::unix::futex::futex_wait", ext, R, "rust-wait");
+        check("<std::sys::sync::mutex::futex::Mutex>::lock_contended", ext, R,
+              "rust-wait");
+        check("<std::sync::poison::mutex::Mutex<u64>>::lock", ext, R,
+              "rust-wait");
         check("std::thread::sleep", ext, R, "rust-wait");
         check("alloc::vec::Vec<T>::push", ext, R, "rust-std");
         check("__futex_abstimed_wait_common64", libc, C, "libc-wait");

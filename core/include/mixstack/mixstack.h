@@ -254,6 +254,89 @@ struct ms_frame {
         int native_index;
 };
 
+/* A thread's relation to the GIL of its interpreter. */
+enum ms_gil_state {
+        /* No Python thread state and not trying to get one. */
+        MS_GIL_NONE,
+        /* Holds the GIL. */
+        MS_GIL_HELD,
+        /* Blocked taking the GIL (or attaching to the interpreter). */
+        MS_GIL_WAITING,
+        /* Has a thread state but does not hold the GIL. */
+        MS_GIL_RELEASED,
+};
+
+/* "none", "held", "waiting", "released". */
+const char *ms_gil_state_name(enum ms_gil_state state);
+
+/* A frame a Python exception passed through. */
+struct ms_traceback_entry {
+        char *function;
+        char *file;
+        int line; /* 0 when unknown */
+};
+
+/* One Python exception. Strings may be NULL when unreadable. */
+struct ms_exception {
+        /* "module.QualName": "builtins.ValueError",
+         * "pyo3_runtime.PanicException". */
+        char *type;
+        /* What str(exc) would give, bounded. */
+        char *message;
+        bool message_truncated;
+        /* PyO3's PanicException: a Rust panic turned into a Python
+         * exception. */
+        bool is_panic_exception;
+        /* How it relates to the exception before it in a chain: NULL for
+         * the first, "cause" (raise ... from) or "context" (raised while
+         * handling it). */
+        const char *link;
+        /* Outermost first, the raise point last, as Python prints it. */
+        struct ms_traceback_entry *traceback;
+        size_t n_traceback;
+        /* What could not be read, or NULL. */
+        char *error;
+};
+
+/* An exception followed by its __cause__ / __context__ chain. n == 0: no
+ * exception. */
+struct ms_exception_chain {
+        struct ms_exception *items;
+        size_t n;
+        /* The chain went on past what is shown, or looped. */
+        bool truncated;
+};
+
+/* Rust panic state of a thread. Strings may be NULL when unknown. */
+struct ms_panic {
+        /* "in-progress", "panic-abort", "cannot-unwind", "in-cleanup",
+         * "nounwind", "aborted", "foreign-exception", "process-abort". */
+        const char *kind;
+        /* A panic is under way (a process-abort is machinery but no
+         * panic). */
+        bool panicking;
+        /* The panic site: the first frame outside the panic machinery, and
+         * its index in the thread's frames (-1 when not shown). */
+        char *site_function;
+        char *site_module;
+        char *site_file;
+        int site_line;
+        int site_column;
+        int site_index;
+        /* The message and location recovered from memory, each with how:
+         * "exception-object", "hook-buffer" or "location-scan" (all
+         * heuristics). */
+        char *message;
+        const char *message_recovered_by;
+        char *location_file;
+        int location_line;
+        int location_column;
+        const char *location_recovered_by;
+        /* The thread's LOCAL_PANIC_COUNT, -1 when unknown. */
+        int64_t local_panic_count;
+        bool in_panic_hook;
+};
+
 /* One thread of the target. */
 struct ms_thread_report {
         pid_t tid;
@@ -271,6 +354,52 @@ struct ms_thread_report {
         int64_t interpreter_id;
         /* Why its Python frames could not be read, or NULL. */
         char *python_error;
+        /* Its relation to the GIL, and the index in frames of the frame it
+         * waits for the GIL in (-1 when not waiting or not shown). */
+        enum ms_gil_state gil;
+        int gil_wait_frame;
+        /* The exception being raised (PyErr_Occurred()) and the one being
+         * handled (sys.exc_info()). */
+        struct ms_exception_chain pending;
+        struct ms_exception_chain handled;
+        /* Rust panic state, NULL when no panic machinery is on its stack. */
+        struct ms_panic *panic;
+};
+
+/* One Python interpreter. */
+struct ms_interpreter_report {
+        int64_t id;
+        /* The GIL was read; locked; the thread holding it (0: nobody or
+         * unknown); a free-threaded build running without a GIL. */
+        bool gil_known;
+        bool gil_locked;
+        pid_t gil_holder_tid;
+        bool gil_disabled;
+};
+
+/* A Rust module (each PyO3 extension carries its own std). */
+struct ms_rust_module_report {
+        char *path;
+        char *rustc_version;
+        /* std's GLOBAL_PANIC_COUNT (threads panicking) and its ALWAYS_ABORT
+         * flag; unknown (count_known false) in a stripped module, with the
+         * reason. */
+        bool count_known;
+        uint64_t global_panic_count;
+        bool always_abort;
+        char *count_unknown_reason;
+};
+
+/* A conclusion drawn from several facts: a deadlock, a GIL holder blocked
+ * outside Python, ... */
+struct ms_diagnosis {
+        /* "deadlock", "gil-holder-blocked", "gil-contention". */
+        const char *kind;
+        /* One sentence. */
+        char *message;
+        /* The threads it names. */
+        pid_t *tids;
+        size_t n_tids;
 };
 
 struct ms_report {
@@ -289,6 +418,25 @@ struct ms_report {
         /* The Python runtime found in the target, or NULL. */
         char *python_version; /* "3.11.7" */
         bool python_free_threaded;
+        struct ms_interpreter_report *interpreters;
+        size_t n_interpreters;
+        /* The lifecycle phase of the runtime: "not initialized",
+         * "initializing", "running", "finalizing", "finalized", "unknown";
+         * NULL without Python. During finalization, the step ("atexit",
+         * "gc", "module-teardown", ... NULL when unknown), whether it was
+         * inferred rather than read from a frame, and the thread doing it. */
+        const char *phase;
+        const char *finalize_step;
+        bool finalize_step_inferred;
+        pid_t finalizing_tid;
+        /* Which facts decided the phase. */
+        char *phase_reason;
+        /* A thread is in the C library's exit machinery (exit, _dl_fini). */
+        pid_t exit_tid;
+        struct ms_rust_module_report *rust_modules;
+        size_t n_rust_modules;
+        struct ms_diagnosis *diagnoses;
+        size_t n_diagnoses;
         /* Everything that was missing or wrong but not fatal. */
         char **warnings;
         size_t n_warnings;
@@ -359,8 +507,8 @@ struct ms_print_options {
         size_t n_tids;
 };
 
-/* Print a section of a report. Sections the library cannot produce yet
- * return MS_ERROR_UNSUPPORTED. */
+/* Print a section of a report. In JSON, every section but
+ * MS_SECTION_STACKS prints the whole document, which holds it. */
 struct ms_error *ms_report_print_section(const struct ms_report *report,
                                          const struct ms_print_options *options,
                                          FILE *out);

@@ -1,0 +1,34 @@
+/*
+ * Moving the readers' boundary facts (CPython exceptions and GIL, Rust
+ * panics) into the public report model, and the model's destructors for
+ * them.
+ */
+#ifndef MIXSTACK_REPORT_BOUNDARY_H
+#define MIXSTACK_REPORT_BOUNDARY_H
+
+#include "cpython/cpython.h"
+#include "mixstack/mixstack.h"
+#include "rust/rust.h"
+
+/* Move chain (its strings change owner) into out. */
+struct ms_error *ms_exception_chain_take(struct ms_py_exc_chain *chain,
+                                         struct ms_exception_chain *out);
+void ms_exception_chain_free(struct ms_exception_chain *chain);
+
+/* A panic report of a thread's Rust state, or NULL (with no error) when
+ * no panic machinery is on its stack. site_index indexes the native
+ * frames the state was computed from. */
+struct ms_error *ms_panic_take(struct ms_rust_thread *rt,
+                               struct ms_panic **ret);
+void ms_panic_free(struct ms_panic *panic);
+
+/* The Rust modules of state into the report. */
+struct ms_error *ms_rust_modules_take(struct ms_rust_state *state,
+                                      struct ms_report *report);
+
+/* Diagnoses from the GIL states and stacks of the report's threads
+ * (diagnose.c). */
+struct ms_error *ms_report_diagnose(struct ms_report *report);
+void ms_diagnoses_free(struct ms_report *report);
+
+#endif

@@ -1,0 +1,260 @@
+/*
+ * Diagnoses: sentences that join facts from several threads. They read
+ * the threads' GIL states and native stacks (categories from the frame
+ * rules), so they work the same for every CPython version.
+ *
+ * - gil-holder-blocked: the GIL holder waits outside Python (a futex, a
+ *   Rust Mutex, a condition variable, a read) while others wait for the
+ *   GIL: nobody can run Python until that wait ends.
+ * - deadlock: that wait is for a lock, and a thread waiting for the GIL
+ *   came to it from Rust or C code (Python::attach, PyGILState_Ensure),
+ *   where it can hold the lock: each waits for the other. Rust's futex
+ *   Mutex does not record its owner, so the lock's side of the cycle is
+ *   inferred, and the sentence says so.
+ * - gil-contention: the holder is running (not waiting) while others wait.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report/boundary.h"
+
+static bool category_is(const struct ms_frame *f, const char *category)
+{
+        return f->category && strcmp(f->category, category) == 0;
+}
+
+static bool is_wait(const struct ms_frame *f)
+{
+        return category_is(f, "libc-wait") || category_is(f, "rust-wait");
+}
+
+static const char *frame_name(const struct ms_frame *f)
+{
+        if (f->qualname)
+                return f->qualname;
+        return f->function ? f->function : "??";
+}
+
+/* The first frame from index i outwards that is the program's own code:
+ * not inlined into another (line-tables-only DWARF names those briefly),
+ * not the standard library, PyO3, the interpreter or the GIL machinery. */
+static const struct ms_frame *user_frame(const struct ms_thread_report *t,
+                                         size_t i)
+{
+        for (; i < t->n_frames; i++) {
+                const struct ms_frame *f = &t->frames[i];
+                if (f->inlined && f->kind == MS_FRAME_NATIVE)
+                        continue;
+                if (category_is(f, "rust") || category_is(f, "native") ||
+                    category_is(f, "python") ||
+                    category_is(f, "pyo3-trampoline"))
+                        return f;
+        }
+        return NULL;
+}
+
+/* The frame a blocked thread waits in: the outermost of the run of wait
+ * frames at the top of its stack (std::sync::Mutex::lock rather than
+ * futex_wait), or NULL when its innermost frame is not a wait. Frames of
+ * the C library without a category (syscall stubs) may sit in the run. */
+static const struct ms_frame *blocking_frame(const struct ms_thread_report *t)
+{
+        const struct ms_frame *found = NULL;
+        for (size_t i = 0; i < t->n_frames; i++) {
+                const struct ms_frame *f = &t->frames[i];
+                if (is_wait(f)) {
+                        found = f;
+                        continue;
+                }
+                if (!found && (category_is(f, "native") ||
+                               category_is(f, "rust-std")) &&
+                    i < 2)
+                        continue;
+                break;
+        }
+        return found;
+}
+
+static bool is_lock_wait(const struct ms_thread_report *t)
+{
+        for (size_t i = 0; i < t->n_frames; i++) {
+                const struct ms_frame *f = &t->frames[i];
+                if (!is_wait(f) && !category_is(f, "native") &&
+                    !category_is(f, "rust-std"))
+                        break;
+                const char *name = f->function ? f->function : "";
+                if (strstr(name, "Mutex") || strstr(name, "mutex_lock") ||
+                    strstr(name, "lock_contended") || strstr(name, "RwLock") ||
+                    strstr(name, "lll_lock"))
+                        return true;
+        }
+        return false;
+}
+
+/* For a thread waiting for the GIL: the first frame outside the GIL
+ * machinery and the interpreter, outer of the wait. A Python frame there
+ * means Python code asked for the GIL back (after a blocking call); Rust
+ * or C code means it attached from outside, perhaps holding locks. */
+static const struct ms_frame *attach_caller(const struct ms_thread_report *t)
+{
+        if (t->gil_wait_frame < 0)
+                return NULL;
+        return user_frame(t, (size_t)t->gil_wait_frame);
+}
+
+static struct ms_error *add(struct ms_report *r, const char *kind,
+                            char *message, const pid_t *tids, size_t n_tids)
+{
+        if (!message)
+                return &ms_error_no_memory;
+        struct ms_diagnosis *d = realloc(r->diagnoses,
+                                         (r->n_diagnoses + 1) * sizeof(*d));
+        if (!d) {
+                free(message);
+                return &ms_error_no_memory;
+        }
+        r->diagnoses = d;
+        d = &r->diagnoses[r->n_diagnoses];
+        d->kind = kind;
+        d->message = message;
+        d->tids = malloc((n_tids ? n_tids : 1) * sizeof(*d->tids));
+        if (!d->tids) {
+                free(message);
+                return &ms_error_no_memory;
+        }
+        memcpy(d->tids, tids, n_tids * sizeof(*tids));
+        d->n_tids = n_tids;
+        r->n_diagnoses++;
+        return NULL;
+}
+
+/* "123 (name), 124 (name)" for the listed threads. */
+static char *thread_list(const struct ms_report *r, const pid_t *tids,
+                         size_t n)
+{
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *out = open_memstream(&buf, &len);
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                const char *name = NULL;
+                for (size_t j = 0; j < r->n_threads; j++) {
+                        if (r->threads[j].tid == tids[i])
+                                name = r->threads[j].name;
+                }
+                fprintf(out, "%s%d", i ? ", " : "", (int)tids[i]);
+                if (name)
+                        fprintf(out, " (%s)", name);
+        }
+        fclose(out);
+        return buf;
+}
+
+static struct ms_error *diagnose_holder(struct ms_report *r,
+                                        const struct ms_thread_report *holder,
+                                        pid_t *waiters, size_t n_waiters)
+{
+        pid_t *tids = malloc((n_waiters + 1) * sizeof(*tids));
+        if (!tids)
+                return &ms_error_no_memory;
+        tids[0] = holder->tid;
+        memcpy(tids + 1, waiters, n_waiters * sizeof(*waiters));
+        char *who = thread_list(r, waiters, n_waiters);
+        char *message = NULL;
+        struct ms_error *err = NULL;
+        const struct ms_frame *block = blocking_frame(holder);
+
+        /* A lock wait in the holder and an attach from native code in a
+         * waiter: the classic PyO3 deadlock. */
+        const struct ms_thread_report *attacher = NULL;
+        const struct ms_frame *caller = NULL;
+        for (size_t i = 0; block && is_lock_wait(holder) && i < r->n_threads;
+             i++) {
+                const struct ms_thread_report *t = &r->threads[i];
+                if (t->gil != MS_GIL_WAITING)
+                        continue;
+                const struct ms_frame *c = attach_caller(t);
+                if (c && c->kind == MS_FRAME_NATIVE) {
+                        attacher = t;
+                        caller = c;
+                        break;
+                }
+        }
+        const struct ms_frame *locker =
+                block ? user_frame(holder, (size_t)(block - holder->frames))
+                      : NULL;
+        if (attacher) {
+                pid_t pair[2] = {holder->tid, attacher->tid};
+                if (asprintf(&message,
+                             "deadlock: thread %d holds the GIL and waits for "
+                             "a lock in %s (called from %s), while thread %d "
+                             "waits for the GIL, attaching from %s; unless "
+                             "another thread holds that lock, thread %d does "
+                             "(the lock does not record its owner), and "
+                             "neither can go on",
+                             (int)holder->tid, frame_name(block),
+                             locker ? frame_name(locker) : "??",
+                             (int)attacher->tid, frame_name(caller),
+                             (int)attacher->tid) < 0)
+                        message = NULL;
+                err = add(r, "deadlock", message, pair, 2);
+        } else if (block) {
+                if (asprintf(&message,
+                             "thread %d holds the GIL and is blocked in %s, "
+                             "outside Python, while %zu thread%s wait%s for "
+                             "the GIL: %s",
+                             (int)holder->tid, frame_name(block), n_waiters,
+                             n_waiters == 1 ? "" : "s",
+                             n_waiters == 1 ? "s" : "", who ? who : "?") < 0)
+                        message = NULL;
+                err = add(r, "gil-holder-blocked", message, tids,
+                          n_waiters + 1);
+        } else {
+                const struct ms_frame *top = user_frame(holder, 0);
+                if (asprintf(&message,
+                             "thread %d holds the GIL and is running %s while "
+                             "%zu thread%s wait%s for the GIL: %s",
+                             (int)holder->tid, top ? frame_name(top) : "??",
+                             n_waiters, n_waiters == 1 ? "" : "s",
+                             n_waiters == 1 ? "s" : "", who ? who : "?") < 0)
+                        message = NULL;
+                err = add(r, "gil-contention", message, tids, n_waiters + 1);
+        }
+        free(who);
+        free(tids);
+        return err;
+}
+
+struct ms_error *ms_report_diagnose(struct ms_report *r)
+{
+        pid_t *waiters = malloc((r->n_threads ? r->n_threads : 1) *
+                                sizeof(*waiters));
+        if (!waiters)
+                return &ms_error_no_memory;
+        size_t n_waiters = 0;
+        const struct ms_thread_report *holder = NULL;
+        for (size_t i = 0; i < r->n_threads; i++) {
+                if (r->threads[i].gil == MS_GIL_WAITING)
+                        waiters[n_waiters++] = r->threads[i].tid;
+                else if (r->threads[i].gil == MS_GIL_HELD)
+                        holder = &r->threads[i];
+        }
+        struct ms_error *err = NULL;
+        if (holder && n_waiters)
+                err = diagnose_holder(r, holder, waiters, n_waiters);
+        free(waiters);
+        return err;
+}
+
+void ms_diagnoses_free(struct ms_report *r)
+{
+        for (size_t i = 0; i < r->n_diagnoses; i++) {
+                free(r->diagnoses[i].message);
+                free(r->diagnoses[i].tids);
+        }
+        free(r->diagnoses);
+        r->diagnoses = NULL;
+        r->n_diagnoses = 0;
+}
