@@ -153,3 +153,11 @@ def test_sections(samples):
         assert word in proc.stdout, (section, proc.stdout)
     proc = run_mixstack("gil", core)
     assert "deadlock" in proc.stdout
+
+
+def test_reports_follow_the_schema(samples, reports):
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((Path(__file__).resolve().parents[2] / "docs" /
+                         "mixstack-1.schema.json").read_text())
+    for a, m, doc in cells(samples, reports):
+        jsonschema.validate(doc, schema)
