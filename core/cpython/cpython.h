@@ -90,6 +90,16 @@ struct ms_py_find_options {
         unsigned max_frames;
 };
 
+/* An argument or local variable of a Python frame (ms_py_read_locals). */
+struct ms_py_local {
+        char *name;
+        /* A short repr: None, bool, int, float, str, bytes, tuple, list
+         * and dict shown, other objects as "<type object at 0x...>". */
+        char *value;
+        /* One of the positional parameters. */
+        bool argument;
+};
+
 struct ms_py_frame {
         /* co_name, co_qualname (3.11+; NULL before), co_filename. NULL
          * when unreadable. */
@@ -113,6 +123,10 @@ struct ms_py_frame {
         uint64_t code_address;
         /* Byte offset of the instruction in the bytecode, -1 unknown. */
         int64_t instruction_offset;
+        /* Bound arguments and locals, in co_varnames order; filled only by
+         * ms_py_read_locals(). */
+        struct ms_py_local *locals;
+        size_t n_locals;
 };
 
 /* One entry of a traceback: a frame the exception passed through. */
@@ -285,6 +299,19 @@ struct ms_error *ms_py_runtimes_find(struct ms_target *target,
                                      size_t *n_ret);
 
 void ms_py_runtimes_destroy(struct ms_py_runtime *runtimes, size_t n);
+
+/* Bounds on the locals read per frame and on the text of each value. */
+#define MS_PY_MAX_LOCALS 64
+#define MS_PY_MAX_LOCAL_REPR 120
+
+/*
+ * Read the bound arguments and locals of every frame of every thread of
+ * rt (frame->locals). Unreadable values are shown as "<unreadable>"; only
+ * running out of memory is an error.
+ */
+struct ms_error *ms_py_read_locals(struct ms_target *target,
+                                   struct ms_py_runtime *rt);
+void ms_py_locals_free(struct ms_py_frame *frame);
 
 /*
  * Read the runtime at address, with the version already known (major,

@@ -113,7 +113,7 @@ void ms_py_sbuf_deinit(struct ms_py_sbuf *sb)
 
 enum kind {
         K_STR, K_INT, K_BOOL, K_FLOAT, K_BYTES, K_NONE, K_TUPLE, K_LIST,
-        K_EXC, K_TYPE, K_OTHER,
+        K_DICT, K_EXC, K_TYPE, K_OTHER,
 };
 
 struct objinfo {
@@ -149,6 +149,10 @@ static enum kind kind_of(const struct objinfo *oi)
         }
         if (strcmp(oi->tp_name, "float") == 0)
                 return K_FLOAT;
+        /* Only dict itself: its subclasses have reprs of their own. */
+        if ((oi->flags & MS_PY_TPFLAGS_DICT_SUBCLASS) &&
+            strcmp(oi->tp_name, "dict") == 0)
+                return K_DICT;
         if (strcmp(oi->tp_name, "NoneType") == 0)
                 return K_NONE;
         return K_OTHER;
@@ -462,6 +466,11 @@ static struct ms_error *append_seq(struct ms_target *target,
         return NULL;
 }
 
+static struct ms_error *append_dict(struct ms_target *target,
+                                   const struct ms_py_layout *l,
+                                   uint64_t dict, struct ms_py_sbuf *sb,
+                                   int depth);
+
 /* "module.QualName" without the "builtins." that repr() leaves out. */
 static struct ms_error *append_type_name(struct ms_target *target,
                                          const struct ms_py_layout *l,
@@ -532,6 +541,12 @@ static struct ms_error *append_repr_of(struct ms_target *target,
                 }
                 return append_seq(target, l, object, oi->kind == K_LIST, sb,
                                   depth);
+        case K_DICT:
+                if (depth >= MAX_DEPTH) {
+                        ms_py_sbuf_puts(sb, "{...}");
+                        return NULL;
+                }
+                return append_dict(target, l, object, sb, depth);
         case K_EXC:
                 if (depth >= MAX_DEPTH)
                         break;
@@ -747,6 +762,47 @@ static struct ms_error *dict_entries(struct ms_target *target,
                                        dict, n);
         e->n = n;
         return NULL;
+}
+
+/* repr(dict) of a combined table: "{key: value, ...}", at most MAX_ITEMS
+ * entries. Split tables (instance dicts) come out as "{...}". */
+static struct ms_error *append_dict(struct ms_target *target,
+                                   const struct ms_py_layout *l,
+                                   uint64_t dict, struct ms_py_sbuf *sb,
+                                   int depth)
+{
+        struct dict_entries e = {0};
+        struct ms_error *err = dict_entries(target, l, dict, &e);
+        if (err && err->code == MS_ERROR_UNSUPPORTED) {
+                ms_error_destroy(err);
+                ms_py_sbuf_puts(sb, "{...}");
+                return NULL;
+        }
+        if (err)
+                return err;
+        ms_py_sbuf_puts(sb, "{");
+        size_t shown = 0;
+        for (uint64_t i = 0; i < e.n && !err && !sb->no_memory; i++) {
+                uint64_t entry = e.address + i * (uint64_t)e.size, k, v;
+                err = ms_target_read_u64(target, entry + (uint64_t)e.key, &k);
+                if (!err)
+                        err = ms_target_read_u64(target,
+                                                 entry + (uint64_t)e.value, &v);
+                if (err || !k || !v)
+                        continue;
+                if (shown == MAX_ITEMS) {
+                        ms_py_sbuf_puts(sb, ", ...");
+                        break;
+                }
+                if (shown++)
+                        ms_py_sbuf_puts(sb, ", ");
+                err = append_repr(target, l, k, sb, depth + 1);
+                ms_py_sbuf_puts(sb, ": ");
+                if (!err)
+                        err = append_repr(target, l, v, sb, depth + 1);
+        }
+        ms_py_sbuf_puts(sb, "}");
+        return err;
 }
 
 /* Whether the object at address is the str `s` (ASCII). */

@@ -845,6 +845,7 @@ void ms_py_runtime_deinit(struct ms_py_runtime *rt)
         for (size_t i = 0; i < rt->n_threads; i++) {
                 struct ms_py_thread *t = &rt->threads[i];
                 for (size_t j = 0; j < t->n_frames; j++) {
+                        ms_py_locals_free(&t->frames[j]);
                         free(t->frames[j].function);
                         free(t->frames[j].qualname);
                         free(t->frames[j].file);

@@ -93,6 +93,20 @@ static void json_frame(struct ms_json *json, const struct ms_frame *f,
                 ms_json_int(json, f->native_index);
         else
                 ms_json_null(json);
+        if (f->locals) {
+                ms_json_key(json, "locals");
+                ms_json_begin_array(json);
+                for (size_t i = 0; i < f->n_locals; i++) {
+                        ms_json_begin_object(json);
+                        json_optional_string(json, "name", f->locals[i].name);
+                        json_optional_string(json, "value",
+                                             f->locals[i].value);
+                        ms_json_key(json, "argument");
+                        ms_json_bool(json, f->locals[i].argument);
+                        ms_json_end_object(json);
+                }
+                ms_json_end_array(json);
+        }
         ms_json_end_object(json);
 }
 

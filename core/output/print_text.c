@@ -97,6 +97,14 @@ static void text_frame(const struct ms_frame *f, size_t index, FILE *out)
                 text_native_frame(f, out);
         }
         fputc('\n', out);
+        for (size_t i = 0; i < f->n_locals; i++) {
+                fputs(f->locals[i].argument ? "         arg   " : "         local ",
+                      out);
+                ms_text_write_safe(out, f->locals[i].name);
+                fputs(" = ", out);
+                ms_text_write_safe(out, f->locals[i].value);
+                fputc('\n', out);
+        }
 }
 
 static void text_thread(const struct ms_thread_report *t, FILE *out)

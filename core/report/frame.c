@@ -11,6 +11,13 @@ void ms_frame_deinit(struct ms_frame *frame)
         free(frame->function);
         free(frame->file);
         free(frame->qualname);
+        for (size_t i = 0; i < frame->n_locals; i++) {
+                free(frame->locals[i].name);
+                free(frame->locals[i].value);
+        }
+        free(frame->locals);
+        frame->locals = NULL;
+        frame->n_locals = 0;
         frame->module = frame->raw_symbol = frame->function = NULL;
         frame->file = frame->qualname = NULL;
 }

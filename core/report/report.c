@@ -205,6 +205,11 @@ static struct ms_error *inputs_read_python(struct report_inputs *in,
                                         sizeof(bool));
                 if (!in->matched[r])
                         return &ms_error_no_memory;
+                if (in->options->locals) {
+                        err = ms_py_read_locals(in->target, rt);
+                        if (err)
+                                return err;
+                }
                 ms_warnings_move(&in->warnings, &rt->warnings);
         }
         if (!in->n_runtimes)
@@ -371,6 +376,25 @@ static struct ms_error *take_python_frames(struct ms_py_thread *t,
                 f->line = p->line;
                 f->native_index = -1;
                 p->function = p->qualname = p->file = NULL;
+                if (!p->n_locals)
+                        continue;
+                f->locals = calloc(p->n_locals, sizeof(*f->locals));
+                if (!f->locals) {
+                        for (size_t k = 0; k <= i; k++)
+                                ms_frame_deinit(&(*frames)[k]);
+                        free(*frames);
+                        free(*is_entry);
+                        *frames = NULL;
+                        *is_entry = NULL;
+                        return &ms_error_no_memory;
+                }
+                for (size_t j = 0; j < p->n_locals; j++) {
+                        f->locals[j].name = p->locals[j].name;
+                        f->locals[j].value = p->locals[j].value;
+                        f->locals[j].argument = p->locals[j].argument;
+                        p->locals[j].name = p->locals[j].value = NULL;
+                }
+                f->n_locals = p->n_locals;
                 (*is_entry)[i] = p->is_entry;
         }
         return NULL;

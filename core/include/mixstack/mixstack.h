@@ -214,6 +214,16 @@ enum ms_frame_kind {
         MS_FRAME_PYTHON,
 };
 
+/* An argument or local variable of a Python frame (with --locals). */
+struct ms_local {
+        char *name;
+        /* A short repr, bounded: None, bool, int, float, str, bytes, tuple,
+         * list and dict shown, other objects as "<type object at 0x...>". */
+        char *value;
+        /* One of the positional parameters. */
+        bool argument;
+};
+
 /* One frame of a thread's stack. Strings may be NULL when unknown. */
 struct ms_frame {
         enum ms_frame_kind kind;
@@ -252,6 +262,10 @@ struct ms_frame {
          * Python frame, the index of the eval-loop frame that runs it. -1
          * when there is none. Debugger frontends select frames with it. */
         int native_index;
+        /* Python frames, when the report was asked for locals: the bound
+         * arguments and locals. */
+        struct ms_local *locals;
+        size_t n_locals;
 };
 
 /* A thread's relation to the GIL of its interpreter. */
@@ -530,6 +544,158 @@ struct ms_error *ms_report_format(const struct ms_report *report,
 
 /* The name of a signal ("SIGSEGV"), or NULL when unknown. */
 const char *ms_signal_name(int signo);
+
+/* ------------------------------------------------------------------------
+ * Triage: why a process died or hung, in a few lines, with a signature
+ *
+ *     struct ms_triage *triage;
+ *     struct ms_triage_printer *printer;
+ *     err = ms_triage_create(report, NULL, &triage);
+ *     if (!err)
+ *             err = ms_triage_printer_create(MS_TRIAGE_MARKDOWN, stdout,
+ *                                            &printer);
+ *     if (!err)
+ *             err = ms_triage_printer_add(printer, triage);
+ *     if (!err)
+ *             err = ms_triage_printer_finish(printer, NULL);
+ *
+ * The signature is a short text that is the same for every occurrence of
+ * one bug (across runs, machines, interpreter versions and rebuilds) and
+ * differs between bugs: "SIGSEGV | mixsample::segfault_now | ...". It is
+ * computed from the merged stack with the PCRE2 lists of
+ * data/signature-rules.conf (docs/triage.md), which users extend with
+ * $MIXSTACK_SIGNATURE_RULES or ~/.config/mixstack/signature-rules.conf.
+ * ------------------------------------------------------------------------ */
+
+/* What to triage and how much to show. Zero-initialised options are the
+ * defaults. */
+struct ms_triage_options {
+        /* Frames in a signature, prefix frames not counted (0: 5). */
+        unsigned signature_frames;
+        /* Frames of the stack shown (0: 16). */
+        unsigned stack_frames;
+        /* The target is a live process that did not finish in time: it is a
+         * "hang" rather than a "snapshot". */
+        bool hang;
+};
+
+/* A frame of a signature. */
+struct ms_signature_frame {
+        /* The normalised frame: "mixsample::segfault_now",
+         * "segfault-in-rust.py:parse_record", "libfoo.so" (no symbol). */
+        char *text;
+        /* Its thread (index in the report's threads) and its index in that
+         * thread's frames. */
+        size_t thread;
+        size_t frame;
+};
+
+struct ms_triage {
+        /* What happened, one word: the signal for crashes ("SIGSEGV",
+         * "SIGBUS", ...), "panic" (a Rust panic ended the process), "abort"
+         * (SIGABRT without a panic), "fatal-error" (a fatal Python error),
+         * "deadlock", "hang" (a live process past its time), "snapshot" (no
+         * signal and not known to hang). Static storage. */
+        const char *kind;
+        /* One or two sentences for people: what, where, why. */
+        char *reason;
+        /* "KIND | FRAME | FRAME ..."; a deadlock joins its two threads' frames
+         * with " || ". */
+        char *signature;
+        /* 16 hex digits of the signature's 64-bit FNV-1a hash: a short key
+         * for file names and grouping. */
+        char signature_id[17];
+        struct ms_signature_frame *signature_frames;
+        size_t n_signature_frames;
+        /* The report triaged. It is borrowed: it must outlive the triage. */
+        const struct ms_report *report;
+        /* The threads the signature comes from (indexes in report->threads):
+         * the crashing thread, the GIL holder, or a deadlocked pair. */
+        size_t threads[2];
+        size_t n_threads;
+        /* The frame at fault in threads[0]: its innermost frame outside
+         * signal and panic machinery, or -1. The stack is shown from there;
+         * machinery_frames frames before it are not. */
+        int crash_frame;
+        size_t machinery_frames;
+        /* Basename of the module holding the frame at fault, or NULL. */
+        char *crash_module;
+        /* What could not be done (a bad user rules file, ...). */
+        char **warnings;
+        size_t n_warnings;
+        /* How many stack frames printers show. */
+        unsigned stack_frames;
+};
+
+/* Triage a report. The report must outlive the triage. */
+struct ms_error *ms_triage_create(const struct ms_report *report,
+                                  const struct ms_triage_options *options,
+                                  struct ms_triage **ret);
+
+void ms_triage_destroy(struct ms_triage *triage);
+
+/* Check that a target can be triaged: its executable is known and was
+ * found on this machine (without it, native frames have no names and a
+ * signature would group unrelated crashes). NULL when it can be; else an
+ * MS_ERROR_NOT_FOUND error saying which file is missing. */
+struct ms_error *ms_triage_check_target(const struct ms_target *target);
+
+/* Triage output formats. */
+enum ms_triage_format {
+        /* For terminals and CI logs. */
+        MS_TRIAGE_TEXT,
+        /* For CI step summaries ($GITHUB_STEP_SUMMARY). */
+        MS_TRIAGE_MARKDOWN,
+        /* One document, schema "mixstack-triage/1" (docs/triage.md). */
+        MS_TRIAGE_JSON,
+};
+
+/* Writes triages as they come: text and markdown at once, JSON as one
+ * document closed by ms_triage_printer_finish(). */
+struct ms_triage_printer;
+
+struct ms_error *ms_triage_printer_create(enum ms_triage_format format,
+                                          FILE *out,
+                                          struct ms_triage_printer **ret);
+
+/* Print a triage. */
+struct ms_error *ms_triage_printer_add(struct ms_triage_printer *printer,
+                                       const struct ms_triage *triage);
+
+/* A target that could not be triaged: its name ("core.123", "pid 123")
+ * and why, in one line. */
+struct ms_error *ms_triage_printer_add_error(struct ms_triage_printer *printer,
+                                             const char *target,
+                                             const char *message);
+
+/* Something the reader must know that is not a triage: "pid 123 died of
+ * SIGSEGV but left no core: ...". */
+struct ms_error *ms_triage_printer_add_note(struct ms_triage_printer *printer,
+                                            const char *message);
+
+/* A command run under `mixstack run`. */
+struct ms_triage_run {
+        const char *const *argv;
+        size_t argc;
+        /* How the command ended: its exit code, or the signal that killed
+         * it (0 when it exited), or timed_out. */
+        int exit_code;
+        int signo;
+        bool timed_out;
+        /* The --timeout in seconds (0: none) and the time it ran. */
+        double timeout;
+        double seconds;
+        /* What mixstack run exits with. */
+        int exit_status;
+};
+
+/* End the output: the run (NULL for triages of cores) and what was
+ * added. Nothing more may be added. Markdown prints nothing at all when
+ * nothing was added, so a quiet run leaves a CI summary untouched. */
+struct ms_error *ms_triage_printer_finish(struct ms_triage_printer *printer,
+                                          const struct ms_triage_run *run);
+
+void ms_triage_printer_destroy(struct ms_triage_printer *printer);
 
 #ifdef __cplusplus
 }
