@@ -102,9 +102,28 @@ static bool run_is_hidden(const struct merge_state *s, size_t i, size_t j)
                outer->kind == MS_FRAME_PYTHON;
 }
 
+/* Functions of the standard library and of dependencies inlined into
+ * the program's code: their physical frame stays. */
+static bool is_hidden_inline(const struct ms_frame *f)
+{
+        return f->inlined && f->kind == MS_FRAME_NATIVE &&
+               (category_is(f, "rust-std") ||
+                category_is(f, "rust-dependency") || category_is(f, "pyo3"));
+}
+
 static void hide_machinery(struct merge_state *s)
 {
         size_t w = 0;
+        for (size_t i = 0; i < s->n_out; i++) {
+                if (is_hidden_inline(&s->out[i])) {
+                        ms_frame_deinit(&s->out[i]);
+                        continue;
+                }
+                s->hideable[w] = s->hideable[i];
+                s->out[w++] = s->out[i];
+        }
+        s->n_out = w;
+        w = 0;
         for (size_t i = 0; i < s->n_out;) {
                 size_t j = i;
                 while (j < s->n_out && s->hideable[j])

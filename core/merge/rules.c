@@ -64,10 +64,12 @@ static struct ms_error *compile_rule(const char *label, const char *field,
                 rule->field = MS_RULE_FUNCTION;
         else if (strcmp(field, "module") == 0)
                 rule->field = MS_RULE_MODULE;
+        else if (strcmp(field, "file") == 0)
+                rule->field = MS_RULE_FILE;
         else
                 return ms_error_create(MS_ERROR_BAD_INPUT,
-                                       "%s:%d: field must be 'function' or "
-                                       "'module', not '%s'",
+                                       "%s:%d: field must be 'function', "
+                                       "'module' or 'file', not '%s'",
                                        origin, line_no, field);
         int code;
         PCRE2_SIZE offset;
@@ -209,20 +211,39 @@ static bool rule_matches(const struct ms_rules *rules,
         return rc >= 0;
 }
 
-const char *ms_rules_match(const struct ms_rules *rules, const char *function,
-                           const char *module)
+const char *ms_rules_match_file(const struct ms_rules *rules,
+                                const char *function, const char *module,
+                                const char *file)
 {
         size_t function_len = function ? ms_symbol_base_length(function) : 0;
         for (size_t i = 0; i < rules->n; i++) {
                 const struct ms_rule *rule = &rules->items[i];
-                if (rule->field == MS_RULE_FUNCTION && function &&
-                    rule_matches(rules, rule, function, function_len))
-                        return rule->label;
-                if (rule->field == MS_RULE_MODULE && module &&
-                    rule_matches(rules, rule, module, strlen(module)))
+                const char *subject = NULL;
+                size_t len = 0;
+                switch (rule->field) {
+                case MS_RULE_FUNCTION:
+                        subject = function;
+                        len = function_len;
+                        break;
+                case MS_RULE_MODULE:
+                        subject = module;
+                        len = module ? strlen(module) : 0;
+                        break;
+                case MS_RULE_FILE:
+                        subject = file;
+                        len = file ? strlen(file) : 0;
+                        break;
+                }
+                if (subject && rule_matches(rules, rule, subject, len))
                         return rule->label;
         }
         return NULL;
+}
+
+const char *ms_rules_match(const struct ms_rules *rules, const char *function,
+                           const char *module)
+{
+        return ms_rules_match_file(rules, function, module, NULL);
 }
 
 /* The process-wide rule set, loaded on first use. */
@@ -278,8 +299,10 @@ const char *ms_frame_category(const struct ms_rules *rules,
 {
         if (frame->kind == MS_FRAME_PYTHON)
                 return "python";
-        const char *label = rules ? ms_rules_match(rules, frame->function,
-                                                   frame->module)
+        const char *label = rules ? ms_rules_match_file(rules,
+                                                        frame->function,
+                                                        frame->module,
+                                                        frame->file)
                                   : NULL;
         if (label)
                 return label;

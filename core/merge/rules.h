@@ -16,6 +16,7 @@ struct ms_rules;
 enum ms_rule_field {
         MS_RULE_FUNCTION,
         MS_RULE_MODULE,
+        MS_RULE_FILE,
 };
 
 struct ms_error *ms_rules_create(struct ms_rules **ret);
@@ -33,6 +34,10 @@ struct ms_error *ms_rules_add_file(struct ms_rules *rules, const char *path,
  * suffixes) or module, or NULL. The string lives as long as rules. */
 const char *ms_rules_match(const struct ms_rules *rules, const char *function,
                            const char *module);
+/* The same with the source file too (rules on the "file" field). */
+const char *ms_rules_match_file(const struct ms_rules *rules,
+                                const char *function, const char *module,
+                                const char *file);
 
 /* The process-wide frame classification rules: the built-in file, with
  * the user's ($MIXSTACK_RULES, then ~/.config/mixstack/frame-rules.conf)

@@ -376,6 +376,7 @@ static struct ms_error *take_python_frames(struct ms_py_thread *t,
                 f->line = p->line;
                 f->native_index = -1;
                 p->function = p->qualname = p->file = NULL;
+                (*is_entry)[i] = p->is_entry;
                 if (!p->n_locals)
                         continue;
                 f->locals = calloc(p->n_locals, sizeof(*f->locals));
@@ -395,7 +396,6 @@ static struct ms_error *take_python_frames(struct ms_py_thread *t,
                         p->locals[j].name = p->locals[j].value = NULL;
                 }
                 f->n_locals = p->n_locals;
-                (*is_entry)[i] = p->is_entry;
         }
         return NULL;
 }

@@ -83,6 +83,21 @@ static void test_builtin(void)
         check("main", "/x/demo", C, "native");
         check("mixsample::descend", ext, R, "rust");
         check(NULL, NULL, MS_LANGUAGE_UNKNOWN, "native");
+        /* Inlined functions named without their path: the file tells. */
+        struct ms_frame inl = {
+                .kind = MS_FRAME_NATIVE,
+                .function = "lock<u64>",
+                .file = "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/"
+                        "library/std/src/sync/poison/mutex.rs",
+                .language = R,
+        };
+        CHECK_STR(ms_frame_category(ms_frame_rules(NULL), &inl), "rust-std");
+        inl.file = "/root/.cargo/registry/src/index.crates.io-1949/"
+                   "pyo3-0.29.2/src/impl_/trampoline.rs";
+        CHECK_STR(ms_frame_category(ms_frame_rules(NULL), &inl),
+                  "rust-dependency");
+        inl.file = "src/lib.rs";
+        CHECK_STR(ms_frame_category(ms_frame_rules(NULL), &inl), "rust");
         /* Names close to rules but not in them. */
         check("reader_thread", "/x/demo", C, "native");
 }
@@ -106,7 +121,7 @@ static void test_user_rules(void)
         CHECK(err && strstr(err->message, "w:1:"));
         ms_error_destroy(err);
         err = ms_rules_add_text(rules, "c symbol x\n", "x", false);
-        CHECK(err && strstr(err->message, "'function' or 'module'"));
+        CHECK(err && strstr(err->message, "'module' or 'file'"));
         ms_error_destroy(err);
         ms_rules_destroy(rules);
 }
