@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "mixstack/mixstack.h"
 
 enum {
@@ -34,6 +35,8 @@ static const char usage_text[] =
         "Usage: mixstack core CORE [EXECUTABLE] [OPTIONS]\n"
         "       mixstack pid PID [OPTIONS]\n"
         "       mixstack gil|err|panic|phase|threads CORE [EXECUTABLE] | PID\n"
+        "       mixstack triage CORE|PID... [--json|--markdown]\n"
+        "       mixstack run [--timeout SECONDS] [--out DIR] -- COMMAND...\n"
         "\n"
         "Print the stack of every thread of a core dump or a live process:\n"
         "Python frames in place of the eval-loop frames that run them, Rust\n"
@@ -49,6 +52,11 @@ static const char usage_text[] =
         "  phase TARGET        the interpreter's lifecycle phase\n"
         "  threads TARGET      one line per thread\n"
         "                      (TARGET: a core file, or a pid when all digits)\n"
+        "  triage CORE|PID...  why each died or hangs, with a crash signature\n"
+        "                      (mixstack triage --help)\n"
+        "  run -- COMMAND...   run a command (a test suite) and triage every\n"
+        "                      crash and hang of its processes (mixstack run\n"
+        "                      --help)\n"
         "\n"
         "Options:\n"
         "  --json              print the report as JSON (schema mixstack/1)\n"
@@ -231,6 +239,11 @@ int main(int argc, char **argv)
                 puts("mixstack " MIXSTACK_VERSION);
                 return EXIT_COMPLETE;
         }
+        /* triage and run have options of their own. */
+        if (strcmp(command, "triage") == 0)
+                return cli_triage_main(argc - 1, argv + 1);
+        if (strcmp(command, "run") == 0)
+                return cli_run_main(argc - 1, argv + 1);
         const struct command *cmd = find_command(command);
         if (!cmd)
                 return usage_error("unknown command: %s", command);

@@ -1,0 +1,65 @@
+/* What the mixstack CLI's commands share. */
+#ifndef MIXSTACK_CLI_CLI_H
+#define MIXSTACK_CLI_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "mixstack/mixstack.h"
+
+#define CLI_MAX_LIBRARY_PATHS 64
+
+/* How targets are opened and triaged. */
+struct cli_triage_config {
+        struct ms_target_options target;
+        const char *library_paths[CLI_MAX_LIBRARY_PATHS];
+        struct ms_triage_options triage;
+        enum ms_triage_format format;
+};
+
+/* The options of triage and run, for getopt_long (to end a longopts
+ * array with). */
+#define CLI_TRIAGE_LONGOPTS                                                   \
+        {"json", no_argument, NULL, 'j'},                                     \
+        {"markdown", no_argument, NULL, 'm'},                                 \
+        {"sysroot", required_argument, NULL, 's'},                            \
+        {"lib-path", required_argument, NULL, 'L'},                           \
+        {"frames", required_argument, NULL, 'F'},                             \
+        {"signature-frames", required_argument, NULL, 'S'}
+
+/* Apply one of those options; false (with a message printed) when its
+ * argument is bad, or when c is not one of them. */
+bool cli_triage_option(int c, const char *arg, struct cli_triage_config *cfg);
+
+/* A positive integer option no larger than max, or false. */
+bool cli_parse_count(const char *s, long max, long *ret);
+
+/* Print "mixstack: <message>" to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Triage a core and hand it to each printer. The core's process must be
+ * expect_pid unless that is 0; *pid gets the core's pid. The error says
+ * why it cannot be triaged (the caller reports it).
+ */
+struct ms_error *cli_triage_core(const struct cli_triage_config *cfg,
+                                 const char *core, pid_t expect_pid,
+                                 struct ms_triage_printer *const *printers,
+                                 size_t n_printers, pid_t *pid);
+
+/* Triage a live process (stopped while its report is made). A process
+ * without a Python runtime is left alone: *is_python false, nothing
+ * printed. */
+struct ms_error *cli_triage_pid(const struct cli_triage_config *cfg,
+                                pid_t pid,
+                                struct ms_triage_printer *const *printers,
+                                size_t n_printers, bool *is_python);
+
+/* The commands: argv[0] is the command's name; the result is the exit
+ * status. */
+int cli_triage_main(int argc, char **argv);
+int cli_run_main(int argc, char **argv);
+
+#endif /* MIXSTACK_CLI_CLI_H */
