@@ -221,6 +221,8 @@ static void json_thread_boundary(struct ms_json *json,
         json_chain(json, "handled", &t->handled);
         ms_json_end_object(json);
         json_panic(json, t->panic);
+        json_int_or_null(json, "lock_owner_tid", t->lock_owner_tid,
+                         t->lock_owner_tid);
 }
 
 static void json_thread(struct ms_json *json, const struct ms_thread_report *t)

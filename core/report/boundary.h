@@ -9,6 +9,7 @@
 #include "cpython/cpython.h"
 #include "mixstack/mixstack.h"
 #include "rust/rust.h"
+#include "target/target.h"
 
 /* Move chain (its strings change owner) into out. */
 struct ms_error *ms_exception_chain_take(struct ms_py_exc_chain *chain,
@@ -25,6 +26,11 @@ void ms_panic_free(struct ms_panic *panic);
 /* The Rust modules of state into the report. */
 struct ms_error *ms_rust_modules_take(struct ms_rust_state *state,
                                       struct ms_report *report);
+
+/* The owner of the pthread mutex thread t is blocked on, from its
+ * classified native frames and registers, or 0 (locks.c). */
+pid_t ms_lock_owner(struct ms_target *target, const struct ms_target_thread *t,
+                    const struct ms_frame *frames, size_t n_frames);
 
 /* Diagnoses from the GIL states and stacks of the report's threads
  * (diagnose.c). */

@@ -6,7 +6,10 @@
  * - gil-holder-blocked: the GIL holder waits outside Python (a futex, a
  *   Rust Mutex, a condition variable, a read) while others wait for the
  *   GIL: nobody can run Python until that wait ends.
- * - deadlock: that wait is for a lock, and a thread waiting for the GIL
+ * - deadlock, for certain: following who waits for whom (the GIL's holder,
+ *   a pthread mutex's recorded owner) comes back to where it started.
+ * - deadlock, inferred: the holder's wait is for a lock that does not
+ *   record its owner, and a thread waiting for the GIL
  *   came to it from Rust or C code (Python::attach, PyGILState_Ensure),
  *   where it can hold the lock: each waits for the other. Rust's futex
  *   Mutex does not record its owner, so the lock's side of the cycle is
@@ -227,6 +230,99 @@ static struct ms_error *diagnose_holder(struct ms_report *r,
         return err;
 }
 
+static const struct ms_thread_report *by_tid(const struct ms_report *r,
+                                             pid_t tid)
+{
+        for (size_t i = 0; tid && i < r->n_threads; i++) {
+                if (r->threads[i].tid == tid)
+                        return &r->threads[i];
+        }
+        return NULL;
+}
+
+/* The thread t waits for: the GIL's holder when it waits for the GIL, the
+ * owner of its lock when the lock records one, else NULL. */
+static const struct ms_thread_report *
+waits_for(const struct ms_report *r, const struct ms_thread_report *t,
+          const struct ms_thread_report *holder)
+{
+        if (t->gil == MS_GIL_WAITING)
+                return holder;
+        return by_tid(r, t->lock_owner_tid);
+}
+
+/* One step of a cycle, for the sentence. */
+static void describe_edge(FILE *out, const struct ms_thread_report *t,
+                          const struct ms_thread_report *next)
+{
+        if (t->gil == MS_GIL_WAITING) {
+                fprintf(out, "thread %d waits for the GIL held by thread %d",
+                        (int)t->tid, (int)next->tid);
+                return;
+        }
+        const struct ms_frame *block = blocking_frame(t);
+        fprintf(out, "thread %d%s waits for the mutex owned by thread %d",
+                (int)t->tid, t->gil == MS_GIL_HELD ? " holds the GIL and" : "",
+                (int)next->tid);
+        if (block)
+                fprintf(out, " (in %s)", frame_name(block));
+}
+
+/*
+ * Follow owner chains (who waits for whom, where the lock says) from
+ * every thread; a chain that comes back to its start is a deadlock for
+ * certain. Returns true when one was reported.
+ */
+static struct ms_error *diagnose_cycle(struct ms_report *r,
+                                       const struct ms_thread_report *holder,
+                                       bool *found)
+{
+        *found = false;
+        size_t n = r->n_threads;
+        const struct ms_thread_report **path = malloc((n + 1) * sizeof(*path));
+        pid_t *tids = malloc((n + 1) * sizeof(*tids));
+        struct ms_error *err = NULL;
+        if (!path || !tids) {
+                err = &ms_error_no_memory;
+                goto out;
+        }
+        for (size_t s = 0; s < n && !*found; s++) {
+                const struct ms_thread_report *t = &r->threads[s];
+                size_t len = 0;
+                /* At most n steps: a longer chain repeats a thread. */
+                while (t && len <= n) {
+                        path[len++] = t;
+                        t = waits_for(r, t, holder);
+                        if (t == &r->threads[s])
+                                break;
+                }
+                if (t != &r->threads[s] || len < 2)
+                        continue;
+                char *buf = NULL;
+                size_t size = 0;
+                FILE *out = open_memstream(&buf, &size);
+                if (!out) {
+                        err = &ms_error_no_memory;
+                        goto out;
+                }
+                fputs("deadlock: ", out);
+                for (size_t i = 0; i < len; i++) {
+                        if (i)
+                                fputs("; ", out);
+                        describe_edge(out, path[i], path[(i + 1) % len]);
+                        tids[i] = path[i]->tid;
+                }
+                fputs(": none of them can go on", out);
+                fclose(out);
+                err = add(r, "deadlock", buf, tids, len);
+                *found = true;
+        }
+out:
+        free(path);
+        free(tids);
+        return err;
+}
+
 struct ms_error *ms_report_diagnose(struct ms_report *r)
 {
         pid_t *waiters = malloc((r->n_threads ? r->n_threads : 1) *
@@ -241,8 +337,9 @@ struct ms_error *ms_report_diagnose(struct ms_report *r)
                 else if (r->threads[i].gil == MS_GIL_HELD)
                         holder = &r->threads[i];
         }
-        struct ms_error *err = NULL;
-        if (holder && n_waiters)
+        bool found = false;
+        struct ms_error *err = diagnose_cycle(r, holder, &found);
+        if (!err && !found && holder && n_waiters)
                 err = diagnose_holder(r, holder, waiters, n_waiters);
         free(waiters);
         return err;

@@ -108,6 +108,8 @@ static struct ms_error *report_native_thread(struct ms_report *report,
         out->frames = stack.frames;
         out->n_frames = stack.n_frames;
         out->unwind_error = stack.error;
+        out->lock_owner_tid = ms_lock_owner(in->target, t, out->frames,
+                                            out->n_frames);
         return NULL;
 }
 

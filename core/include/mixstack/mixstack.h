@@ -378,6 +378,9 @@ struct ms_thread_report {
         struct ms_exception_chain handled;
         /* Rust panic state, NULL when no panic machinery is on its stack. */
         struct ms_panic *panic;
+        /* The thread owning the lock this thread is blocked on, when the
+         * lock records its owner (a pthread mutex), else 0. */
+        pid_t lock_owner_tid;
 };
 
 /* One Python interpreter. */
