@@ -1,0 +1,448 @@
+"""gdb's view of the inferior handed to libmixstack's debugger-fed target:
+memory through a read callback, every thread's registers, the file
+mappings, and the process (pid, executable, fatal signal).
+
+No CPython or Rust knowledge lives here: only what gdb knows about the
+process, in the form the library asks for.
+"""
+import ctypes
+import os
+import re
+import signal as _signal
+import struct
+
+import gdb
+
+from . import lib as L
+
+PAGE = 4096
+
+# Signals a kernel writes a core for: a live process stopped by one of these
+# under gdb is reported as "crashed" like a core would be. SIGTRAP (breakpoints,
+# single steps), SIGINT (Ctrl-C) and SIGSTOP (attach) are not.
+_FATAL_SIGNALS = {
+    getattr(_signal, name) for name in (
+        "SIGQUIT", "SIGILL", "SIGABRT", "SIGBUS", "SIGFPE", "SIGSEGV",
+        "SIGXCPU", "SIGXFSZ", "SIGSYS") if hasattr(_signal, name)}
+
+
+class Interrupted(Exception):
+    """The user pressed Ctrl-C while the report was being built."""
+
+
+class MemoryReader:
+    """The read_memory callback. It must never let an exception cross into
+    C: every failure is a nonzero return. Whole pages are read and kept
+    (the inferior is stopped while a report is built), which turns the many
+    small reads of an unwinder into few gdb calls."""
+
+    def __init__(self, inferior):
+        self.inferior = inferior
+        self.pages = {}
+        self.interrupted = False
+        self.reads = 0
+        self.gdb_reads = 0
+        self.callback = L.ReadMemoryFn(self._read)
+
+    def _page(self, page):
+        data = self.pages.get(page)
+        if data is None:
+            try:
+                self.gdb_reads += 1
+                data = bytes(self.inferior.read_memory(page, PAGE))
+            except gdb.MemoryError:
+                data = False
+            self.pages[page] = data
+        return data
+
+    def read(self, address, size):
+        """The bytes at address, or None when any cannot be read."""
+        if size <= 0:
+            return b""
+        end = address + size
+        if end > 1 << 64:
+            return None
+        first = address & ~(PAGE - 1)
+        if size <= 4 * PAGE:
+            parts = []
+            page = first
+            while page < end:
+                data = self._page(page)
+                if data is False:
+                    parts = None
+                    break
+                parts.append(data)
+                page += PAGE
+            if parts is not None:
+                blob = b"".join(parts)
+                return blob[address - first:address - first + size]
+        # Large reads, or pages that are not wholly readable (a section
+        # ending inside a page of a core's file-backed memory): ask gdb for
+        # exactly these bytes.
+        try:
+            self.gdb_reads += 1
+            return bytes(self.inferior.read_memory(address, size))
+        except gdb.MemoryError:
+            return None
+
+    def _read(self, arg, address, buf, size):
+        if self.interrupted:
+            return 1
+        try:
+            self.reads += 1
+            data = self.read(address, size)
+            if data is None or len(data) != size:
+                return 1
+            ctypes.memmove(buf, data, size)
+            return 0
+        except KeyboardInterrupt:
+            self.interrupted = True
+            return 1
+        except BaseException:  # noqa: B902 -- nothing may cross into C
+            return 1
+
+
+def _u64(value):
+    return int(value) & 0xFFFFFFFFFFFFFFFF
+
+
+def _read_registers(frame):
+    regs = [_u64(frame.read_register(name)) for name in L.REGISTER_NAMES]
+    try:
+        fs_base = _u64(frame.read_register("fs_base"))
+    except (gdb.error, ValueError):
+        fs_base = 0
+    return regs, fs_base
+
+
+def _siginfo_signo():
+    try:
+        return int(gdb.parse_and_eval("$_siginfo.si_signo"))
+    except (gdb.error, gdb.MemoryError, ValueError):
+        return 0
+
+
+def connection_type(inferior):
+    conn = getattr(inferior, "connection", None)
+    return getattr(conn, "type", None) if conn is not None else None
+
+
+def is_core(inferior):
+    kind = connection_type(inferior)
+    if kind is not None:
+        return kind == "core"
+    try:
+        return "core file" in gdb.execute("info target", to_string=True).lower()
+    except gdb.error:
+        return False
+
+
+def _exitsignal():
+    try:
+        value = gdb.parse_and_eval("$_exitsignal")
+        if value.type.code == gdb.TYPE_CODE_VOID:
+            return 0
+        return int(value)
+    except (gdb.error, ValueError):
+        return 0
+
+
+class ThreadInfo:
+    __slots__ = ("num", "tid", "name", "regs", "fs_base", "signo", "error")
+
+    def __init__(self, num, tid, name):
+        self.num, self.tid, self.name = num, tid, name
+        self.regs = None
+        self.fs_base = 0
+        self.signo = 0
+        self.error = None
+
+
+def collect_threads(inferior, want_siginfo):
+    """Every thread of the inferior with its innermost registers, in gdb's
+    thread order. The selected thread and frame are restored afterwards."""
+    try:
+        orig_thread = gdb.selected_thread()
+    except gdb.error:
+        orig_thread = None
+    orig_level = None
+    if orig_thread is not None:
+        try:
+            orig_level = gdb.selected_frame().level()
+        except gdb.error:
+            orig_level = None
+    out = []
+    try:
+        for thread in sorted(inferior.threads(), key=lambda t: t.num):
+            if not thread.is_valid():
+                continue
+            name = thread.name if isinstance(thread.name, str) else None
+            info = ThreadInfo(thread.num, thread.ptid[1] or thread.ptid[0], name)
+            out.append(info)
+            if thread.is_running() if hasattr(thread, "is_running") else False:
+                info.error = "thread %d is running" % info.tid
+                continue
+            try:
+                thread.switch()
+                info.regs, info.fs_base = _read_registers(gdb.newest_frame())
+                if want_siginfo:
+                    info.signo = _siginfo_signo()
+            except (gdb.error, gdb.MemoryError, ValueError) as e:
+                info.regs = None
+                info.error = "thread %d: no registers (%s)" % (info.tid, e)
+    finally:
+        if orig_thread is not None and orig_thread.is_valid():
+            try:
+                orig_thread.switch()
+                if orig_level:
+                    select_level(orig_level)
+            except gdb.error:
+                pass
+    return out
+
+
+def select_level(level):
+    """Select the gdb frame at level (frames counted as gdb counts them)."""
+    frame = gdb.newest_frame()
+    for _ in range(level):
+        older = frame.older()
+        if older is None:
+            break
+        frame = older
+    frame.select()
+    return frame
+
+
+# Mappings -------------------------------------------------------------------
+
+_MAP_RE = re.compile(
+    r"^\s*(0x[0-9a-fA-F]+)\s+(0x[0-9a-fA-F]+)\s+(0x[0-9a-fA-F]+)\s+"
+    r"(0x[0-9a-fA-F]+)(?:\s+([r-][w-][xs-][ps-]))?\s*(.*?)\s*$")
+
+
+def parse_proc_mappings(text):
+    """(start, end, offset, path) of every line of `info proc mappings` whose
+    object is a file or the vdso."""
+    out = []
+    for line in text.splitlines():
+        m = _MAP_RE.match(line)
+        if not m:
+            continue
+        path = m.group(6)
+        if not path or not (path.startswith("/") or path == "[vdso]"):
+            continue
+        out.append((int(m.group(1), 16), int(m.group(2), 16),
+                    int(m.group(4), 16), path))
+    return out
+
+
+def proc_mappings():
+    try:
+        text = gdb.execute("info proc mappings", to_string=True)
+    except gdb.error:
+        return []
+    return parse_proc_mappings(text)
+
+
+def info_proc_exe():
+    """The executable gdb reads from the process or the core (`info proc
+    exe`), for when gdb was given none."""
+    try:
+        text = gdb.execute("info proc exe", to_string=True)
+    except gdb.error:
+        return None
+    m = re.search(r"^exe = '(.*)'$", text, re.M)
+    return m.group(1) if m else None
+
+
+def auxv_value(name):
+    try:
+        text = gdb.execute("info auxv", to_string=True)
+    except gdb.error:
+        return 0
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[1] == name:
+            try:
+                return int(parts[-1], 0)
+            except ValueError:
+                return 0
+    return 0
+
+
+_SECTION_RE = re.compile(
+    r"^\s*(0x[0-9a-fA-F]+)\s+-\s+(0x[0-9a-fA-F]+)\s+is\s+(\S+)(?:\s+in\s+(.+?))?\s*$")
+
+
+def _elf_loads(path):
+    """The PT_LOAD segments (vaddr, memsz, offset) of a 64-bit little-endian
+    ELF file and its section addresses by name, or None."""
+    try:
+        with open(path, "rb") as f:
+            ehdr = f.read(64)
+            if len(ehdr) < 64 or ehdr[:4] != b"\x7fELF" or ehdr[4] != 2 or ehdr[5] != 1:
+                return None
+            (e_phoff, e_shoff) = struct.unpack_from("<QQ", ehdr, 0x20)
+            (e_phentsize, e_phnum, e_shentsize, e_shnum,
+             e_shstrndx) = struct.unpack_from("<HHHHH", ehdr, 0x36)
+            loads = []
+            for i in range(min(e_phnum, 256)):
+                f.seek(e_phoff + i * e_phentsize)
+                ph = f.read(56)
+                if len(ph) < 56:
+                    break
+                p_type, _, p_offset, p_vaddr, _, _, p_memsz = struct.unpack_from("<IIQQQQQ", ph)
+                if p_type == 1:
+                    loads.append((p_vaddr, p_memsz, p_offset))
+            sections = {}
+            if e_shoff and e_shnum and e_shstrndx < e_shnum and e_shnum < 65536:
+                f.seek(e_shoff)
+                sh = f.read(e_shnum * e_shentsize)
+                stroff = struct.unpack_from("<Q", sh, e_shstrndx * e_shentsize + 0x18)[0]
+                strsize = struct.unpack_from("<Q", sh, e_shstrndx * e_shentsize + 0x20)[0]
+                f.seek(stroff)
+                strtab = f.read(min(strsize, 1 << 20))
+                for i in range(e_shnum):
+                    name_off, = struct.unpack_from("<I", sh, i * e_shentsize)
+                    addr, = struct.unpack_from("<Q", sh, i * e_shentsize + 0x10)
+                    end = strtab.find(b"\0", name_off)
+                    name = strtab[name_off:end if end >= 0 else None].decode("latin-1")
+                    if addr and name:
+                        sections[name] = addr
+            return loads, sections
+    except (OSError, struct.error, ValueError):
+        return None
+
+
+def objfile_mappings():
+    """The mappings rebuilt from the files gdb has loaded, for targets whose
+    `info proc mappings` says nothing (remote targets): each file's runtime
+    section addresses (`info files`) give its load bias; its PT_LOAD segments
+    give the mappings."""
+    try:
+        text = gdb.execute("info files", to_string=True)
+    except gdb.error:
+        return []
+    exe = gdb.current_progspace().filename
+    runtime = {}  # path -> (section name, address)
+    for line in text.splitlines():
+        m = _SECTION_RE.match(line)
+        if not m:
+            continue
+        path = m.group(4) or exe
+        if not path or not path.startswith("/"):
+            continue
+        runtime.setdefault(path, {})[m.group(3)] = int(m.group(1), 16)
+    out = []
+    for path, secs in runtime.items():
+        elf = _elf_loads(path)
+        if not elf:
+            continue
+        loads, file_secs = elf
+        bias = None
+        for name in (".text", ".dynsym", ".rodata", ".data", ".dynamic"):
+            if name in secs and name in file_secs:
+                bias = secs[name] - file_secs[name]
+                break
+        if bias is None:
+            continue
+        for vaddr, memsz, offset in loads:
+            start = (bias + vaddr) & ~(PAGE - 1)
+            end = (bias + vaddr + memsz + PAGE - 1) & ~(PAGE - 1)
+            out.append((start, end, offset & ~(PAGE - 1), path))
+    return sorted(out)
+
+
+def collect_mappings(core):
+    """File mappings of the inferior. MIXSTACK_GDB_MAPPINGS=objfiles forces
+    the fallback used when gdb has no process mappings (tests use it)."""
+    forced = os.environ.get("MIXSTACK_GDB_MAPPINGS")
+    maps = [] if forced == "objfiles" else proc_mappings()
+    source = "proc"
+    if not any(path.startswith("/") for _, _, _, path in maps):
+        maps = objfile_mappings()
+        source = "objfiles"
+    if not any(path == "[vdso]" for _, _, _, path in maps):
+        vdso = auxv_value("AT_SYSINFO_EHDR")
+        if vdso:
+            maps.append((vdso, vdso, 0, "[vdso]"))
+    return maps, source
+
+
+# The target -------------------------------------------------------------
+
+class GdbTarget:
+    """A libmixstack debugger target built from gdb's current view. Owns the
+    target handle and the callback it reads through."""
+
+    def __init__(self, library, inferior):
+        self.library = library
+        self.inferior = inferior
+        self.handle = None
+        self.reader = MemoryReader(inferior)
+        self.threads = []
+        self.notes = []  # why something gdb has could not be handed over
+        self.core = is_core(inferior)
+        self.signo = 0
+        self.signal_tid = 0
+        self.mapping_source = None
+
+    def build(self, stop_signal=None):
+        lib = self.library
+        inferior = self.inferior
+        executable = gdb.current_progspace().filename or info_proc_exe()
+        self.handle = lib.target_create_debugger(self.reader.callback)
+        try:
+            self._add_mappings()
+            self.threads = collect_threads(inferior, want_siginfo=True)
+            added = 0
+            for t in self.threads:
+                if t.regs is None:
+                    self.notes.append(t.error or "thread %d: no registers" % t.tid)
+                    continue
+                lib.target_add_thread(self.handle, t.tid, t.name, t.regs, t.fs_base)
+                added += 1
+            self._find_signal(stop_signal)
+            lib.target_set_process(self.handle, inferior.pid, executable,
+                                   self.signo, self.signal_tid)
+        except BaseException:
+            self.destroy()
+            raise
+        if self.reader.interrupted:
+            self.destroy()
+            raise Interrupted()
+        return self
+
+    def _add_mappings(self):
+        maps, self.mapping_source = collect_mappings(self.core)
+        for start, end, offset, path in maps:
+            try:
+                self.library.target_add_mapping(self.handle, path, start, end, offset)
+            except L.LibraryError as e:
+                self.notes.append("mapping %s: %s" % (path, e.message))
+
+    def _find_signal(self, stop_signal):
+        """The fatal signal and the thread it hit. Cores: the core's signal
+        ($_exitsignal, from pr_cursig: gcore snapshots have none) and the
+        thread whose siginfo carries it, else gdb's first thread (the one the
+        kernel wrote first). Live: the last stop's signal when it is one a
+        kernel would dump core for."""
+        if self.core:
+            signo = _exitsignal()
+            if signo:
+                tid = next((t.tid for t in self.threads if t.signo == signo),
+                           self.threads[0].tid if self.threads else 0)
+                self.signo, self.signal_tid = signo, tid
+            return
+        if stop_signal and stop_signal[0] in _FATAL_SIGNALS:
+            self.signo, self.signal_tid = stop_signal
+            return
+        for t in self.threads:
+            if t.signo in _FATAL_SIGNALS:
+                self.signo, self.signal_tid = t.signo, t.tid
+                return
+
+    def destroy(self):
+        if self.handle:
+            self.library.target_destroy(self.handle)
+            self.handle = None

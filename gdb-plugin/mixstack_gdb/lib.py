@@ -1,0 +1,440 @@
+"""ctypes bindings for libmixstack's public API (core/include/mixstack/mixstack.h).
+
+This module does not import gdb: it is the plain binding, usable (and
+tested) outside the debugger. Structures mirror the header exactly; the
+option structures handed to the library are followed by zeroed padding so
+that fields appended to them later read as their zero defaults.
+"""
+import ctypes
+import ctypes.util
+import json
+import os
+
+# enum ms_error_code
+MS_ERROR_NO_MEMORY = 1
+MS_ERROR_INVALID_ARGUMENT = 2
+MS_ERROR_OS = 3
+MS_ERROR_FAULT = 4
+MS_ERROR_BAD_INPUT = 5
+MS_ERROR_NOT_FOUND = 6
+MS_ERROR_UNSUPPORTED = 7
+MS_ERROR_LIBRARY = 8
+MS_ERROR_INTERRUPTED = 9
+MS_ERROR_PERMISSION = 10
+
+# enum ms_target_kind
+MS_TARGET_CORE, MS_TARGET_PID, MS_TARGET_DEBUGGER = range(3)
+# enum ms_frame_kind
+MS_FRAME_NATIVE, MS_FRAME_PYTHON = range(2)
+# enum ms_stack_mode
+MS_STACK_MIXED, MS_STACK_PYTHON_ONLY, MS_STACK_NATIVE_ONLY = range(3)
+# enum ms_format
+MS_FORMAT_TEXT, MS_FORMAT_JSON = range(2)
+# enum ms_section
+(MS_SECTION_REPORT, MS_SECTION_STACKS, MS_SECTION_THREADS, MS_SECTION_GIL,
+ MS_SECTION_ERRORS, MS_SECTION_PANIC, MS_SECTION_PHASE) = range(7)
+
+MS_NUM_REGS = 17
+# The DWARF order of the registers a debugger hands over.
+REGISTER_NAMES = ("rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp",
+                  "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip")
+
+pid_t = ctypes.c_int
+# Zeroed bytes after every option structure we pass (see the module doc).
+_OPTION_PADDING = 256
+
+
+class MsError(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_int),
+                ("errnum", ctypes.c_int),
+                ("message", ctypes.c_char_p),
+                ("is_static", ctypes.c_bool)]
+
+
+class MsTargetOptions(ctypes.Structure):
+    _fields_ = [("executable", ctypes.c_char_p),
+                ("sysroot", ctypes.c_char_p),
+                ("library_paths", ctypes.POINTER(ctypes.c_char_p)),
+                ("n_library_paths", ctypes.c_size_t),
+                ("_padding", ctypes.c_char * _OPTION_PADDING)]
+
+
+class MsLocal(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p),
+                ("value", ctypes.c_char_p),
+                ("argument", ctypes.c_bool)]
+
+
+class MsFrame(ctypes.Structure):
+    _fields_ = [("kind", ctypes.c_int),
+                ("language", ctypes.c_int),
+                ("pc", ctypes.c_uint64),
+                ("is_activation", ctypes.c_bool),
+                ("inlined", ctypes.c_bool),
+                ("module", ctypes.c_char_p),
+                ("raw_symbol", ctypes.c_char_p),
+                ("function", ctypes.c_char_p),
+                ("offset", ctypes.c_uint64),
+                ("file", ctypes.c_char_p),
+                ("line", ctypes.c_int),
+                ("column", ctypes.c_int),
+                ("category", ctypes.c_char_p),
+                ("qualname", ctypes.c_char_p),
+                ("native_index", ctypes.c_int),
+                ("locals", ctypes.POINTER(MsLocal)),
+                ("n_locals", ctypes.c_size_t)]
+
+
+class MsTracebackEntry(ctypes.Structure):
+    _fields_ = [("function", ctypes.c_char_p),
+                ("file", ctypes.c_char_p),
+                ("line", ctypes.c_int)]
+
+
+class MsException(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_char_p),
+                ("message", ctypes.c_char_p),
+                ("message_truncated", ctypes.c_bool),
+                ("is_panic_exception", ctypes.c_bool),
+                ("link", ctypes.c_char_p),
+                ("traceback", ctypes.POINTER(MsTracebackEntry)),
+                ("n_traceback", ctypes.c_size_t),
+                ("error", ctypes.c_char_p)]
+
+
+class MsExceptionChain(ctypes.Structure):
+    _fields_ = [("items", ctypes.POINTER(MsException)),
+                ("n", ctypes.c_size_t),
+                ("truncated", ctypes.c_bool)]
+
+
+class MsPanic(ctypes.Structure):
+    _fields_ = [("kind", ctypes.c_char_p),
+                ("panicking", ctypes.c_bool),
+                ("site_function", ctypes.c_char_p),
+                ("site_module", ctypes.c_char_p),
+                ("site_file", ctypes.c_char_p),
+                ("site_line", ctypes.c_int),
+                ("site_column", ctypes.c_int),
+                ("site_index", ctypes.c_int),
+                ("message", ctypes.c_char_p),
+                ("message_recovered_by", ctypes.c_char_p),
+                ("location_file", ctypes.c_char_p),
+                ("location_line", ctypes.c_int),
+                ("location_column", ctypes.c_int),
+                ("location_recovered_by", ctypes.c_char_p),
+                ("local_panic_count", ctypes.c_int64),
+                ("in_panic_hook", ctypes.c_bool)]
+
+
+class MsThreadReport(ctypes.Structure):
+    _fields_ = [("tid", pid_t),
+                ("name", ctypes.c_char_p),
+                ("crashed", ctypes.c_bool),
+                ("frames", ctypes.POINTER(MsFrame)),
+                ("n_frames", ctypes.c_size_t),
+                ("unwind_error", ctypes.c_char_p),
+                ("python", ctypes.c_bool),
+                ("interpreter_id", ctypes.c_int64),
+                ("python_error", ctypes.c_char_p),
+                ("gil", ctypes.c_int),
+                ("gil_wait_frame", ctypes.c_int),
+                ("pending", MsExceptionChain),
+                ("handled", MsExceptionChain),
+                ("panic", ctypes.POINTER(MsPanic)),
+                ("lock_owner_tid", pid_t)]
+
+
+class MsInterpreterReport(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_int64),
+                ("gil_known", ctypes.c_bool),
+                ("gil_locked", ctypes.c_bool),
+                ("gil_holder_tid", pid_t),
+                ("gil_disabled", ctypes.c_bool)]
+
+
+class MsRustModuleReport(ctypes.Structure):
+    _fields_ = [("path", ctypes.c_char_p),
+                ("rustc_version", ctypes.c_char_p),
+                ("count_known", ctypes.c_bool),
+                ("global_panic_count", ctypes.c_uint64),
+                ("always_abort", ctypes.c_bool),
+                ("count_unknown_reason", ctypes.c_char_p)]
+
+
+class MsDiagnosis(ctypes.Structure):
+    _fields_ = [("kind", ctypes.c_char_p),
+                ("message", ctypes.c_char_p),
+                ("tids", ctypes.POINTER(pid_t)),
+                ("n_tids", ctypes.c_size_t)]
+
+
+class MsReport(ctypes.Structure):
+    _fields_ = [("target_kind", ctypes.c_int),
+                ("core", ctypes.c_char_p),
+                ("executable", ctypes.c_char_p),
+                ("pid", pid_t),
+                ("signo", ctypes.c_int),
+                ("crashed_tid", pid_t),
+                ("threads", ctypes.POINTER(MsThreadReport)),
+                ("n_threads", ctypes.c_size_t),
+                ("python_version", ctypes.c_char_p),
+                ("python_free_threaded", ctypes.c_bool),
+                ("interpreters", ctypes.POINTER(MsInterpreterReport)),
+                ("n_interpreters", ctypes.c_size_t),
+                ("phase", ctypes.c_char_p),
+                ("finalize_step", ctypes.c_char_p),
+                ("finalize_step_inferred", ctypes.c_bool),
+                ("finalizing_tid", pid_t),
+                ("phase_reason", ctypes.c_char_p),
+                ("exit_tid", pid_t),
+                ("rust_modules", ctypes.POINTER(MsRustModuleReport)),
+                ("n_rust_modules", ctypes.c_size_t),
+                ("diagnoses", ctypes.POINTER(MsDiagnosis)),
+                ("n_diagnoses", ctypes.c_size_t),
+                ("warnings", ctypes.POINTER(ctypes.c_char_p)),
+                ("n_warnings", ctypes.c_size_t)]
+
+
+class MsReportOptions(ctypes.Structure):
+    _fields_ = [("max_frames", ctypes.c_uint),
+                ("mode", ctypes.c_int),
+                ("all_frames", ctypes.c_bool),
+                ("locals", ctypes.c_bool),
+                ("exhaustive", ctypes.c_bool),
+                ("_padding", ctypes.c_char * _OPTION_PADDING)]
+
+
+class MsPrintOptions(ctypes.Structure):
+    _fields_ = [("format", ctypes.c_int),
+                ("section", ctypes.c_int),
+                ("tids", ctypes.POINTER(pid_t)),
+                ("n_tids", ctypes.c_size_t),
+                ("_padding", ctypes.c_char * _OPTION_PADDING)]
+
+
+# The layouts as the header defines them (without our padding), for tests.
+PUBLIC_STRUCTS = {
+    "ms_error": MsError,
+    "ms_target_options": MsTargetOptions,
+    "ms_local": MsLocal,
+    "ms_frame": MsFrame,
+    "ms_traceback_entry": MsTracebackEntry,
+    "ms_exception": MsException,
+    "ms_exception_chain": MsExceptionChain,
+    "ms_panic": MsPanic,
+    "ms_thread_report": MsThreadReport,
+    "ms_interpreter_report": MsInterpreterReport,
+    "ms_rust_module_report": MsRustModuleReport,
+    "ms_diagnosis": MsDiagnosis,
+    "ms_report": MsReport,
+    "ms_report_options": MsReportOptions,
+    "ms_print_options": MsPrintOptions,
+}
+
+ReadMemoryFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64,
+                                ctypes.c_void_p, ctypes.c_size_t)
+
+_ErrorPtr = ctypes.POINTER(MsError)
+
+
+class LibraryError(Exception):
+    """A struct ms_error turned into a Python exception."""
+
+    def __init__(self, code, message, errnum=0):
+        super().__init__(message)
+        self.code = code
+        self.errnum = errnum
+        self.message = message
+
+
+class LoadError(Exception):
+    """libmixstack could not be found or loaded."""
+
+
+def _candidates():
+    """Where libmixstack may be, in order: $MIXSTACK_LIB, the paths configured
+    at build/install time, then the system's library search."""
+    env = os.environ.get("MIXSTACK_LIB")
+    if env:
+        return [("MIXSTACK_LIB", env)]
+    out = []
+    try:
+        from . import _paths
+    except ImportError:
+        _paths = None
+    if _paths is not None:
+        here = os.path.dirname(os.path.abspath(__file__))
+        for attr in ("LIBRARY_RELATIVE", "LIBRARY"):
+            value = getattr(_paths, attr, None)
+            if value:
+                path = value if os.path.isabs(value) else os.path.normpath(
+                    os.path.join(here, value))
+                out.append(("configured", path))
+    out.append(("system", None))  # looked up only when reached
+    return out
+
+
+def load_library():
+    """Load libmixstack; returns (CDLL, path). Raises LoadError."""
+    tried = []
+    for origin, path in _candidates():
+        if origin == "system":
+            path = ctypes.util.find_library("mixstack")
+            if not path:
+                continue
+        if origin == "configured" and not os.path.exists(path):
+            tried.append(path)
+            continue
+        try:
+            return ctypes.CDLL(path), path
+        except OSError as e:
+            if origin == "MIXSTACK_LIB":
+                raise LoadError("cannot load MIXSTACK_LIB=%s: %s" % (path, e))
+            tried.append("%s (%s)" % (path, e))
+    raise LoadError("libmixstack not found (tried: %s); set MIXSTACK_LIB to "
+                    "the path of libmixstack.so" % (", ".join(tried) or "nothing"))
+
+
+def _bytes(s):
+    if s is None:
+        return None
+    if isinstance(s, bytes):
+        return s
+    return os.fsencode(s)
+
+
+class Library:
+    """The functions of libmixstack, with errors raised as LibraryError."""
+
+    def __init__(self, cdll=None, path=None):
+        if cdll is None:
+            cdll, path = load_library()
+        self.cdll = cdll
+        self.path = path
+        self._libc = ctypes.CDLL(None)
+        self._libc.free.argtypes = [ctypes.c_void_p]
+        self._libc.free.restype = None
+        L = cdll
+        L.ms_error_destroy.argtypes = [_ErrorPtr]
+        L.ms_error_destroy.restype = None
+        L.ms_target_create_debugger.argtypes = [
+            ReadMemoryFn, ctypes.c_void_p, ctypes.POINTER(MsTargetOptions),
+            ctypes.POINTER(ctypes.c_void_p)]
+        L.ms_target_create_debugger.restype = _ErrorPtr
+        L.ms_target_add_thread.argtypes = [
+            ctypes.c_void_p, pid_t, ctypes.c_char_p,
+            ctypes.POINTER(ctypes.c_uint64), ctypes.c_uint64]
+        L.ms_target_add_thread.restype = _ErrorPtr
+        L.ms_target_add_mapping.argtypes = [
+            ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint64, ctypes.c_uint64,
+            ctypes.c_uint64]
+        L.ms_target_add_mapping.restype = _ErrorPtr
+        L.ms_target_set_process.argtypes = [
+            ctypes.c_void_p, pid_t, ctypes.c_char_p, ctypes.c_int, pid_t]
+        L.ms_target_set_process.restype = _ErrorPtr
+        L.ms_target_destroy.argtypes = [ctypes.c_void_p]
+        L.ms_target_destroy.restype = None
+        L.ms_report_create.argtypes = [
+            ctypes.c_void_p, ctypes.POINTER(MsReportOptions),
+            ctypes.POINTER(ctypes.c_void_p)]
+        L.ms_report_create.restype = _ErrorPtr
+        L.ms_report_destroy.argtypes = [ctypes.c_void_p]
+        L.ms_report_destroy.restype = None
+        L.ms_report_format_section.argtypes = [
+            ctypes.c_void_p, ctypes.POINTER(MsPrintOptions),
+            ctypes.POINTER(ctypes.c_void_p)]
+        L.ms_report_format_section.restype = _ErrorPtr
+        L.ms_signal_name.argtypes = [ctypes.c_int]
+        L.ms_signal_name.restype = ctypes.c_char_p
+
+    def _check(self, err):
+        if not err:
+            return
+        e = err.contents
+        message = (e.message or b"unknown error").decode("utf-8", "replace")
+        code, errnum = e.code, e.errnum
+        self.cdll.ms_error_destroy(err)
+        raise LibraryError(code, message, errnum)
+
+    # Targets --------------------------------------------------------------
+    def target_create_debugger(self, read_memory, executable=None,
+                               sysroot=None, library_paths=()):
+        """read_memory is a ReadMemoryFn the caller keeps alive for as long as
+        the target lives. Returns the target handle (an int)."""
+        opts = MsTargetOptions()
+        opts.executable = _bytes(executable)
+        opts.sysroot = _bytes(sysroot)
+        keep = None
+        if library_paths:
+            keep = (ctypes.c_char_p * len(library_paths))(
+                *[_bytes(p) for p in library_paths])
+            opts.library_paths = keep
+            opts.n_library_paths = len(library_paths)
+        ret = ctypes.c_void_p()
+        self._check(self.cdll.ms_target_create_debugger(
+            read_memory, None, ctypes.byref(opts), ctypes.byref(ret)))
+        return ret.value
+
+    def target_add_thread(self, target, tid, name, regs, fs_base):
+        if len(regs) != MS_NUM_REGS:
+            raise ValueError("%d registers, not %d" % (len(regs), MS_NUM_REGS))
+        arr = (ctypes.c_uint64 * MS_NUM_REGS)(*[r & 0xFFFFFFFFFFFFFFFF for r in regs])
+        self._check(self.cdll.ms_target_add_thread(
+            target, tid, _bytes(name), arr, fs_base & 0xFFFFFFFFFFFFFFFF))
+
+    def target_add_mapping(self, target, path, start, end, file_offset):
+        self._check(self.cdll.ms_target_add_mapping(
+            target, _bytes(path), start, end, file_offset))
+
+    def target_set_process(self, target, pid, executable, signo, signal_tid):
+        self._check(self.cdll.ms_target_set_process(
+            target, pid, _bytes(executable), signo, signal_tid))
+
+    def target_destroy(self, target):
+        if target:
+            self.cdll.ms_target_destroy(target)
+
+    # Reports --------------------------------------------------------------
+    def report_create(self, target, mode=MS_STACK_MIXED, all_frames=False,
+                      locals=False, max_frames=0, exhaustive=False):
+        opts = MsReportOptions()
+        opts.max_frames = max_frames
+        opts.mode = mode
+        opts.all_frames = all_frames
+        opts.locals = locals
+        opts.exhaustive = exhaustive
+        ret = ctypes.c_void_p()
+        self._check(self.cdll.ms_report_create(target, ctypes.byref(opts),
+                                               ctypes.byref(ret)))
+        return ret.value
+
+    def report_destroy(self, report):
+        if report:
+            self.cdll.ms_report_destroy(report)
+
+    def report_format_section(self, report, section=MS_SECTION_REPORT,
+                              fmt=MS_FORMAT_TEXT, tids=()):
+        opts = MsPrintOptions()
+        opts.format = fmt
+        opts.section = section
+        keep = None
+        if tids:
+            keep = (pid_t * len(tids))(*tids)
+            opts.tids = keep
+            opts.n_tids = len(tids)
+        ret = ctypes.c_void_p()
+        self._check(self.cdll.ms_report_format_section(
+            report, ctypes.byref(opts), ctypes.byref(ret)))
+        try:
+            return ctypes.string_at(ret.value).decode("utf-8", "replace")
+        finally:
+            self._libc.free(ret.value)
+
+    def report_json(self, report, section=MS_SECTION_REPORT, tids=()):
+        return json.loads(self.report_format_section(
+            report, section, MS_FORMAT_JSON, tids))
+
+    def signal_name(self, signo):
+        name = self.cdll.ms_signal_name(signo)
+        return name.decode() if name else None
