@@ -206,6 +206,24 @@ void add_module(struct ms_target *target, lldb::SBTarget &lldb_target,
                                             header, 0));
 }
 
+// The process's writable memory, where a Rust panic that aborted leaves its
+// exception object (and so its message).
+void add_regions(struct ms_target *target, lldb::SBProcess &process)
+{
+        lldb::SBMemoryRegionInfoList regions = process.GetMemoryRegions();
+        uint32_t n = regions.GetSize();
+        for (uint32_t i = 0; i < n; i++) {
+                lldb::SBMemoryRegionInfo info;
+                if (!regions.GetMemoryRegionAtIndex(i, info) ||
+                    !info.IsMapped() || !info.IsReadable())
+                        continue;
+                uint64_t start = info.GetRegionBase(), end = info.GetRegionEnd();
+                if (end > start)
+                        check(ms_target_add_region(target, start, end,
+                                                   info.IsWritable()));
+        }
+}
+
 bool is_core(lldb::SBProcess &process)
 {
         const char *plugin = process.GetPluginName();
@@ -281,6 +299,7 @@ struct ms_report *make_report(lldb::SBTarget lldb_target,
         for (uint32_t i = 0; i < n_modules; i++)
                 add_module(holder.target, lldb_target,
                            lldb_target.GetModuleAtIndex(i));
+        add_regions(holder.target, process);
         int signo;
         pid_t signal_tid;
         stop_signal(process, &signo, &signal_tid);

@@ -231,6 +231,23 @@ void ms_text_panic(const struct ms_report *r, FILE *out)
                         any = true;
                 }
         }
+        /* Panics PyO3 caught and turned into Python exceptions. */
+        for (size_t i = 0; i < r->n_threads; i++) {
+                const struct ms_thread_report *t = &r->threads[i];
+                const struct ms_exception_chain *chains[] = {&t->pending,
+                                                             &t->handled};
+                for (size_t c = 0; c < 2; c++) {
+                        if (!chains[c]->n ||
+                            !chains[c]->items[0].is_panic_exception)
+                                continue;
+                        fputs("panic: thread ", out);
+                        text_tid(r, t->tid, out);
+                        fprintf(out, ": caught by PyO3, %s as ",
+                                c == 0 ? "pending" : "being handled");
+                        text_exception(&chains[c]->items[0], out);
+                        any = true;
+                }
+        }
         if (!any)
                 fputs("panic: no thread is in Rust's panic machinery\n", out);
         for (size_t i = 0; i < r->n_rust_modules; i++) {

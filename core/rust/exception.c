@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "rust/internal.h"
+#include "target/regions.h"
 
 #define EXCEPTION_SIZE 56
 #define CHUNK (1024 * 1024)
@@ -113,17 +114,35 @@ static struct ms_error *live_regions(pid_t pid, struct ms_rust_region **ret,
         return err;
 }
 
+/* The writable regions a debugger listed. */
+static struct ms_error *copy_regions(const struct ms_memory_region *listed,
+                                     size_t n_listed,
+                                     struct ms_rust_region **ret, size_t *n)
+{
+        size_t capacity = 0;
+        for (size_t i = 0; i < n_listed; i++) {
+                if (!add_region(ret, n, &capacity, listed[i].start,
+                                listed[i].end))
+                        return &ms_error_no_memory;
+        }
+        return NULL;
+}
+
 struct ms_error *ms_rust_writable_regions(struct ms_target *target,
                                           struct ms_rust_region **ret,
                                           size_t *n)
 {
         *ret = NULL;
         *n = 0;
+        const struct ms_memory_region *listed;
+        size_t n_listed;
         struct ms_error *err;
         if (target->kind == MS_TARGET_CORE && target->core_path)
                 err = core_regions(target->core_path, ret, n);
         else if (target->kind == MS_TARGET_PID && target->pid > 0)
                 err = live_regions(target->pid, ret, n);
+        else if (ms_target_debugger_regions(target, &listed, &n_listed))
+                err = copy_regions(listed, n_listed, ret, n);
         else
                 err = ms_error_create(MS_ERROR_UNSUPPORTED,
                                       "the target has no list of its "

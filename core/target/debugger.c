@@ -11,11 +11,15 @@
 #include <string.h>
 
 #include "target/backend.h"
+#include "target/regions.h"
 
 struct debugger_target {
         struct ms_target target;
         ms_read_memory_fn *read_memory;
         void *arg;
+        /* Writable memory the debugger listed (ms_target_add_region). */
+        struct ms_memory_region *regions;
+        size_t n_regions, regions_capacity;
 };
 
 static struct debugger_target *to_debugger(struct ms_target *target)
@@ -36,6 +40,7 @@ static struct ms_error *debugger_read(struct ms_target *target,
 
 static void debugger_destroy(struct ms_target *target)
 {
+        free(to_debugger(target)->regions);
         free(to_debugger(target));
 }
 
@@ -119,4 +124,41 @@ struct ms_error *ms_target_set_process(struct ms_target *target, pid_t pid,
         target->signo = signo;
         target->signal_tid = signo ? signal_tid : 0;
         return NULL;
+}
+
+/* At most this many regions are kept: enough for any process. */
+#define MAX_REGIONS 1000000
+
+struct ms_error *ms_target_add_region(struct ms_target *target, uint64_t start,
+                                      uint64_t end, bool writable)
+{
+        struct ms_error *err = check_debugger(target);
+        if (err)
+                return err;
+        if (end <= start)
+                return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
+                                       "empty region 0x%" PRIx64 "-0x%" PRIx64,
+                                       start, end);
+        struct debugger_target *d = to_debugger(target);
+        if (!writable || d->n_regions >= MAX_REGIONS)
+                return NULL;
+        if (!ms_grow((void **)&d->regions, &d->regions_capacity, d->n_regions,
+                     sizeof(*d->regions)))
+                return &ms_error_no_memory;
+        d->regions[d->n_regions++] =
+                (struct ms_memory_region){.start = start, .end = end};
+        return NULL;
+}
+
+bool ms_target_debugger_regions(const struct ms_target *target,
+                                const struct ms_memory_region **regions,
+                                size_t *n)
+{
+        if (target->kind != MS_TARGET_DEBUGGER)
+                return false;
+        const struct debugger_target *d =
+                (const struct debugger_target *)target;
+        *regions = d->regions;
+        *n = d->n_regions;
+        return d->n_regions > 0;
 }

@@ -353,6 +353,35 @@ def objfile_mappings():
     return sorted(out)
 
 
+_SECTION = re.compile(
+    r"^\s*\[\d+\]\s+0x([0-9a-f]+)->0x([0-9a-f]+) at 0x[0-9a-f]+: load\S*\s+(.*)$")
+
+
+def memory_regions(core, pid):
+    """(start, end, writable) of the target's memory."""
+    regions = []
+    if core:
+        try:
+            text = gdb.execute("maint info sections", to_string=True)
+        except gdb.error:
+            return regions
+        for line in text.splitlines():
+            m = _SECTION.match(line)
+            if m:
+                regions.append((int(m.group(1), 16), int(m.group(2), 16),
+                                "READONLY" not in m.group(3)))
+        return regions
+    try:
+        with open("/proc/%d/maps" % pid) as maps:
+            for line in maps:
+                fields = line.split()
+                lo, hi = fields[0].split("-")
+                regions.append((int(lo, 16), int(hi, 16), fields[1][1] == "w"))
+    except (OSError, ValueError, IndexError):
+        pass
+    return regions
+
+
 def collect_mappings(core):
     """File mappings of the inferior. MIXSTACK_GDB_MAPPINGS=objfiles forces
     the fallback used when gdb has no process mappings (tests use it)."""
@@ -402,6 +431,7 @@ class GdbTarget:
                     continue
                 lib.target_add_thread(self.handle, t.tid, t.name, t.regs, t.fs_base)
                 added += 1
+            self._add_regions()
             self._find_signal(stop_signal)
             lib.target_set_process(self.handle, inferior.pid, executable,
                                    self.signo, self.signal_tid)
@@ -420,6 +450,18 @@ class GdbTarget:
                 self.library.target_add_mapping(self.handle, path, start, end, offset)
             except L.LibraryError as e:
                 self.notes.append("mapping %s: %s" % (path, e.message))
+
+    def _add_regions(self):
+        """Writable memory, searched by the library for the exception object
+        of a Rust panic that aborted: a core's load sections (gdb names
+        them loadN; writable ones are not READONLY), a live process's
+        /proc/PID/maps."""
+        for start, end, writable in memory_regions(self.core, self.inferior.pid):
+            try:
+                self.library.target_add_region(self.handle, start, end, writable)
+            except L.LibraryError as e:
+                self.notes.append("region 0x%x: %s" % (start, e.message))
+                return
 
     def _find_signal(self, stop_signal):
         """The fatal signal and the thread it hit. Cores: the core's signal

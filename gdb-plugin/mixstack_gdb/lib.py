@@ -333,6 +333,9 @@ class Library:
         L.ms_target_set_process.argtypes = [
             ctypes.c_void_p, pid_t, ctypes.c_char_p, ctypes.c_int, pid_t]
         L.ms_target_set_process.restype = _ErrorPtr
+        L.ms_target_add_region.argtypes = [
+            ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_bool]
+        L.ms_target_add_region.restype = _ErrorPtr
         L.ms_target_destroy.argtypes = [ctypes.c_void_p]
         L.ms_target_destroy.restype = None
         L.ms_report_create.argtypes = [
@@ -386,6 +389,10 @@ class Library:
     def target_add_mapping(self, target, path, start, end, file_offset):
         self._check(self.cdll.ms_target_add_mapping(
             target, _bytes(path), start, end, file_offset))
+
+    def target_add_region(self, target, start, end, writable):
+        self._check(self.cdll.ms_target_add_region(target, start, end,
+                                                   bool(writable)))
 
     def target_set_process(self, target, pid, executable, signo, signal_tid):
         self._check(self.cdll.ms_target_set_process(

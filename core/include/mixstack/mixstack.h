@@ -184,6 +184,12 @@ struct ms_error *ms_target_add_mapping(struct ms_target *target,
                                        const char *path, uint64_t start,
                                        uint64_t end, uint64_t file_offset);
 
+/* Add a region of the address space with its permission: the writable
+ * ones are searched for live Rust panic exception objects (their message
+ * survives an abort). Read-only regions may be added and are ignored. */
+struct ms_error *ms_target_add_region(struct ms_target *target, uint64_t start,
+                                      uint64_t end, bool writable);
+
 /* Set the process id, the executable path, and the signal that stopped
  * the process with the thread it hit (0 when none). */
 struct ms_error *ms_target_set_process(struct ms_target *target, pid_t pid,
