@@ -183,3 +183,19 @@ void ms_json_address(struct ms_json *json, uint64_t value)
         before_value(json);
         fprintf(json->out, "\"0x%" PRIx64 "\"", value);
 }
+
+void ms_json_key_string(struct ms_json *json, const char *key, const char *s)
+{
+        ms_json_key(json, key);
+        ms_json_string(json, s);
+}
+
+void ms_json_key_int_or_null(struct ms_json *json, const char *key,
+                             bool known, int64_t value)
+{
+        ms_json_key(json, key);
+        if (known)
+                ms_json_int(json, value);
+        else
+                ms_json_null(json);
+}

@@ -15,21 +15,14 @@ static const char *target_kind_name(enum ms_target_kind kind)
         return "unknown";
 }
 
-static void json_optional_string(struct ms_json *json, const char *key,
-                                 const char *value)
-{
-        ms_json_key(json, key);
-        ms_json_string(json, value);
-}
-
 static void json_target(struct ms_json *json, const struct ms_report *report)
 {
         ms_json_key(json, "target");
         ms_json_begin_object(json);
-        json_optional_string(json, "kind",
+        ms_json_key_string(json, "kind",
                              target_kind_name(report->target_kind));
-        json_optional_string(json, "core", report->core);
-        json_optional_string(json, "executable", report->executable);
+        ms_json_key_string(json, "core", report->core);
+        ms_json_key_string(json, "executable", report->executable);
         ms_json_key(json, "pid");
         if (report->pid)
                 ms_json_int(json, report->pid);
@@ -40,7 +33,7 @@ static void json_target(struct ms_json *json, const struct ms_report *report)
                 ms_json_begin_object(json);
                 ms_json_key(json, "number");
                 ms_json_int(json, report->signo);
-                json_optional_string(json, "name",
+                ms_json_key_string(json, "name",
                                      ms_signal_name(report->signo));
                 ms_json_end_object(json);
         } else {
@@ -60,16 +53,16 @@ static void json_frame(struct ms_json *json, const struct ms_frame *f,
         ms_json_begin_object(json);
         ms_json_key(json, "index");
         ms_json_int(json, (int64_t)index);
-        json_optional_string(json, "kind",
+        ms_json_key_string(json, "kind",
                              f->kind == MS_FRAME_PYTHON ? "python" : "native");
         ms_json_key(json, "pc");
         ms_json_address(json, f->pc);
-        json_optional_string(json, "module", f->module);
-        json_optional_string(json, "function", f->function);
-        json_optional_string(json, "raw_symbol", f->raw_symbol);
+        ms_json_key_string(json, "module", f->module);
+        ms_json_key_string(json, "function", f->function);
+        ms_json_key_string(json, "raw_symbol", f->raw_symbol);
         ms_json_key(json, "offset");
         ms_json_address(json, f->offset);
-        json_optional_string(json, "file", f->file);
+        ms_json_key_string(json, "file", f->file);
         ms_json_key(json, "line");
         if (f->line > 0)
                 ms_json_int(json, f->line);
@@ -84,10 +77,10 @@ static void json_frame(struct ms_json *json, const struct ms_frame *f,
         ms_json_bool(json, f->inlined);
         ms_json_key(json, "activation");
         ms_json_bool(json, f->is_activation);
-        json_optional_string(json, "language", ms_language_name(f->language));
-        json_optional_string(json, "category", f->category);
+        ms_json_key_string(json, "language", ms_language_name(f->language));
+        ms_json_key_string(json, "category", f->category);
         if (f->kind == MS_FRAME_PYTHON)
-                json_optional_string(json, "qualname", f->qualname);
+                ms_json_key_string(json, "qualname", f->qualname);
         ms_json_key(json, "native_index");
         if (f->native_index >= 0)
                 ms_json_int(json, f->native_index);
@@ -98,8 +91,8 @@ static void json_frame(struct ms_json *json, const struct ms_frame *f,
                 ms_json_begin_array(json);
                 for (size_t i = 0; i < f->n_locals; i++) {
                         ms_json_begin_object(json);
-                        json_optional_string(json, "name", f->locals[i].name);
-                        json_optional_string(json, "value",
+                        ms_json_key_string(json, "name", f->locals[i].name);
+                        ms_json_key_string(json, "value",
                                              f->locals[i].value);
                         ms_json_key(json, "argument");
                         ms_json_bool(json, f->locals[i].argument);
@@ -110,21 +103,11 @@ static void json_frame(struct ms_json *json, const struct ms_frame *f,
         ms_json_end_object(json);
 }
 
-static void json_int_or_null(struct ms_json *json, const char *key,
-                             bool known, int64_t value)
-{
-        ms_json_key(json, key);
-        if (known)
-                ms_json_int(json, value);
-        else
-                ms_json_null(json);
-}
-
 static void json_exception(struct ms_json *json, const struct ms_exception *e)
 {
         ms_json_begin_object(json);
-        json_optional_string(json, "type", e->type);
-        json_optional_string(json, "message", e->message);
+        ms_json_key_string(json, "type", e->type);
+        ms_json_key_string(json, "message", e->message);
         ms_json_key(json, "message_truncated");
         ms_json_bool(json, e->message_truncated);
         ms_json_key(json, "panic_exception");
@@ -133,15 +116,15 @@ static void json_exception(struct ms_json *json, const struct ms_exception *e)
         ms_json_begin_array(json);
         for (size_t i = 0; i < e->n_traceback; i++) {
                 ms_json_begin_object(json);
-                json_optional_string(json, "file", e->traceback[i].file);
-                json_int_or_null(json, "line", e->traceback[i].line > 0,
+                ms_json_key_string(json, "file", e->traceback[i].file);
+                ms_json_key_int_or_null(json, "line", e->traceback[i].line > 0,
                                  e->traceback[i].line);
-                json_optional_string(json, "function",
+                ms_json_key_string(json, "function",
                                      e->traceback[i].function);
                 ms_json_end_object(json);
         }
         ms_json_end_array(json);
-        json_optional_string(json, "error", e->error);
+        ms_json_key_string(json, "error", e->error);
 }
 
 /* An exception with its chain, or null. */
@@ -158,7 +141,7 @@ static void json_chain(struct ms_json *json, const char *key,
         ms_json_begin_array(json);
         for (size_t i = 1; i < chain->n; i++) {
                 json_exception(json, &chain->items[i]);
-                json_optional_string(json, "link", chain->items[i].link);
+                ms_json_key_string(json, "link", chain->items[i].link);
                 ms_json_end_object(json);
         }
         ms_json_end_array(json);
@@ -175,34 +158,34 @@ static void json_panic(struct ms_json *json, const struct ms_panic *p)
                 return;
         }
         ms_json_begin_object(json);
-        json_optional_string(json, "kind", p->kind);
+        ms_json_key_string(json, "kind", p->kind);
         ms_json_key(json, "panicking");
         ms_json_bool(json, p->panicking);
         ms_json_key(json, "site");
         ms_json_begin_object(json);
-        json_optional_string(json, "function", p->site_function);
-        json_optional_string(json, "module", p->site_module);
-        json_optional_string(json, "file", p->site_file);
-        json_int_or_null(json, "line", p->site_line > 0, p->site_line);
-        json_int_or_null(json, "column", p->site_column > 0, p->site_column);
-        json_int_or_null(json, "frame", p->site_index >= 0, p->site_index);
+        ms_json_key_string(json, "function", p->site_function);
+        ms_json_key_string(json, "module", p->site_module);
+        ms_json_key_string(json, "file", p->site_file);
+        ms_json_key_int_or_null(json, "line", p->site_line > 0, p->site_line);
+        ms_json_key_int_or_null(json, "column", p->site_column > 0, p->site_column);
+        ms_json_key_int_or_null(json, "frame", p->site_index >= 0, p->site_index);
         ms_json_end_object(json);
-        json_optional_string(json, "message", p->message);
-        json_optional_string(json, "message_recovered_by",
+        ms_json_key_string(json, "message", p->message);
+        ms_json_key_string(json, "message_recovered_by",
                              p->message_recovered_by);
         ms_json_key(json, "location");
         if (p->location_file) {
                 ms_json_begin_object(json);
-                json_optional_string(json, "file", p->location_file);
-                json_int_or_null(json, "line", true, p->location_line);
-                json_int_or_null(json, "column", true, p->location_column);
-                json_optional_string(json, "recovered_by",
+                ms_json_key_string(json, "file", p->location_file);
+                ms_json_key_int_or_null(json, "line", true, p->location_line);
+                ms_json_key_int_or_null(json, "column", true, p->location_column);
+                ms_json_key_string(json, "recovered_by",
                                      p->location_recovered_by);
                 ms_json_end_object(json);
         } else {
                 ms_json_null(json);
         }
-        json_int_or_null(json, "local_panic_count", p->local_panic_count >= 0,
+        ms_json_key_int_or_null(json, "local_panic_count", p->local_panic_count >= 0,
                          p->local_panic_count);
         ms_json_key(json, "in_panic_hook");
         ms_json_bool(json, p->in_panic_hook);
@@ -212,8 +195,8 @@ static void json_panic(struct ms_json *json, const struct ms_panic *p)
 static void json_thread_boundary(struct ms_json *json,
                                  const struct ms_thread_report *t)
 {
-        json_optional_string(json, "gil", ms_gil_state_name(t->gil));
-        json_int_or_null(json, "gil_wait_frame", t->gil_wait_frame >= 0,
+        ms_json_key_string(json, "gil", ms_gil_state_name(t->gil));
+        ms_json_key_int_or_null(json, "gil_wait_frame", t->gil_wait_frame >= 0,
                          t->gil_wait_frame);
         ms_json_key(json, "exception");
         ms_json_begin_object(json);
@@ -221,7 +204,7 @@ static void json_thread_boundary(struct ms_json *json,
         json_chain(json, "handled", &t->handled);
         ms_json_end_object(json);
         json_panic(json, t->panic);
-        json_int_or_null(json, "lock_owner_tid", t->lock_owner_tid,
+        ms_json_key_int_or_null(json, "lock_owner_tid", t->lock_owner_tid,
                          t->lock_owner_tid);
 }
 
@@ -230,7 +213,7 @@ static void json_thread(struct ms_json *json, const struct ms_thread_report *t)
         ms_json_begin_object(json);
         ms_json_key(json, "tid");
         ms_json_int(json, t->tid);
-        json_optional_string(json, "name", t->name);
+        ms_json_key_string(json, "name", t->name);
         ms_json_key(json, "crashed");
         ms_json_bool(json, t->crashed);
         ms_json_key(json, "frames");
@@ -238,7 +221,7 @@ static void json_thread(struct ms_json *json, const struct ms_thread_report *t)
         for (size_t i = 0; i < t->n_frames; i++)
                 json_frame(json, &t->frames[i], i);
         ms_json_end_array(json);
-        json_optional_string(json, "unwind_error", t->unwind_error);
+        ms_json_key_string(json, "unwind_error", t->unwind_error);
         ms_json_key(json, "python");
         ms_json_bool(json, t->python);
         ms_json_key(json, "interpreter_id");
@@ -246,7 +229,7 @@ static void json_thread(struct ms_json *json, const struct ms_thread_report *t)
                 ms_json_int(json, t->interpreter_id);
         else
                 ms_json_null(json);
-        json_optional_string(json, "python_error", t->python_error);
+        ms_json_key_string(json, "python_error", t->python_error);
         json_thread_boundary(json, t);
         ms_json_end_object(json);
 }
@@ -259,7 +242,7 @@ static void json_python(struct ms_json *json, const struct ms_report *report)
                 return;
         }
         ms_json_begin_object(json);
-        json_optional_string(json, "version", report->python_version);
+        ms_json_key_string(json, "version", report->python_version);
         ms_json_key(json, "free_threaded");
         ms_json_bool(json, report->python_free_threaded);
         ms_json_end_object(json);
@@ -278,7 +261,7 @@ static void json_interpreters(struct ms_json *json,
                 ms_json_key(json, "gil");
                 if (p->gil_known || p->gil_disabled) {
                         ms_json_begin_object(json);
-                        json_int_or_null(json, "holder_tid",
+                        ms_json_key_int_or_null(json, "holder_tid",
                                          p->gil_locked && p->gil_holder_tid,
                                          p->gil_holder_tid);
                         ms_json_key(json, "locked");
@@ -290,9 +273,9 @@ static void json_interpreters(struct ms_json *json,
                         ms_json_null(json);
                 }
                 /* The phase is the runtime's: the same for each. */
-                json_optional_string(json, "phase", r->phase);
-                json_optional_string(json, "finalize_step", r->finalize_step);
-                json_int_or_null(json, "finalizing_tid", r->finalizing_tid,
+                ms_json_key_string(json, "phase", r->phase);
+                ms_json_key_string(json, "finalize_step", r->finalize_step);
+                ms_json_key_int_or_null(json, "finalizing_tid", r->finalizing_tid,
                                  r->finalizing_tid);
                 ms_json_end_object(json);
         }
@@ -307,14 +290,14 @@ static void json_phase(struct ms_json *json, const struct ms_report *r)
                 return;
         }
         ms_json_begin_object(json);
-        json_optional_string(json, "phase", r->phase);
-        json_optional_string(json, "finalize_step", r->finalize_step);
+        ms_json_key_string(json, "phase", r->phase);
+        ms_json_key_string(json, "finalize_step", r->finalize_step);
         ms_json_key(json, "finalize_step_inferred");
         ms_json_bool(json, r->finalize_step_inferred);
-        json_int_or_null(json, "finalizing_tid", r->finalizing_tid,
+        ms_json_key_int_or_null(json, "finalizing_tid", r->finalizing_tid,
                          r->finalizing_tid);
-        json_int_or_null(json, "exit_tid", r->exit_tid, r->exit_tid);
-        json_optional_string(json, "reason", r->phase_reason);
+        ms_json_key_int_or_null(json, "exit_tid", r->exit_tid, r->exit_tid);
+        ms_json_key_string(json, "reason", r->phase_reason);
         ms_json_end_object(json);
 }
 
@@ -327,16 +310,16 @@ static void json_rust(struct ms_json *json, const struct ms_report *r)
         for (size_t i = 0; i < r->n_rust_modules; i++) {
                 const struct ms_rust_module_report *m = &r->rust_modules[i];
                 ms_json_begin_object(json);
-                json_optional_string(json, "path", m->path);
-                json_optional_string(json, "rustc_version", m->rustc_version);
-                json_int_or_null(json, "global_panic_count", m->count_known,
+                ms_json_key_string(json, "path", m->path);
+                ms_json_key_string(json, "rustc_version", m->rustc_version);
+                ms_json_key_int_or_null(json, "global_panic_count", m->count_known,
                                  (int64_t)m->global_panic_count);
                 ms_json_key(json, "always_abort");
                 if (m->count_known)
                         ms_json_bool(json, m->always_abort);
                 else
                         ms_json_null(json);
-                json_optional_string(json, "count_unknown_reason",
+                ms_json_key_string(json, "count_unknown_reason",
                                      m->count_unknown_reason);
                 ms_json_end_object(json);
         }
@@ -344,15 +327,15 @@ static void json_rust(struct ms_json *json, const struct ms_report *r)
         ms_json_end_object(json);
 }
 
-static void json_diagnoses(struct ms_json *json, const struct ms_report *r)
+void ms_json_diagnoses(struct ms_json *json, const struct ms_report *r)
 {
         ms_json_key(json, "diagnoses");
         ms_json_begin_array(json);
         for (size_t i = 0; i < r->n_diagnoses; i++) {
                 const struct ms_diagnosis *d = &r->diagnoses[i];
                 ms_json_begin_object(json);
-                json_optional_string(json, "kind", d->kind);
-                json_optional_string(json, "message", d->message);
+                ms_json_key_string(json, "kind", d->kind);
+                ms_json_key_string(json, "message", d->message);
                 ms_json_key(json, "tids");
                 ms_json_begin_array(json);
                 for (size_t j = 0; j < d->n_tids; j++)
@@ -372,15 +355,15 @@ void ms_print_json(const struct ms_report *report,
         bool whole = options->section != MS_SECTION_STACKS;
         ms_json_init(&json, out, true);
         ms_json_begin_object(&json);
-        json_optional_string(&json, "schema", "mixstack/1");
-        json_optional_string(&json, "version", MIXSTACK_VERSION);
+        ms_json_key_string(&json, "schema", "mixstack/1");
+        ms_json_key_string(&json, "version", MIXSTACK_VERSION);
         if (whole) {
                 json_target(&json, report);
                 json_python(&json, report);
                 json_interpreters(&json, report);
                 json_phase(&json, report);
                 json_rust(&json, report);
-                json_diagnoses(&json, report);
+                ms_json_diagnoses(&json, report);
         }
         ms_json_key(&json, "threads");
         ms_json_begin_array(&json);

@@ -25,6 +25,11 @@ void ms_text_diagnoses(const struct ms_report *report, FILE *out);
 /* What is printed between the header and the stacks of a full report. */
 void ms_text_summary(const struct ms_report *report, FILE *out);
 
+struct ms_json;
+/* The report's "diagnoses" member, shared by the report and triage
+ * documents. */
+void ms_json_diagnoses(struct ms_json *json, const struct ms_report *report);
+
 /* Write s for a terminal: printable ASCII and valid UTF-8 as they are,
  * other bytes as \xNN, so target data cannot send escape sequences. */
 void ms_text_write_safe(FILE *out, const char *s);

@@ -3,24 +3,9 @@
 #include <string.h>
 
 #include "output/json_writer.h"
+#include "output/printers.h"
 #include "triage/internal.h"
 #include "triage/json.h"
-
-static void key_string(struct ms_json *json, const char *key, const char *s)
-{
-        ms_json_key(json, key);
-        ms_json_string(json, s);
-}
-
-static void key_int_or_null(struct ms_json *json, const char *key,
-                            int64_t value, bool known)
-{
-        ms_json_key(json, key);
-        if (known)
-                ms_json_int(json, value);
-        else
-                ms_json_null(json);
-}
 
 void ms_triage_json_source(struct ms_json *json, const struct ms_report *r)
 {
@@ -38,13 +23,13 @@ static void json_target(struct ms_json *json, const struct ms_report *r)
 {
         ms_json_key(json, "target");
         ms_json_begin_object(json);
-        key_string(json, "kind", r->target_kind == MS_TARGET_CORE ? "core"
+        ms_json_key_string(json, "kind", r->target_kind == MS_TARGET_CORE ? "core"
                                  : r->target_kind == MS_TARGET_PID ? "pid"
                                                                    : "debugger");
-        key_string(json, "core", r->core);
-        key_string(json, "executable", r->executable);
-        key_int_or_null(json, "pid", r->pid, r->pid != 0);
-        key_string(json, "python", r->python_version);
+        ms_json_key_string(json, "core", r->core);
+        ms_json_key_string(json, "executable", r->executable);
+        ms_json_key_int_or_null(json, "pid", r->pid != 0, r->pid);
+        ms_json_key_string(json, "python", r->python_version);
         ms_json_end_object(json);
 }
 
@@ -58,20 +43,20 @@ static void json_signal(struct ms_json *json, int signo)
         ms_json_begin_object(json);
         ms_json_key(json, "number");
         ms_json_int(json, signo);
-        key_string(json, "name", ms_signal_name(signo));
+        ms_json_key_string(json, "name", ms_signal_name(signo));
         ms_json_end_object(json);
 }
 
 static void json_signature(struct ms_json *json, const struct ms_triage *t)
 {
-        key_string(json, "signature", t->signature);
-        key_string(json, "signature_id", t->signature_id);
+        ms_json_key_string(json, "signature", t->signature);
+        ms_json_key_string(json, "signature_id", t->signature_id);
         ms_json_key(json, "signature_frames");
         ms_json_begin_array(json);
         for (size_t i = 0; i < t->n_signature_frames; i++) {
                 const struct ms_signature_frame *f = &t->signature_frames[i];
                 ms_json_begin_object(json);
-                key_string(json, "text", f->text);
+                ms_json_key_string(json, "text", f->text);
                 ms_json_key(json, "tid");
                 ms_json_int(json, t->report->threads[f->thread].tid);
                 ms_json_key(json, "index");
@@ -95,10 +80,10 @@ static void json_crash(struct ms_json *json, const struct ms_triage *t)
         ms_json_int(json, th->tid);
         ms_json_key(json, "index");
         ms_json_int(json, t->crash_frame);
-        key_string(json, "function", ms_triage_frame_name(f));
-        key_string(json, "module", t->crash_module);
-        key_string(json, "file", f->file);
-        key_int_or_null(json, "line", f->line, f->line > 0);
+        ms_json_key_string(json, "function", ms_triage_frame_name(f));
+        ms_json_key_string(json, "module", t->crash_module);
+        ms_json_key_string(json, "file", f->file);
+        ms_json_key_int_or_null(json, "line", f->line > 0, f->line);
         ms_json_end_object(json);
 }
 
@@ -112,17 +97,16 @@ static void json_panic(struct ms_json *json, const struct ms_triage *t)
                 return;
         }
         ms_json_begin_object(json);
-        key_string(json, "kind", p->kind);
+        ms_json_key_string(json, "kind", p->kind);
         ms_json_key(json, "panicking");
         ms_json_bool(json, p->panicking);
-        key_string(json, "message", p->message);
-        key_string(json, "site_function", p->site_function);
-        key_string(json, "site_file", p->site_file);
-        key_int_or_null(json, "site_line", p->site_line, p->site_line > 0);
-        key_string(json, "file", p->location_file);
-        key_int_or_null(json, "line", p->location_line, p->location_line > 0);
-        key_int_or_null(json, "column", p->location_column,
-                        p->location_column > 0);
+        ms_json_key_string(json, "message", p->message);
+        ms_json_key_string(json, "site_function", p->site_function);
+        ms_json_key_string(json, "site_file", p->site_file);
+        ms_json_key_int_or_null(json, "site_line", p->site_line > 0, p->site_line);
+        ms_json_key_string(json, "file", p->location_file);
+        ms_json_key_int_or_null(json, "line", p->location_line > 0, p->location_line);
+        ms_json_key_int_or_null(json, "column", p->location_column > 0, p->location_column);
         ms_json_end_object(json);
 }
 
@@ -132,9 +116,9 @@ static void json_exception(struct ms_json *json, pid_t tid, const char *state,
         ms_json_begin_object(json);
         ms_json_key(json, "tid");
         ms_json_int(json, tid);
-        key_string(json, "state", state);
-        key_string(json, "type", e->type);
-        key_string(json, "message", e->message);
+        ms_json_key_string(json, "state", state);
+        ms_json_key_string(json, "type", e->type);
+        ms_json_key_string(json, "message", e->message);
         ms_json_key(json, "panic_exception");
         ms_json_bool(json, e->is_panic_exception);
         ms_json_end_object(json);
@@ -164,28 +148,9 @@ static void json_phase(struct ms_json *json, const struct ms_report *r)
                 return;
         }
         ms_json_begin_object(json);
-        key_string(json, "phase", r->phase);
-        key_string(json, "finalize_step", r->finalize_step);
+        ms_json_key_string(json, "phase", r->phase);
+        ms_json_key_string(json, "finalize_step", r->finalize_step);
         ms_json_end_object(json);
-}
-
-static void json_diagnoses(struct ms_json *json, const struct ms_report *r)
-{
-        ms_json_key(json, "diagnoses");
-        ms_json_begin_array(json);
-        for (size_t i = 0; i < r->n_diagnoses; i++) {
-                const struct ms_diagnosis *d = &r->diagnoses[i];
-                ms_json_begin_object(json);
-                key_string(json, "kind", d->kind);
-                key_string(json, "message", d->message);
-                ms_json_key(json, "tids");
-                ms_json_begin_array(json);
-                for (size_t j = 0; j < d->n_tids; j++)
-                        ms_json_int(json, d->tids[j]);
-                ms_json_end_array(json);
-                ms_json_end_object(json);
-        }
-        ms_json_end_array(json);
 }
 
 void ms_triage_json(const struct ms_triage *t, struct ms_json *json)
@@ -193,15 +158,15 @@ void ms_triage_json(const struct ms_triage *t, struct ms_json *json)
         ms_json_begin_object(json);
         ms_triage_json_source(json, t->report);
         json_target(json, t->report);
-        key_string(json, "kind", t->kind);
-        key_string(json, "reason", t->reason);
+        ms_json_key_string(json, "kind", t->kind);
+        ms_json_key_string(json, "reason", t->reason);
         json_signature(json, t);
         json_signal(json, t->report->signo);
         json_crash(json, t);
         json_panic(json, t);
         json_exceptions(json, t->report);
         json_phase(json, t->report);
-        json_diagnoses(json, t->report);
+        ms_json_diagnoses(json, t->report);
         ms_triage_json_threads(json, t);
         ms_json_key(json, "warnings");
         ms_json_begin_array(json);
