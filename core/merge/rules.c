@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,12 +23,41 @@ struct ms_rule {
         pcre2_code *code;
 };
 
+/* Results of ms_rules_match_file, by subject: a report asks about the
+ * same few hundred functions for every one of its frames (hundreds of
+ * thousands in a big process), and matching runs every regex in turn. */
+struct memo_entry {
+        uint64_t hash;
+        /* The three subjects, NUL-separated (a NULL one is "\1"), or NULL
+         * for a free slot. */
+        char *key;
+        size_t key_len;
+        const char *label;
+};
+
+/* Entries kept at most; the memo starts over when full. */
+#define MEMO_MAX 32768
+
 struct ms_rules {
         struct ms_rule *items;
         size_t n;
         size_t capacity;
         pcre2_match_data *match_data;
+        /* Matching is serialised: match_data and the memo are shared. */
+        pthread_mutex_t lock;
+        struct memo_entry *memo;
+        size_t memo_slots; /* a power of two, > 2 * memo_n */
+        size_t memo_n;
 };
+
+static void memo_clear(struct ms_rules *rules)
+{
+        for (size_t i = 0; i < rules->memo_slots; i++) {
+                free(rules->memo[i].key);
+                rules->memo[i].key = NULL;
+        }
+        rules->memo_n = 0;
+}
 
 struct ms_error *ms_rules_create(struct ms_rules **ret)
 {
@@ -39,6 +69,7 @@ struct ms_error *ms_rules_create(struct ms_rules **ret)
                 free(rules);
                 return &ms_error_no_memory;
         }
+        pthread_mutex_init(&rules->lock, NULL);
         *ret = rules;
         return NULL;
 }
@@ -53,6 +84,9 @@ void ms_rules_destroy(struct ms_rules *rules)
         }
         free(rules->items);
         pcre2_match_data_free(rules->match_data);
+        memo_clear(rules);
+        free(rules->memo);
+        pthread_mutex_destroy(&rules->lock);
         free(rules);
 }
 
@@ -159,6 +193,7 @@ struct ms_error *ms_rules_add_text(struct ms_rules *rules, const char *text,
                 err = compile_rule(label, field, regex, origin, line_no,
                                    &rule);
                 if (!err) {
+                        memo_clear(rules);
                         err = insert_rule(rules, &rule, at++);
                         if (err) {
                                 free(rule.label);
@@ -211,11 +246,10 @@ static bool rule_matches(const struct ms_rules *rules,
         return rc >= 0;
 }
 
-const char *ms_rules_match_file(const struct ms_rules *rules,
-                                const char *function, const char *module,
-                                const char *file)
+static const char *match_uncached(const struct ms_rules *rules,
+                                  const char *function, size_t function_len,
+                                  const char *module, const char *file)
 {
-        size_t function_len = function ? ms_symbol_base_length(function) : 0;
         for (size_t i = 0; i < rules->n; i++) {
                 const struct ms_rule *rule = &rules->items[i];
                 const char *subject = NULL;
@@ -238,6 +272,134 @@ const char *ms_rules_match_file(const struct ms_rules *rules,
                         return rule->label;
         }
         return NULL;
+}
+
+/* Append a subject to the memo key: its bytes then NUL, or "\1" + NUL for
+ * NULL (no subject string contains a NUL, so keys cannot collide). */
+static void key_append(char *key, size_t *len, const char *subject,
+                       size_t subject_len)
+{
+        if (subject) {
+                memcpy(key + *len, subject, subject_len);
+                *len += subject_len;
+        } else {
+                key[(*len)++] = '\1';
+        }
+        key[(*len)++] = '\0';
+}
+
+static uint64_t hash_bytes(const char *p, size_t n)
+{
+        /* Eight bytes at a time: keys are long (paths, Rust names). */
+        uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
+        for (; n >= 8; p += 8, n -= 8) {
+                uint64_t w;
+                memcpy(&w, p, 8);
+                h = (h ^ w) * 0xff51afd7ed558ccdULL;
+                h ^= h >> 32;
+        }
+        uint64_t w = 0;
+        memcpy(&w, p, n);
+        h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+        h ^= h >> 29;
+        return h;
+}
+
+static struct memo_entry *memo_slot(struct memo_entry *slots, size_t n_slots,
+                                    uint64_t hash, const char *key,
+                                    size_t key_len)
+{
+        size_t mask = n_slots - 1;
+        for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
+                struct memo_entry *e = &slots[i];
+                if (!e->key || (e->hash == hash && e->key_len == key_len &&
+                                memcmp(e->key, key, key_len) == 0))
+                        return e;
+        }
+}
+
+static bool memo_grow(struct ms_rules *rules)
+{
+        if (rules->memo_n >= MEMO_MAX)
+                memo_clear(rules);
+        if (2 * (rules->memo_n + 1) <= rules->memo_slots)
+                return true;
+        size_t n_slots = rules->memo_slots ? rules->memo_slots * 2 : 256;
+        struct memo_entry *slots = calloc(n_slots, sizeof(*slots));
+        if (!slots)
+                return false;
+        for (size_t i = 0; i < rules->memo_slots; i++) {
+                struct memo_entry *e = &rules->memo[i];
+                if (e->key)
+                        *memo_slot(slots, n_slots, e->hash, e->key,
+                                   e->key_len) = *e;
+        }
+        free(rules->memo);
+        rules->memo = slots;
+        rules->memo_slots = n_slots;
+        return true;
+}
+
+const char *ms_rules_match_file(const struct ms_rules *const_rules,
+                                const char *function, const char *module,
+                                const char *file)
+{
+        /* The memo and match data change; the rules themselves do not. */
+        struct ms_rules *rules = (struct ms_rules *)const_rules;
+        size_t function_len = function ? ms_symbol_base_length(function) : 0;
+        size_t module_len = module ? strlen(module) : 0;
+        size_t file_len = file ? strlen(file) : 0;
+        size_t key_len = 0, key_size = function_len + module_len + file_len + 6;
+        /* On the stack when it fits; copied to the heap when memoised. */
+        char stack_key[512];
+        char *key = key_size <= sizeof(stack_key) ? stack_key
+                                                   : malloc(key_size);
+        pthread_mutex_lock(&rules->lock);
+        if (!key) {
+                /* No memo without memory; the answer is the same. */
+                const char *label = match_uncached(rules, function,
+                                                   function_len, module, file);
+                pthread_mutex_unlock(&rules->lock);
+                return label;
+        }
+        key_append(key, &key_len, function, function_len);
+        key_append(key, &key_len, module, module_len);
+        key_append(key, &key_len, file, file_len);
+        uint64_t hash = hash_bytes(key, key_len);
+        struct memo_entry *e = rules->memo_slots
+                                       ? memo_slot(rules->memo,
+                                                   rules->memo_slots, hash,
+                                                   key, key_len)
+                                       : NULL;
+        const char *label;
+        if (e && e->key) {
+                label = e->label;
+        } else {
+                label = match_uncached(rules, function, function_len, module,
+                                       file);
+                char *copy = key;
+                if (key == stack_key) {
+                        copy = malloc(key_len);
+                        if (copy)
+                                memcpy(copy, key, key_len);
+                }
+                if (copy && memo_grow(rules)) {
+                        e = memo_slot(rules->memo, rules->memo_slots, hash,
+                                      copy, key_len);
+                        *e = (struct memo_entry){.hash = hash, .key = copy,
+                                                 .key_len = key_len,
+                                                 .label = label};
+                        rules->memo_n++;
+                        if (key != stack_key)
+                                key = NULL; /* now the memo's */
+                } else if (copy != key) {
+                        free(copy);
+                }
+        }
+        pthread_mutex_unlock(&rules->lock);
+        if (key != stack_key)
+                free(key);
+        return label;
 }
 
 const char *ms_rules_match(const struct ms_rules *rules, const char *function,

@@ -20,6 +20,15 @@
 void ms_regs_from_user_regs(const uint64_t user[MS_USER_REGS_WORDS],
                             uint64_t regs[MS_NUM_REGS], uint64_t *fs_base);
 
+/* Serve reads of target from a cache of whole pages read from the
+ * backend (unwinders read stacks 8 bytes at a time: one system call each
+ * for a live process). Only for backends whose memory cannot change while
+ * the target lives, such as a stopped process. At most a bounded number of
+ * pages is kept (memory stays proportional to what is read); past that,
+ * reads go straight to the backend. Returns false when out of memory (the
+ * target then works uncached). */
+bool ms_target_cache_pages(struct ms_target *target);
+
 /* One ELF note, pointing into the buffer it was parsed from. */
 struct ms_note {
         const char *name; /* namesz bytes, normally NUL-terminated */

@@ -670,6 +670,10 @@ static struct ms_error *attach(struct live_target *live)
                 return err;
         snprintf(path, sizeof(path), "/proc/%d/mem", (int)live->target.pid);
         live->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+        /* Every thread is stopped until the detach: memory cannot change,
+         * so whole pages are read once (a system call per 8-byte read of
+         * the unwinder was most of the time the process stayed stopped). */
+        ms_target_cache_pages(&live->target);
         err = read_threads(live);
         if (!err)
                 err = read_maps(live);

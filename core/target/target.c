@@ -55,6 +55,9 @@ struct ms_file_cache {
         size_t n_missing;
 };
 
+static void page_cache_destroy(struct ms_page_cache *cache);
+static struct ms_error *fault(uint64_t address, size_t size);
+
 /* ------------------------------------------------------------------------
  * Small helpers shared with the backends
  * ------------------------------------------------------------------------ */
@@ -307,6 +310,8 @@ void ms_target_destroy(struct ms_target *target)
         ms_warnings_deinit(&target->warnings);
         file_cache_destroy(target->files);
         target->files = NULL;
+        page_cache_destroy(target->page_cache);
+        target->page_cache = NULL;
         free(target->modules);
         /* Last: the backend frees the allocation that holds target. */
         if (target->ops && target->ops->destroy)
@@ -639,11 +644,144 @@ static void check_build_id(struct ms_target *target, struct host_file *f,
                                 f->found, what, here_hex, there_hex);
 }
 
+/* ------------------------------------------------------------------------
+ * Page cache (live processes)
+ * ------------------------------------------------------------------------ */
+
+/* At most this many pages (64 MiB) are cached; reads beyond go straight
+ * to the backend. */
+#define PAGE_CACHE_MAX_PAGES 16384
+/* Reads larger than this bypass the cache: one backend call is cheaper
+ * than several page reads, and they are rarely repeated. */
+#define PAGE_CACHE_MAX_READ (4 * TARGET_PAGE_SIZE)
+
+struct cached_page {
+        uint64_t page; /* address of the page */
+        /* TARGET_PAGE_SIZE bytes, or NULL when the page cannot be read as
+         * a whole (unmapped): reads of it go to the backend each time. */
+        uint8_t *data;
+        bool used;
+};
+
+struct ms_page_cache {
+        struct cached_page *slots; /* open addressing */
+        size_t n_slots;            /* a power of two, > 2 * n */
+        size_t n;
+};
+
+bool ms_target_cache_pages(struct ms_target *target)
+{
+        if (target->page_cache)
+                return true;
+        target->page_cache = calloc(1, sizeof(*target->page_cache));
+        return target->page_cache != NULL;
+}
+
+static void page_cache_destroy(struct ms_page_cache *cache)
+{
+        if (!cache)
+                return;
+        for (size_t i = 0; i < cache->n_slots; i++)
+                free(cache->slots[i].data);
+        free(cache->slots);
+        free(cache);
+}
+
+static struct cached_page *page_slot(struct cached_page *slots,
+                                     size_t n_slots, uint64_t page)
+{
+        uint64_t h = (page / TARGET_PAGE_SIZE) * 0x9e3779b97f4a7c15ULL;
+        size_t mask = n_slots - 1;
+        for (size_t i = (size_t)(h >> 20) & mask;; i = (i + 1) & mask) {
+                if (!slots[i].used || slots[i].page == page)
+                        return &slots[i];
+        }
+}
+
+static bool page_cache_grow(struct ms_page_cache *cache)
+{
+        size_t n_slots = cache->n_slots ? cache->n_slots * 2 : 1024;
+        struct cached_page *slots = calloc(n_slots, sizeof(*slots));
+        if (!slots)
+                return false;
+        for (size_t i = 0; i < cache->n_slots; i++) {
+                if (cache->slots[i].used)
+                        *page_slot(slots, n_slots, cache->slots[i].page) =
+                                cache->slots[i];
+        }
+        free(cache->slots);
+        cache->slots = slots;
+        cache->n_slots = n_slots;
+        return true;
+}
+
+/* The cached copy of page, reading it when new. NULL when the page is not
+ * cached: it cannot be read whole, or the cache is full or out of memory. */
+static const struct cached_page *page_cache_get(struct ms_target *target,
+                                                uint64_t page)
+{
+        struct ms_page_cache *cache = target->page_cache;
+        if (cache->n_slots) {
+                struct cached_page *slot =
+                        page_slot(cache->slots, cache->n_slots, page);
+                if (slot->used)
+                        return slot;
+        }
+        if (cache->n >= PAGE_CACHE_MAX_PAGES ||
+            page > UINT64_MAX - TARGET_PAGE_SIZE + 1)
+                return NULL;
+        if (2 * (cache->n + 1) > cache->n_slots && !page_cache_grow(cache))
+                return NULL;
+        uint8_t *data = malloc(TARGET_PAGE_SIZE);
+        if (!data)
+                return NULL;
+        struct ms_error *err =
+                target->ops->read(target, page, data, TARGET_PAGE_SIZE);
+        if (err) {
+                /* Only "unreadable" is remembered. */
+                bool fault = err->code == MS_ERROR_FAULT;
+                ms_error_destroy(err);
+                free(data);
+                if (!fault)
+                        return NULL;
+                data = NULL;
+        }
+        struct cached_page *slot = page_slot(cache->slots, cache->n_slots, page);
+        *slot = (struct cached_page){.page = page, .data = data, .used = true};
+        cache->n++;
+        return slot;
+}
+
 /* Read from the backend only: what the target itself holds. */
 static struct ms_error *backend_read(struct ms_target *target,
                                      uint64_t address, void *buf, size_t size)
 {
-        return target->ops->read(target, address, buf, size);
+        if (!target->page_cache || size > PAGE_CACHE_MAX_READ)
+                return target->ops->read(target, address, buf, size);
+        uint8_t *out = buf;
+        for (size_t done = 0; done < size;) {
+                uint64_t at = address + done;
+                uint64_t page = at - at % TARGET_PAGE_SIZE;
+                size_t offset = (size_t)(at - page);
+                size_t chunk = MS_MIN(size - done, TARGET_PAGE_SIZE - offset);
+                const struct cached_page *p = page_cache_get(target, page);
+                if (p && p->data) {
+                        memcpy(out + done, p->data + offset, chunk);
+                } else {
+                        /* Not cached, or not readable as a whole page: ask
+                         * for exactly these bytes. */
+                        struct ms_error *err =
+                                target->ops->read(target, at, out + done, chunk);
+                        if (err) {
+                                if (err->code != MS_ERROR_FAULT)
+                                        return err;
+                                ms_error_destroy(err);
+                                return fault(address, size);
+                        }
+                }
+                done += chunk;
+        }
+        return NULL;
 }
 
 struct ms_error *ms_target_build_id(struct ms_target *target,

@@ -110,6 +110,11 @@ struct ms_target {
         size_t n_modules;
         size_t modules_for_n_mappings;
         bool have_modules;
+        /* Whole pages read from the backend, when the backend asked for
+         * it (ms_target_cache_pages): for backends whose reads are system
+         * calls or callbacks and whose memory cannot change while the
+         * target lives. NULL when off. */
+        struct ms_page_cache *page_cache;
 };
 
 /*

@@ -126,6 +126,49 @@ static void test_user_rules(void)
         ms_rules_destroy(rules);
 }
 
+/* Answers are memoised per (function, module, file): the memo must give
+ * what matching gives, keep NULL apart from "", see through the subjects'
+ * fields, and forget everything when rules are added. */
+static void test_memo(void)
+{
+        struct ms_rules *rules;
+        CHECK(ms_rules_create(&rules) == NULL);
+        CHECK(ms_rules_add_text(rules,
+                                "f function ^foo$\n"
+                                "m module ^/lib/x\\.so$\n"
+                                "e file ^$\n",
+                                "t", false) == NULL);
+        for (int round = 0; round < 3; round++) {
+                CHECK_STR(ms_rules_match(rules, "foo", NULL), "f");
+                CHECK_STR(ms_rules_match(rules, "foo.cold", "/lib/x.so"), "f");
+                CHECK_STR(ms_rules_match(rules, "bar", "/lib/x.so"), "m");
+                CHECK(ms_rules_match(rules, "bar", NULL) == NULL);
+                CHECK(ms_rules_match(rules, NULL, NULL) == NULL);
+                /* "" is a file, NULL is none. */
+                CHECK_STR(ms_rules_match_file(rules, "bar", NULL, ""), "e");
+                CHECK(ms_rules_match_file(rules, "bar", NULL, NULL) == NULL);
+                /* Same bytes, split differently between the fields. */
+                CHECK_STR(ms_rules_match_file(rules, "foo", "", NULL), "f");
+                CHECK(ms_rules_match(rules, "fo", "o") == NULL);
+        }
+        /* Many distinct subjects: the memo grows and starts over. */
+        char name[32];
+        for (int i = 0; i < 70000; i++) {
+                snprintf(name, sizeof(name), "fn_%d", i);
+                if (ms_rules_match(rules, name, NULL) != NULL) {
+                        CHECK(!"fn_N matched");
+                        break;
+                }
+        }
+        CHECK_STR(ms_rules_match(rules, "foo", NULL), "f");
+        /* New rules take effect for subjects already asked about. */
+        CHECK(ms_rules_add_text(rules, "g function ^bar$\n", "u", true) ==
+              NULL);
+        CHECK_STR(ms_rules_match(rules, "bar", NULL), "g");
+        CHECK_STR(ms_rules_match(rules, "bar", "/lib/x.so"), "g");
+        ms_rules_destroy(rules);
+}
+
 int main(void)
 {
         /* The user's rules come first: prove it with a file. */
@@ -146,5 +189,6 @@ int main(void)
         unsetenv("MIXSTACK_RULES");
         test_builtin();
         test_user_rules();
+        test_memo();
         return unit_finish();
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 
 #include "target/backend.h"
@@ -264,6 +265,86 @@ static void measure_stop_time(enum fixture_mode mode, const char *what)
         fixture_kill(&child);
 }
 
+/* Reads of a live process go through a cache of whole pages: results must
+ * be those of uncached reads, at page boundaries, next to unmapped pages
+ * (which must not poison their neighbours) and for large reads. */
+#define CACHE_PAGES 8
+static uint8_t pattern_byte(size_t i)
+{
+        return (uint8_t)(i * 7 + 3 + (i >> 12));
+}
+
+static void test_page_cache(void)
+{
+        long page = sysconf(_SC_PAGESIZE);
+        size_t size = CACHE_PAGES * (size_t)page;
+        uint8_t *region = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        CHECK(region != MAP_FAILED);
+        if (region == MAP_FAILED)
+                return;
+        for (size_t i = 0; i < size; i++)
+                region[i] = pattern_byte(i);
+        /* Page 5 becomes a hole; the child inherits the layout. */
+        munmap(region + 5 * page, (size_t)page);
+        struct fixture_child child = fixture_spawn(1, FIXTURE_SLEEP, NULL);
+        struct ms_target *target = NULL;
+        struct ms_error *err = ms_target_attach_pid(child.pid, NULL, &target);
+        CHECK(!err);
+        if (err) {
+                ms_error_destroy(err);
+                fixture_kill(&child);
+                munmap(region, size);
+                return;
+        }
+        uint64_t base = (uint64_t)(uintptr_t)region;
+        uint8_t buf[64 * 1024];
+        bool same = true;
+        /* Words around every boundary of the readable pages 0-4, twice. */
+        for (int round = 0; round < 2; round++) {
+                for (size_t b = 1; b < 5; b++) {
+                        for (size_t at = b * page - 13; at < b * page + 13; at++) {
+                                err = ms_target_read(target, base + at, buf, 24);
+                                CHECK(!err);
+                                ms_error_destroy(err);
+                                for (size_t k = 0; !err && k < 24; k++)
+                                        same &= buf[k] == pattern_byte(at + k);
+                        }
+                }
+        }
+        CHECK(same);
+        /* Into the hole: a fault, whatever was read before ... */
+        err = ms_target_read(target, base + 5 * page - 8, buf, 16);
+        CHECK(err && err->code == MS_ERROR_FAULT);
+        ms_error_destroy(err);
+        err = ms_target_read(target, base + 5 * page + 8, buf, 8);
+        CHECK(err && err->code == MS_ERROR_FAULT);
+        ms_error_destroy(err);
+        /* ... and both neighbours still read. */
+        err = ms_target_read(target, base + 5 * page - 8, buf, 8);
+        CHECK(!err && memcmp(buf, region + 5 * page - 8, 8) == 0);
+        ms_error_destroy(err);
+        err = ms_target_read(target, base + 6 * page, buf, 8);
+        CHECK(!err && memcmp(buf, region + 6 * page, 8) == 0);
+        ms_error_destroy(err);
+        /* A read larger than the cache serves at once, and one across the
+         * hole fails. */
+        err = ms_target_read(target, base, buf, 5 * (size_t)page);
+        CHECK(!err && memcmp(buf, region, 5 * (size_t)page) == 0);
+        ms_error_destroy(err);
+        err = ms_target_read(target, base, buf, 7 * (size_t)page);
+        CHECK(err && err->code == MS_ERROR_FAULT);
+        ms_error_destroy(err);
+        /* Small reads spanning two cached pages, unaligned. */
+        err = ms_target_read(target, base + page - 3, buf, (size_t)page + 6);
+        CHECK(!err && memcmp(buf, region + page - 3, (size_t)page + 6) == 0);
+        ms_error_destroy(err);
+        ms_target_destroy(target);
+        check_released(child.pid, "page cache");
+        fixture_kill(&child);
+        munmap(region, size);
+}
+
 int main(void)
 {
         if (geteuid() != 0) {
@@ -280,6 +361,8 @@ int main(void)
         }
         printf("attach\n");
         test_attach();
+        printf("page cache\n");
+        test_page_cache();
         printf("bad pids\n");
         test_bad_pids();
         printf("already traced\n");
