@@ -21,13 +21,15 @@ struct cli_triage_config {
 
 /* The options of triage and run, for getopt_long (to end a longopts
  * array with). */
-#define CLI_TRIAGE_LONGOPTS                                                   \
-        {"json", no_argument, NULL, 'j'},                                     \
-        {"markdown", no_argument, NULL, 'm'},                                 \
-        {"sysroot", required_argument, NULL, 's'},                            \
-        {"lib-path", required_argument, NULL, 'L'},                           \
-        {"frames", required_argument, NULL, 'F'},                             \
-        {"signature-frames", required_argument, NULL, 'S'}
+#define CLI_TRIAGE_LONGOPTS                                      \
+        {"json", no_argument, NULL, 'j'},                        \
+                {"markdown", no_argument, NULL, 'm'},            \
+                {"sysroot", required_argument, NULL, 's'},       \
+                {"lib-path", required_argument, NULL, 'L'},      \
+                {"frames", required_argument, NULL, 'F'},        \
+        {                                                        \
+                "signature-frames", required_argument, NULL, 'S' \
+        }
 
 /* Apply one of those options; false (with a message printed) when its
  * argument is bad, or when c is not one of them. */
@@ -52,8 +54,7 @@ struct ms_error *cli_triage_core(const struct cli_triage_config *cfg,
 /* Triage a live process (stopped while its report is made). A process
  * without a Python runtime is left alone: *is_python false, nothing
  * printed. */
-struct ms_error *cli_triage_pid(const struct cli_triage_config *cfg,
-                                pid_t pid,
+struct ms_error *cli_triage_pid(const struct cli_triage_config *cfg, pid_t pid,
                                 struct ms_triage_printer *const *printers,
                                 size_t n_printers, bool *is_python);
 

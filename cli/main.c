@@ -51,7 +51,8 @@ static const char usage_text[] =
         "  panic TARGET        Rust panic state: threads, messages, counters\n"
         "  phase TARGET        the interpreter's lifecycle phase\n"
         "  threads TARGET      one line per thread\n"
-        "                      (TARGET: a core file, or a pid when all digits)\n"
+        "                      (TARGET: a core file, or a pid when all "
+        "digits)\n"
         "  triage CORE|PID...  why each died or hangs, with a crash signature\n"
         "                      (mixstack triage --help)\n"
         "  run -- COMMAND...   run a command (a test suite) and triage every\n"
@@ -68,7 +69,8 @@ static const char usage_text[] =
         "  --exhaustive        scan memory for the Python runtime when no\n"
         "                      symbol or section shows it\n"
         "  --sysroot DIR       look for the target's files under DIR\n"
-        "  --lib-path DIR      also look for files by name in DIR (repeatable)\n"
+        "  --lib-path DIR      also look for files by name in DIR "
+        "(repeatable)\n"
         "  --max-frames N      unwind at most N frames per thread (1024)\n"
         "  -h, --help          show this help\n"
         "  -V, --version       show the version\n"
@@ -162,9 +164,9 @@ struct command {
 };
 
 static const struct command commands[] = {
-        {"core", MS_SECTION_REPORT},    {"pid", MS_SECTION_REPORT},
-        {"gil", MS_SECTION_GIL},        {"err", MS_SECTION_ERRORS},
-        {"panic", MS_SECTION_PANIC},    {"phase", MS_SECTION_PHASE},
+        {"core", MS_SECTION_REPORT},     {"pid", MS_SECTION_REPORT},
+        {"gil", MS_SECTION_GIL},         {"err", MS_SECTION_ERRORS},
+        {"panic", MS_SECTION_PANIC},     {"phase", MS_SECTION_PHASE},
         {"threads", MS_SECTION_THREADS},
 };
 
@@ -257,8 +259,8 @@ int main(int argc, char **argv)
         int n_operands = argc - 1 - optind;
 
         struct ms_target *target = NULL;
-        struct ms_error *err = open_target(command, operands, n_operands,
-                                           &opts, &target);
+        struct ms_error *err =
+                open_target(command, operands, n_operands, &opts, &target);
         if (err)
                 return fail(err);
         struct ms_report *report = NULL;

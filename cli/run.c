@@ -206,16 +206,16 @@ static void note(struct run *run, const char *fmt, ...)
         if (r < 0)
                 return;
         for (size_t i = 0; i < run->n_printers; i++)
-                ms_error_destroy(ms_triage_printer_add_note(run->printers[i],
-                                                            msg));
+                ms_error_destroy(
+                        ms_triage_printer_add_note(run->printers[i], msg));
         free(msg);
 }
 
 static void add_error(struct run *run, const char *target, const char *msg)
 {
         for (size_t i = 0; i < run->n_printers; i++)
-                ms_error_destroy(ms_triage_printer_add_error(
-                        run->printers[i], target, msg));
+                ms_error_destroy(ms_triage_printer_add_error(run->printers[i],
+                                                             target, msg));
 }
 
 static struct ms_error *add_printer(struct run *run,
@@ -280,8 +280,8 @@ static bool pid_done(const struct run *run, pid_t pid)
 
 static void mark_pid(struct run *run, pid_t pid)
 {
-        pid_t *more = realloc(run->done_pids,
-                              (run->n_done_pids + 1) * sizeof(*more));
+        pid_t *more =
+                realloc(run->done_pids, (run->n_done_pids + 1) * sizeof(*more));
         if (more) {
                 run->done_pids = more;
                 run->done_pids[run->n_done_pids++] = pid;
@@ -354,14 +354,12 @@ static bool in_out_dir(const struct run *run, const char *path)
 
 /* Move a core into --out DIR as core.PID.COMM; the path to read it at
  * (malloc'd): the new one, or the old one when it cannot be moved. */
-static char *keep_core(struct run *run, char *path, pid_t pid,
-                       const char *comm)
+static char *keep_core(struct run *run, char *path, pid_t pid, const char *comm)
 {
         if (!run->out_dir || in_out_dir(run, path))
                 return path;
         char *dest;
-        if (asprintf(&dest, "%s/core.%d.%s", run->out_dir, (int)pid,
-                     comm) < 0)
+        if (asprintf(&dest, "%s/core.%d.%s", run->out_dir, (int)pid, comm) < 0)
                 return path;
         for (char *p = dest + strlen(run->out_dir) + 1; *p; p++) {
                 if (*p == '/')
@@ -404,9 +402,8 @@ static void triage_core(struct run *run, char *path, pid_t pid,
 {
         path = keep_core(run, path, pid, comm);
         pid_t found = 0;
-        struct ms_error *err = cli_triage_core(&run->cfg, path, pid,
-                                               run->printers, run->n_printers,
-                                               &found);
+        struct ms_error *err = cli_triage_core(
+                &run->cfg, path, pid, run->printers, run->n_printers, &found);
         mark_core(run, path);
         if (!err) {
                 mark_pid(run, found);
@@ -470,11 +467,12 @@ static void on_crash(struct run *run, const struct run_dead *dead, bool quiet)
                 /* Triaged already, or another process's core: a name
                  * without %p is shared by every crash in a directory. */
                 if (!quiet && of && of != dead->pid)
-                        note(run, "pid %d (%s) died of %s, but %s is the core "
-                                  "of pid %d: crashes in one directory "
-                                  "replace each other's core (set "
-                                  "kernel.core_uses_pid=1 or put %%p in "
-                                  "kernel.core_pattern)",
+                        note(run,
+                             "pid %d (%s) died of %s, but %s is the core "
+                             "of pid %d: crashes in one directory "
+                             "replace each other's core (set "
+                             "kernel.core_uses_pid=1 or put %%p in "
+                             "kernel.core_pattern)",
                              (int)dead->pid, dead->comm,
                              ms_signal_name(dead->signo)
                                      ? ms_signal_name(dead->signo)
@@ -548,15 +546,15 @@ static void final_sweep(struct run *run)
 {
         size_t n_cwds, n = 0;
         const char **cwds = tree_cwds(run, &n_cwds);
-        char **found = run_cores_sweep(&run->cores, cwds, n_cwds,
-                                       run->start_time, &n);
+        char **found =
+                run_cores_sweep(&run->cores, cwds, n_cwds, run->start_time, &n);
         free(cwds);
         for (size_t i = 0; i < n; i++) {
                 struct stat st;
                 char comm[17];
                 pid_t pid = run_core_pid(found[i], comm);
-                if (stat(found[i], &st) != 0 || core_done(run, &st) ||
-                    !pid || pid_done(run, pid)) {
+                if (stat(found[i], &st) != 0 || core_done(run, &st) || !pid ||
+                    pid_done(run, pid)) {
                         free(found[i]);
                         continue;
                 }
@@ -645,8 +643,7 @@ static void wait_event(struct run *run, long ms)
         struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
         siginfo_t info;
         int sig = sigtimedwait(&run->waited, &info, &ts);
-        if (sig > 0 && sig != SIGCHLD && info.si_code <= 0 &&
-            !run->child_done)
+        if (sig > 0 && sig != SIGCHLD && info.si_code <= 0 && !run->child_done)
                 kill(run->child, sig);
         reap_all(run);
 }
@@ -661,10 +658,9 @@ static void snapshot_tree(struct run *run)
         cfg.triage.hang = true;
         for (size_t i = 0; i < n; i++) {
                 bool is_python = false;
-                struct ms_error *err = cli_triage_pid(&cfg, pids[i],
-                                                      run->printers,
-                                                      run->n_printers,
-                                                      &is_python);
+                struct ms_error *err =
+                        cli_triage_pid(&cfg, pids[i], run->printers,
+                                       run->n_printers, &is_python);
                 n_python += is_python;
                 if (is_python)
                         mark_pid(run, pids[i]);
@@ -678,8 +674,9 @@ static void snapshot_tree(struct run *run)
                 ms_error_destroy(err);
         }
         if (!n_python)
-                note(run, "no Python process was running at the timeout "
-                          "(%zu other processes)",
+                note(run,
+                     "no Python process was running at the timeout "
+                     "(%zu other processes)",
                      n);
         free(pids);
 }
@@ -706,8 +703,9 @@ static void end_tree(struct run *run)
 static void on_timeout(struct run *run)
 {
         run->timed_out = true;
-        note(run, "%s ran past its timeout of %g s: triaging its live Python "
-                  "processes, then ending it",
+        note(run,
+             "%s ran past its timeout of %g s: triaging its live Python "
+             "processes, then ending it",
              run->argv[0], run->timeout);
         snapshot_tree(run);
         end_tree(run);
@@ -748,7 +746,7 @@ static int exit_status(const struct run *run)
         if (WIFSIGNALED(run->child_status))
                 return 128 + WTERMSIG(run->child_status);
         return WIFEXITED(run->child_status) ? WEXITSTATUS(run->child_status)
-                                             : RUN_FAILED;
+                                            : RUN_FAILED;
 }
 
 static void finish_outputs(struct run *run, int status)

@@ -25,9 +25,9 @@
 
 #define MS_MIN(a, b) ((a) < (b) ? (a) : (b))
 
-#define ENABLE_HINT                                                          \
-        "enable cores with `ulimit -c unlimited` and `sudo sysctl -w "     \
-        "kernel.core_pattern=core` (cores then land in the crashing "        \
+#define ENABLE_HINT                                                    \
+        "enable cores with `ulimit -c unlimited` and `sudo sysctl -w " \
+        "kernel.core_pattern=core` (cores then land in the crashing "  \
         "process's working directory)"
 
 /* How long systemd-coredump may take to store a core. */
@@ -36,8 +36,16 @@
 bool run_is_core_signal(int signo)
 {
         switch (signo) {
-        case SIGQUIT: case SIGILL: case SIGTRAP: case SIGABRT: case SIGBUS:
-        case SIGFPE: case SIGSEGV: case SIGXCPU: case SIGXFSZ: case SIGSYS:
+        case SIGQUIT:
+        case SIGILL:
+        case SIGTRAP:
+        case SIGABRT:
+        case SIGBUS:
+        case SIGFPE:
+        case SIGSEGV:
+        case SIGXCPU:
+        case SIGXFSZ:
+        case SIGSYS:
                 return true;
         }
         return false;
@@ -191,13 +199,12 @@ static struct ms_error *no_file_core(const struct run_cores *cores,
                         "(read-only or full directory?); %s",
                         (int)dead->pid, dead->comm, sig_name(dead->signo),
                         cores->pattern, looked_for, ENABLE_HINT);
-        return ms_error_create(MS_ERROR_NOT_FOUND,
-                               "pid %d (%s) died of %s but no core matches %s "
-                               "(kernel.core_pattern=%s%s)",
-                               (int)dead->pid, dead->comm,
-                               sig_name(dead->signo), looked_for,
-                               cores->pattern,
-                               cores->uses_pid ? ", core_uses_pid=1" : "");
+        return ms_error_create(
+                MS_ERROR_NOT_FOUND,
+                "pid %d (%s) died of %s but no core matches %s "
+                "(kernel.core_pattern=%s%s)",
+                (int)dead->pid, dead->comm, sig_name(dead->signo), looked_for,
+                cores->pattern, cores->uses_pid ? ", core_uses_pid=1" : "");
 }
 
 static struct ms_error *find_file_core(const struct run_cores *cores,
@@ -282,8 +289,8 @@ static struct ms_error *find_systemd_core(const struct run_dead *dead,
         snprintf(pid, sizeof(pid), "%d", (int)dead->pid);
         snprintf(out, sizeof(out), "%s/core.%d.%s", dump_dir, (int)dead->pid,
                  dead->comm);
-        char *argv[] = {"coredumpctl", "--no-pager", "-q", "dump", pid, "-o",
-                        out, NULL};
+        char *argv[] = {"coredumpctl", "--no-pager", "-q", "dump",
+                        pid,           "-o",         out,  NULL};
         for (int i = 0; i < COREDUMPCTL_SECONDS * 2; i++) {
                 int status = run_helper(argv, msg, sizeof(msg));
                 struct stat st;
@@ -296,15 +303,14 @@ static struct ms_error *find_systemd_core(const struct run_dead *dead,
                 nanosleep(&(struct timespec){0, 500000000}, NULL);
         }
         unlink(out);
-        return ms_error_create(MS_ERROR_NOT_FOUND,
-                               "pid %d (%s) died of %s but coredumpctl has no "
-                               "core of it (%s); check Storage= and "
-                               "ProcessSizeMax= in "
-                               "/etc/systemd/coredump.conf, or %s",
-                               (int)dead->pid, dead->comm,
-                               sig_name(dead->signo),
-                               msg[0] ? msg : "coredumpctl failed",
-                               ENABLE_HINT);
+        return ms_error_create(
+                MS_ERROR_NOT_FOUND,
+                "pid %d (%s) died of %s but coredumpctl has no "
+                "core of it (%s); check Storage= and "
+                "ProcessSizeMax= in "
+                "/etc/systemd/coredump.conf, or %s",
+                (int)dead->pid, dead->comm, sig_name(dead->signo),
+                msg[0] ? msg : "coredumpctl failed", ENABLE_HINT);
 }
 
 /* apport keeps cores as /var/lib/apport/coredump/core.EXE.UID.BOOT.PID.TIME
@@ -485,8 +491,8 @@ pid_t *run_cores_systemd_pids(time_t since, size_t *n)
         char since_arg[64], out[1 << 16];
         snprintf(since_arg, sizeof(since_arg), "--since=@%lld",
                  (long long)since);
-        char *argv[] = {"coredumpctl", "--no-pager", "-q", "-F",
-                        "COREDUMP_PID", since_arg, NULL};
+        char *argv[] = {"coredumpctl",  "--no-pager", "-q", "-F",
+                        "COREDUMP_PID", since_arg,    NULL};
         *n = 0;
         if (run_helper(argv, out, sizeof(out)) != 0)
                 return NULL;

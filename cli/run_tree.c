@@ -207,9 +207,9 @@ static struct run_proc *add_proc(struct run_tree *tree,
         p->ppid = s->ppid;
         p->start_ticks = s->start_ticks;
         long hz = sysconf(_SC_CLK_TCK);
-        p->start_time = boot_time() + (time_t)(s->start_ticks /
-                                               (unsigned long long)(hz > 0 ? hz
-                                                                           : 100));
+        p->start_time =
+                boot_time() + (time_t)(s->start_ticks /
+                                       (unsigned long long)(hz > 0 ? hz : 100));
         snprintf(p->comm, sizeof(p->comm), "%s", s->comm);
         return p;
 }

@@ -164,14 +164,12 @@ struct ms_error *cli_triage_core(const struct cli_triage_config *cfg,
                                       core, (int)report->pid, (int)expect_pid);
         /* A core is triaged even without Python: a crash is a crash. */
         if (!err)
-                err = triage_report(report, &cfg->triage, printers,
-                                    n_printers);
+                err = triage_report(report, &cfg->triage, printers, n_printers);
         ms_report_destroy(report);
         return err;
 }
 
-struct ms_error *cli_triage_pid(const struct cli_triage_config *cfg,
-                                pid_t pid,
+struct ms_error *cli_triage_pid(const struct cli_triage_config *cfg, pid_t pid,
                                 struct ms_triage_printer *const *printers,
                                 size_t n_printers, bool *is_python)
 {
@@ -185,8 +183,7 @@ struct ms_error *cli_triage_pid(const struct cli_triage_config *cfg,
                 return err;
         *is_python = report->python_version != NULL;
         if (*is_python)
-                err = triage_report(report, &cfg->triage, printers,
-                                    n_printers);
+                err = triage_report(report, &cfg->triage, printers, n_printers);
         ms_report_destroy(report);
         return err;
 }
@@ -209,8 +206,8 @@ static struct ms_error *triage_operand(const struct cli_triage_config *cfg,
         if (!operand_pid(operand, &pid))
                 return cli_triage_core(cfg, operand, 0, &printer, 1, NULL);
         bool is_python;
-        struct ms_error *err = cli_triage_pid(cfg, pid, &printer, 1,
-                                              &is_python);
+        struct ms_error *err =
+                cli_triage_pid(cfg, pid, &printer, 1, &is_python);
         if (!err && !is_python)
                 err = ms_error_create(MS_ERROR_NOT_FOUND,
                                       "no Python runtime in process %d",
@@ -254,8 +251,8 @@ int cli_triage_main(int argc, char **argv)
         if (status >= 0)
                 return status;
         struct ms_triage_printer *printer;
-        struct ms_error *err = ms_triage_printer_create(cfg.format, stdout,
-                                                        &printer);
+        struct ms_error *err =
+                ms_triage_printer_create(cfg.format, stdout, &printer);
         if (err) {
                 cli_error("%s", err->message);
                 ms_error_destroy(err);

@@ -29,7 +29,8 @@
 
 #include "mixstack/mixstack.h"
 
-namespace {
+namespace
+{
 
 // A one-line failure of a command; its text follows "mixstack: ".
 struct CommandError {
@@ -113,8 +114,8 @@ int read_memory(void *arg, uint64_t address, void *buf, size_t size) noexcept
                         return 0;
                 Reader *reader = static_cast<Reader *>(arg);
                 lldb::SBError error;
-                size_t n = reader->process.ReadMemory(address, buf, size,
-                                                      error);
+                size_t n =
+                        reader->process.ReadMemory(address, buf, size, error);
                 return error.Success() && n == size ? 0 : -1;
         } catch (...) {
                 return -1;
@@ -127,8 +128,8 @@ const char *const kRegNames[MS_NUM_REGS] = {
         "r9",  "r10", "r11", "r12", "r13", "r14", "r15", "rip",
 };
 
-bool register_value(lldb::SBFrame &frame, lldb::SBValue &gpr,
-                    const char *name, uint64_t *ret)
+bool register_value(lldb::SBFrame &frame, lldb::SBValue &gpr, const char *name,
+                    uint64_t *ret)
 {
         lldb::SBValue value;
         if (gpr.IsValid())
@@ -217,7 +218,8 @@ void add_regions(struct ms_target *target, lldb::SBProcess &process)
                 if (!regions.GetMemoryRegionAtIndex(i, info) ||
                     !info.IsMapped() || !info.IsReadable())
                         continue;
-                uint64_t start = info.GetRegionBase(), end = info.GetRegionEnd();
+                uint64_t start = info.GetRegionBase(),
+                         end = info.GetRegionEnd();
                 if (end > start)
                         check(ms_target_add_region(target, start, end,
                                                    info.IsWritable()));
@@ -281,7 +283,10 @@ void stop_signal(lldb::SBProcess &process, int *signo, pid_t *tid)
 
 struct TargetHolder {
         struct ms_target *target = nullptr;
-        ~TargetHolder() { ms_target_destroy(target); }
+        ~TargetHolder()
+        {
+                ms_target_destroy(target);
+        }
 };
 
 struct ms_report *make_report(lldb::SBTarget lldb_target,
@@ -306,8 +311,7 @@ struct ms_report *make_report(lldb::SBTarget lldb_target,
         std::string exe = file_spec_path(lldb_target.GetExecutable());
         lldb::pid_t pid = process.GetProcessID();
         check(ms_target_set_process(
-                holder.target,
-                pid == LLDB_INVALID_PROCESS_ID ? 0 : (pid_t)pid,
+                holder.target, pid == LLDB_INVALID_PROCESS_ID ? 0 : (pid_t)pid,
                 exe.empty() ? nullptr : exe.c_str(), signo, signal_tid));
         struct ms_report *report = nullptr;
         check(ms_report_create(holder.target, &options, &report));
@@ -391,9 +395,8 @@ const struct ms_report *get_report(Context &ctx,
         struct ms_report *report =
                 make_report(ctx.target, ctx.process, options);
         try {
-                g_cache.push_back(CacheEntry{ctx.process_uid, pid,
-                                             ctx.stop_id, options.mode,
-                                             options.all_frames,
+                g_cache.push_back(CacheEntry{ctx.process_uid, pid, ctx.stop_id,
+                                             options.mode, options.all_frames,
                                              options.locals, report});
         } catch (...) {
                 ms_report_destroy(report);
@@ -443,8 +446,7 @@ std::vector<std::string> args_of(char **command)
 void no_arguments(const char *name, const std::vector<std::string> &args)
 {
         if (!args.empty())
-                fail(std::string("`mixstack ") + name +
-                     "` takes no arguments");
+                fail(std::string("`mixstack ") + name + "` takes no arguments");
 }
 
 // ---------------------------------------------------------------------
@@ -547,8 +549,8 @@ long match_physical(const std::vector<Physical> &to, size_t ordinal,
         for (size_t i = 0; i < to.size(); i++) {
                 if (to[i].pc != pc)
                         continue;
-                if (best < 0 || labs((long)i - (long)ordinal) <
-                                        labs(best - (long)ordinal))
+                if (best < 0 ||
+                    labs((long)i - (long)ordinal) < labs(best - (long)ordinal))
                         best = (long)i;
         }
         return best;
@@ -676,15 +678,13 @@ NavTarget nav_target(Context &ctx)
         if (nav.py.empty())
                 fail("no Python frames in this thread");
         nav.selected_lldb = nav.thread.GetSelectedFrame().GetFrameID();
-        nav.have_state = g_nav.valid &&
-                         g_nav.process_uid == ctx.process_uid &&
+        nav.have_state = g_nav.valid && g_nav.process_uid == ctx.process_uid &&
                          g_nav.stop_id == ctx.stop_id &&
                          g_nav.tid == nav.thread.GetThreadID() &&
                          g_nav.lldb_frame == nav.selected_lldb &&
                          g_nav.python_pos < nav.py.size();
         nav.selected = nav.have_state ? 0
-                                      : native_index_for(ctx, nav.thread,
-                                                         nav.t,
+                                      : native_index_for(ctx, nav.thread, nav.t,
                                                          nav.selected_lldb);
         nav.state_pos = nav.have_state ? g_nav.python_pos : 0;
         return nav;
@@ -751,8 +751,7 @@ void cmd_up(lldb::SBDebugger &debugger, const std::vector<std::string> &args,
         select_python_frame(ctx, nav, pos, result);
 }
 
-void cmd_down(lldb::SBDebugger &debugger,
-              const std::vector<std::string> &args,
+void cmd_down(lldb::SBDebugger &debugger, const std::vector<std::string> &args,
               lldb::SBCommandReturnObject &result)
 {
         no_arguments("down", args);
@@ -777,8 +776,7 @@ void cmd_down(lldb::SBDebugger &debugger,
 
 // Lines around the current Python frame's line, or START.. / START,END,
 // the current line marked (as the gdb plugin prints them).
-void cmd_list(lldb::SBDebugger &debugger,
-              const std::vector<std::string> &args,
+void cmd_list(lldb::SBDebugger &debugger, const std::vector<std::string> &args,
               lldb::SBCommandReturnObject &result)
 {
         const char *usage = "usage: mixstack list [START | START,END]";
@@ -885,7 +883,8 @@ void cmd_bt(lldb::SBDebugger &debugger, const std::vector<std::string> &args,
                         fail("unknown option " + a +
                              " (see `help mixstack bt`)");
                 else
-                        fail("bad thread '" + a + "': give a thread id, an "
+                        fail("bad thread '" + a +
+                             "': give a thread id, an "
                              "lldb thread index or `all`");
         }
         if (native_only && python_only)
@@ -999,9 +998,12 @@ bool guarded(lldb::SBCommandReturnObject &result, Body body)
         return false;
 }
 
-class HandlerCommand : public lldb::SBCommandPluginInterface {
-public:
-        explicit HandlerCommand(Handler handler) : handler_(handler) {}
+class HandlerCommand : public lldb::SBCommandPluginInterface
+{
+      public:
+        explicit HandlerCommand(Handler handler) : handler_(handler)
+        {
+        }
 
         bool DoExecute(lldb::SBDebugger debugger, char **command,
                        lldb::SBCommandReturnObject &result) override
@@ -1011,13 +1013,16 @@ public:
                 });
         }
 
-private:
+      private:
         Handler handler_;
 };
 
-class SectionPluginCommand : public lldb::SBCommandPluginInterface {
-public:
-        explicit SectionPluginCommand(SectionCommand sc) : sc_(sc) {}
+class SectionPluginCommand : public lldb::SBCommandPluginInterface
+{
+      public:
+        explicit SectionPluginCommand(SectionCommand sc) : sc_(sc)
+        {
+        }
 
         bool DoExecute(lldb::SBDebugger debugger, char **command,
                        lldb::SBCommandReturnObject &result) override
@@ -1027,13 +1032,12 @@ public:
                 });
         }
 
-private:
+      private:
         SectionCommand sc_;
 };
 
-const char kHelp[] =
-        "Mixed CPython / Rust / C stacks of the process (libmixstack "
-        MIXSTACK_VERSION ").";
+const char kHelp[] = "Mixed CPython / Rust / C stacks of the process "
+                     "(libmixstack " MIXSTACK_VERSION ").";
 
 const char kHelpLong[] =
         "The same reports as the mixstack CLI and the gdb plugin, made from\n"
@@ -1127,10 +1131,11 @@ bool initialize(lldb::SBDebugger &debugger)
 
 } // namespace
 
-namespace lldb {
+namespace lldb
+{
 // lldb's `plugin load` calls this.
-__attribute__((visibility("default"))) bool
-PluginInitialize(lldb::SBDebugger debugger);
+__attribute__((visibility("default"))) bool PluginInitialize(
+        lldb::SBDebugger debugger);
 } // namespace lldb
 
 bool lldb::PluginInitialize(lldb::SBDebugger debugger)

@@ -67,8 +67,8 @@ struct ms_error *ms_error_from_errno(int errnum, const char *fmt, ...)
                 return &ms_error_no_memory;
         va_list ap;
         va_start(ap, fmt);
-        struct ms_error *err = error_vcreate(code, errnum, strerror(errnum),
-                                             fmt, ap);
+        struct ms_error *err =
+                error_vcreate(code, errnum, strerror(errnum), fmt, ap);
         va_end(ap);
         return err;
 }

@@ -134,7 +134,7 @@ struct ms_py_tb_frame {
         char *function;
         char *qualname; /* 3.11+, else NULL */
         char *file;
-        int line;       /* 0 when unknown */
+        int line; /* 0 when unknown */
 };
 
 /* How an exception of a chain relates to the one before it. */
@@ -295,8 +295,7 @@ struct ms_py_runtime {
 struct ms_error *ms_py_runtimes_find(struct ms_target *target,
                                      struct ms_unwinder *unwinder,
                                      const struct ms_py_find_options *options,
-                                     struct ms_py_runtime **ret,
-                                     size_t *n_ret);
+                                     struct ms_py_runtime **ret, size_t *n_ret);
 
 void ms_py_runtimes_destroy(struct ms_py_runtime *runtimes, size_t n);
 

@@ -48,13 +48,13 @@ void ms_py_layout_make_free_threaded(struct ms_py_layout *l)
 {
         /* Fields inside objects (prefixes below) move with the header. */
         static const char *const object_prefixes[] = {
-                "fo_", "co_", "ob_", "tp_", "bytes_", "tuple_", "list_",
-                "dict_", "long_", "float_", "u_", "exc_", "tb_", "gen_",
-                "ht_",
+                "fo_",    "co_",   "ob_",   "tp_",   "bytes_",
+                "tuple_", "list_", "dict_", "long_", "float_",
+                "u_",     "exc_",  "tb_",   "gen_",  "ht_",
         };
         static const char *const facts[] = {
-                "fo_lasti_unit", "co_linetable_format", "u_kind_shift",
-                "u_compact_bit", "u_ascii_bit", "u_ready_bit",
+                "fo_lasti_unit",      "co_linetable_format", "u_kind_shift",
+                "u_compact_bit",      "u_ascii_bit",         "u_ready_bit",
                 "long_ndigits_shift", "long_digit_bits",
         };
         if (l->free_threaded)
@@ -78,106 +78,185 @@ void ms_py_layout_make_free_threaded(struct ms_py_layout *l)
 /* The fields of _Py_DebugOffsets mixstack uses; D_SKIP for the others. */
 enum dof {
         D_SKIP,
-        D_VERSION, D_FREE_THREADED,
-        D_RT_SIZE, D_RT_FINALIZING, D_RT_INTERPRETERS_HEAD,
-        D_IS_SIZE, D_IS_ID, D_IS_NEXT, D_IS_THREADS_HEAD, D_IS_THREADS_MAIN,
-        D_IS_GC, D_IS_MODULES, D_IS_SYSDICT, D_IS_BUILTINS, D_IS_CEVAL_GIL,
-        D_IS_GIL, D_GIL_ENABLED, D_IS_GIL_LOCKED, D_IS_GIL_HOLDER,
-        D_TS_SIZE, D_TS_PREV, D_TS_NEXT, D_TS_INTERP, D_TS_CURRENT_FRAME,
-        D_TS_BASE_FRAME, D_TS_THREAD_ID, D_TS_NATIVE_THREAD_ID,
-        D_TS_DATASTACK_CHUNK, D_TS_STATUS, D_TS_HOLDS_GIL, D_TS_GIL_REQUESTED,
-        D_TS_CURRENT_EXCEPTION, D_TS_EXC_STATE, D_EI_EXC_VALUE,
-        D_IF_SIZE, D_IF_PREVIOUS, D_IF_EXECUTABLE, D_IF_INSTR_PTR,
-        D_IF_LOCALSPLUS, D_IF_OWNER, D_IF_STACKPOINTER, D_IF_TLBC_INDEX,
-        D_CO_SIZE, D_CO_FILENAME, D_CO_NAME, D_CO_QUALNAME, D_CO_LINETABLE,
-        D_CO_FIRSTLINENO, D_CO_ARGCOUNT, D_CO_LOCALSPLUSNAMES,
-        D_CO_LOCALSPLUSKINDS, D_CO_CODE_ADAPTIVE, D_CO_TLBC,
-        D_OB_SIZE, D_OB_TYPE,
-        D_TP_SIZE, D_TP_NAME, D_TP_FLAGS, D_TP_BASICSIZE,
-        D_HT_SIZE, D_HT_CACHED_KEYS,
-        D_TUPLE_SIZE, D_TUPLE_ITEM, D_TUPLE_OB_SIZE,
-        D_LIST_SIZE, D_LIST_ITEM,
-        D_DICT_SIZE, D_DICT_KEYS, D_DICT_VALUES,
-        D_FLOAT_SIZE, D_FLOAT_FVAL,
-        D_LONG_SIZE, D_LONG_TAG, D_LONG_DIGIT,
-        D_BYTES_SIZE, D_BYTES_SVAL,
-        D_U_SIZE, D_U_STATE, D_U_LENGTH, D_U_ASCII_SIZE, D_U_COMPACT_SIZE,
-        D_GC_SIZE, D_GC_COLLECTING,
+        D_VERSION,
+        D_FREE_THREADED,
+        D_RT_SIZE,
+        D_RT_FINALIZING,
+        D_RT_INTERPRETERS_HEAD,
+        D_IS_SIZE,
+        D_IS_ID,
+        D_IS_NEXT,
+        D_IS_THREADS_HEAD,
+        D_IS_THREADS_MAIN,
+        D_IS_GC,
+        D_IS_MODULES,
+        D_IS_SYSDICT,
+        D_IS_BUILTINS,
+        D_IS_CEVAL_GIL,
+        D_IS_GIL,
+        D_GIL_ENABLED,
+        D_IS_GIL_LOCKED,
+        D_IS_GIL_HOLDER,
+        D_TS_SIZE,
+        D_TS_PREV,
+        D_TS_NEXT,
+        D_TS_INTERP,
+        D_TS_CURRENT_FRAME,
+        D_TS_BASE_FRAME,
+        D_TS_THREAD_ID,
+        D_TS_NATIVE_THREAD_ID,
+        D_TS_DATASTACK_CHUNK,
+        D_TS_STATUS,
+        D_TS_HOLDS_GIL,
+        D_TS_GIL_REQUESTED,
+        D_TS_CURRENT_EXCEPTION,
+        D_TS_EXC_STATE,
+        D_EI_EXC_VALUE,
+        D_IF_SIZE,
+        D_IF_PREVIOUS,
+        D_IF_EXECUTABLE,
+        D_IF_INSTR_PTR,
+        D_IF_LOCALSPLUS,
+        D_IF_OWNER,
+        D_IF_STACKPOINTER,
+        D_IF_TLBC_INDEX,
+        D_CO_SIZE,
+        D_CO_FILENAME,
+        D_CO_NAME,
+        D_CO_QUALNAME,
+        D_CO_LINETABLE,
+        D_CO_FIRSTLINENO,
+        D_CO_ARGCOUNT,
+        D_CO_LOCALSPLUSNAMES,
+        D_CO_LOCALSPLUSKINDS,
+        D_CO_CODE_ADAPTIVE,
+        D_CO_TLBC,
+        D_OB_SIZE,
+        D_OB_TYPE,
+        D_TP_SIZE,
+        D_TP_NAME,
+        D_TP_FLAGS,
+        D_TP_BASICSIZE,
+        D_HT_SIZE,
+        D_HT_CACHED_KEYS,
+        D_TUPLE_SIZE,
+        D_TUPLE_ITEM,
+        D_TUPLE_OB_SIZE,
+        D_LIST_SIZE,
+        D_LIST_ITEM,
+        D_DICT_SIZE,
+        D_DICT_KEYS,
+        D_DICT_VALUES,
+        D_FLOAT_SIZE,
+        D_FLOAT_FVAL,
+        D_LONG_SIZE,
+        D_LONG_TAG,
+        D_LONG_DIGIT,
+        D_BYTES_SIZE,
+        D_BYTES_SVAL,
+        D_U_SIZE,
+        D_U_STATE,
+        D_U_LENGTH,
+        D_U_ASCII_SIZE,
+        D_U_COMPACT_SIZE,
+        D_GC_SIZE,
+        D_GC_COLLECTING,
         D_COUNT,
 };
 
 /* Groups shared by several versions, in declaration order. */
-#define DO_HEAD D_VERSION, D_FREE_THREADED, \
-        D_RT_SIZE, D_RT_FINALIZING, D_RT_INTERPRETERS_HEAD
-#define DO_INTERP_313 D_IS_SIZE, D_IS_ID, D_IS_NEXT, D_IS_THREADS_HEAD, \
-        D_IS_GC, D_IS_MODULES, D_IS_SYSDICT, D_IS_BUILTINS, D_IS_CEVAL_GIL, \
-        D_IS_GIL, D_GIL_ENABLED, D_IS_GIL_LOCKED, D_IS_GIL_HOLDER
-#define DO_INTERP_314 D_IS_SIZE, D_IS_ID, D_IS_NEXT, D_IS_THREADS_HEAD, \
-        D_IS_THREADS_MAIN, D_IS_GC, D_IS_MODULES, D_IS_SYSDICT, \
-        D_IS_BUILTINS, D_IS_CEVAL_GIL, D_IS_GIL, D_GIL_ENABLED, \
-        D_IS_GIL_LOCKED, D_IS_GIL_HOLDER, \
-        D_SKIP /* code_object_generation */, D_SKIP /* tlbc_generation */
-#define DO_TS_TAIL D_TS_THREAD_ID, D_TS_NATIVE_THREAD_ID, \
-        D_TS_DATASTACK_CHUNK, D_TS_STATUS
-#define DO_IF_313 D_IF_SIZE, D_IF_PREVIOUS, D_IF_EXECUTABLE, D_IF_INSTR_PTR, \
-        D_IF_LOCALSPLUS, D_IF_OWNER
-#define DO_CODE_313 D_CO_SIZE, D_CO_FILENAME, D_CO_NAME, D_CO_QUALNAME, \
-        D_CO_LINETABLE, D_CO_FIRSTLINENO, D_CO_ARGCOUNT, \
-        D_CO_LOCALSPLUSNAMES, D_CO_LOCALSPLUSKINDS, D_CO_CODE_ADAPTIVE
-#define DO_TYPE_313 D_OB_SIZE, D_OB_TYPE, \
-        D_TP_SIZE, D_TP_NAME, D_SKIP /* tp_repr */, D_TP_FLAGS
-#define DO_SEQ D_TUPLE_SIZE, D_TUPLE_ITEM, D_TUPLE_OB_SIZE, \
-        D_LIST_SIZE, D_LIST_ITEM, D_SKIP /* list ob_size */
+#define DO_HEAD                                                 \
+        D_VERSION, D_FREE_THREADED, D_RT_SIZE, D_RT_FINALIZING, \
+                D_RT_INTERPRETERS_HEAD
+#define DO_INTERP_313                                                      \
+        D_IS_SIZE, D_IS_ID, D_IS_NEXT, D_IS_THREADS_HEAD, D_IS_GC,         \
+                D_IS_MODULES, D_IS_SYSDICT, D_IS_BUILTINS, D_IS_CEVAL_GIL, \
+                D_IS_GIL, D_GIL_ENABLED, D_IS_GIL_LOCKED, D_IS_GIL_HOLDER
+#define DO_INTERP_314                                                        \
+        D_IS_SIZE, D_IS_ID, D_IS_NEXT, D_IS_THREADS_HEAD, D_IS_THREADS_MAIN, \
+                D_IS_GC, D_IS_MODULES, D_IS_SYSDICT, D_IS_BUILTINS,          \
+                D_IS_CEVAL_GIL, D_IS_GIL, D_GIL_ENABLED, D_IS_GIL_LOCKED,    \
+                D_IS_GIL_HOLDER, D_SKIP /* code_object_generation */,        \
+                D_SKIP /* tlbc_generation */
+#define DO_TS_TAIL \
+        D_TS_THREAD_ID, D_TS_NATIVE_THREAD_ID, D_TS_DATASTACK_CHUNK, D_TS_STATUS
+#define DO_IF_313                                                  \
+        D_IF_SIZE, D_IF_PREVIOUS, D_IF_EXECUTABLE, D_IF_INSTR_PTR, \
+                D_IF_LOCALSPLUS, D_IF_OWNER
+#define DO_CODE_313                                                         \
+        D_CO_SIZE, D_CO_FILENAME, D_CO_NAME, D_CO_QUALNAME, D_CO_LINETABLE, \
+                D_CO_FIRSTLINENO, D_CO_ARGCOUNT, D_CO_LOCALSPLUSNAMES,      \
+                D_CO_LOCALSPLUSKINDS, D_CO_CODE_ADAPTIVE
+#define DO_TYPE_313                                                       \
+        D_OB_SIZE, D_OB_TYPE, D_TP_SIZE, D_TP_NAME, D_SKIP /* tp_repr */, \
+                D_TP_FLAGS
+#define DO_SEQ                                                                 \
+        D_TUPLE_SIZE, D_TUPLE_ITEM, D_TUPLE_OB_SIZE, D_LIST_SIZE, D_LIST_ITEM, \
+                D_SKIP                        /* list ob_size */
 #define DO_SET D_SKIP, D_SKIP, D_SKIP, D_SKIP /* set size/used/table/mask */
-#define DO_SCALARS D_DICT_SIZE, D_DICT_KEYS, D_DICT_VALUES, \
-        D_FLOAT_SIZE, D_FLOAT_FVAL, D_LONG_SIZE, D_LONG_TAG, D_LONG_DIGIT, \
-        D_BYTES_SIZE, D_SKIP /* bytes ob_size */, D_BYTES_SVAL
+#define DO_SCALARS                                                           \
+        D_DICT_SIZE, D_DICT_KEYS, D_DICT_VALUES, D_FLOAT_SIZE, D_FLOAT_FVAL, \
+                D_LONG_SIZE, D_LONG_TAG, D_LONG_DIGIT, D_BYTES_SIZE,         \
+                D_SKIP /* bytes ob_size */, D_BYTES_SVAL
 #define DO_UNICODE_313 D_U_SIZE, D_U_STATE, D_U_LENGTH, D_U_ASCII_SIZE
-#define DO_GEN_LLIST D_SKIP, D_SKIP, D_SKIP, D_SKIP /* gen_object */, \
-        D_SKIP, D_SKIP /* llist_node */
+#define DO_GEN_LLIST                                             \
+        D_SKIP, D_SKIP, D_SKIP, D_SKIP /* gen_object */, D_SKIP, \
+                D_SKIP /* llist_node */
 #define DO_DEBUGGER D_SKIP, D_SKIP, D_SKIP, D_SKIP, D_SKIP, D_SKIP
 
 static const uint8_t fields_313[] = {
-        DO_HEAD, DO_INTERP_313,
-        D_TS_SIZE, D_TS_PREV, D_TS_NEXT, D_TS_INTERP, D_TS_CURRENT_FRAME,
-        DO_TS_TAIL,
-        DO_IF_313, DO_CODE_313, DO_TYPE_313, DO_SEQ, DO_SCALARS,
-        DO_UNICODE_313, D_GC_SIZE, D_GC_COLLECTING,
+        DO_HEAD,    DO_INTERP_313,  D_TS_SIZE,          D_TS_PREV,
+        D_TS_NEXT,  D_TS_INTERP,    D_TS_CURRENT_FRAME, DO_TS_TAIL,
+        DO_IF_313,  DO_CODE_313,    DO_TYPE_313,        DO_SEQ,
+        DO_SCALARS, DO_UNICODE_313, D_GC_SIZE,          D_GC_COLLECTING,
 };
 
 static const uint8_t fields_314[] = {
-        DO_HEAD, DO_INTERP_314,
-        D_TS_SIZE, D_TS_PREV, D_TS_NEXT, D_TS_INTERP, D_TS_CURRENT_FRAME,
+        DO_HEAD,
+        DO_INTERP_314,
+        D_TS_SIZE,
+        D_TS_PREV,
+        D_TS_NEXT,
+        D_TS_INTERP,
+        D_TS_CURRENT_FRAME,
         DO_TS_TAIL,
-        DO_IF_313, D_IF_STACKPOINTER, D_IF_TLBC_INDEX,
-        DO_CODE_313, D_CO_TLBC, DO_TYPE_313, DO_SEQ, DO_SET, DO_SCALARS,
-        DO_UNICODE_313, D_GC_SIZE, D_GC_COLLECTING, DO_GEN_LLIST, DO_DEBUGGER,
+        DO_IF_313,
+        D_IF_STACKPOINTER,
+        D_IF_TLBC_INDEX,
+        DO_CODE_313,
+        D_CO_TLBC,
+        DO_TYPE_313,
+        DO_SEQ,
+        DO_SET,
+        DO_SCALARS,
+        DO_UNICODE_313,
+        D_GC_SIZE,
+        D_GC_COLLECTING,
+        DO_GEN_LLIST,
+        DO_DEBUGGER,
 };
 
 /* 3.15 as of the newest pre-release known (888 bytes). */
-#define DO_315(LAST_PROFILED_FRAME_SEQ)                                     \
-        DO_HEAD, DO_INTERP_314,                                             \
-        D_TS_SIZE, D_TS_PREV, D_TS_NEXT, D_TS_INTERP, D_TS_CURRENT_FRAME,   \
-        D_TS_BASE_FRAME, D_SKIP /* last_profiled_frame */,                  \
-        LAST_PROFILED_FRAME_SEQ DO_TS_TAIL, D_TS_HOLDS_GIL,                 \
-        D_TS_GIL_REQUESTED, D_TS_CURRENT_EXCEPTION, D_TS_EXC_STATE,         \
-        D_EI_EXC_VALUE,                                                     \
-        DO_IF_313, D_IF_STACKPOINTER, D_IF_TLBC_INDEX,                      \
-        DO_CODE_313, D_CO_TLBC,                                             \
-        D_OB_SIZE, D_OB_TYPE, D_TP_SIZE, D_TP_NAME, D_SKIP /* tp_repr */,   \
-        D_TP_FLAGS, D_TP_BASICSIZE, D_SKIP /* tp_dictoffset */,             \
-        D_HT_SIZE, D_HT_CACHED_KEYS,                                        \
-        DO_SEQ, DO_SET, DO_SCALARS,                                         \
-        DO_UNICODE_313, D_U_COMPACT_SIZE,                                   \
-        D_GC_SIZE, D_GC_COLLECTING, D_SKIP /* gc.frame */,                  \
-        D_SKIP, D_SKIP /* generation_stats(_size) */,                       \
-        DO_GEN_LLIST, DO_DEBUGGER
+#define DO_315(LAST_PROFILED_FRAME_SEQ)                                        \
+        DO_HEAD, DO_INTERP_314, D_TS_SIZE, D_TS_PREV, D_TS_NEXT, D_TS_INTERP,  \
+                D_TS_CURRENT_FRAME, D_TS_BASE_FRAME,                           \
+                D_SKIP /* last_profiled_frame */,                              \
+                LAST_PROFILED_FRAME_SEQ DO_TS_TAIL, D_TS_HOLDS_GIL,            \
+                D_TS_GIL_REQUESTED, D_TS_CURRENT_EXCEPTION, D_TS_EXC_STATE,    \
+                D_EI_EXC_VALUE, DO_IF_313, D_IF_STACKPOINTER, D_IF_TLBC_INDEX, \
+                DO_CODE_313, D_CO_TLBC, D_OB_SIZE, D_OB_TYPE, D_TP_SIZE,       \
+                D_TP_NAME, D_SKIP /* tp_repr */, D_TP_FLAGS, D_TP_BASICSIZE,   \
+                D_SKIP /* tp_dictoffset */, D_HT_SIZE, D_HT_CACHED_KEYS,       \
+                DO_SEQ, DO_SET, DO_SCALARS, DO_UNICODE_313, D_U_COMPACT_SIZE,  \
+                D_GC_SIZE, D_GC_COLLECTING, D_SKIP /* gc.frame */, D_SKIP,     \
+                D_SKIP /* generation_stats(_size) */, DO_GEN_LLIST,            \
+                DO_DEBUGGER
 
 #define DO_SEQ_PRESENT D_SKIP /* last_profiled_frame_seq */,
 #define DO_SEQ_ABSENT
-static const uint8_t fields_315[] = { DO_315(DO_SEQ_PRESENT) };
+static const uint8_t fields_315[] = {DO_315(DO_SEQ_PRESENT)};
 /* The ~3.15b1 layout, before last_profiled_frame_seq was added. */
-static const uint8_t fields_315b1[] = { DO_315(DO_SEQ_ABSENT) };
+static const uint8_t fields_315b1[] = {DO_315(DO_SEQ_ABSENT)};
 
 /* sizeof(_Py_DebugOffsets) = 8 + 8 * fields (cpython-internals.md §1a). */
 _Static_assert(8 + 8 * MS_ARRAY_SIZE(fields_313) == 584, "3.13 layout");
@@ -211,7 +290,10 @@ struct do_map {
         size_t layout_offset;
 };
 
-#define M(d, bound, field) {d, bound, offsetof(struct ms_py_layout, field)}
+#define M(d, bound, field)                                     \
+        {                                                      \
+                d, bound, offsetof(struct ms_py_layout, field) \
+        }
 static const struct do_map maps[] = {
         M(D_RT_FINALIZING, D_RT_SIZE, rt_finalizing),
         M(D_RT_INTERPRETERS_HEAD, D_RT_SIZE, rt_interpreters_head),
@@ -287,8 +369,8 @@ static uint64_t size_limit(uint8_t field)
         return field == D_RT_SIZE || field == D_IS_SIZE ? (64u << 20) : 65536;
 }
 
-static bool decode(const struct do_variant *v, const uint8_t *buf,
-                   size_t size, uint64_t vals[D_COUNT], bool have[D_COUNT])
+static bool decode(const struct do_variant *v, const uint8_t *buf, size_t size,
+                   uint64_t vals[D_COUNT], bool have[D_COUNT])
 {
         memset(have, 0, D_COUNT * sizeof(bool));
         if (8 + 8 * v->n_fields > size)
@@ -306,8 +388,8 @@ static bool decode(const struct do_variant *v, const uint8_t *buf,
 static bool plausible(const uint64_t vals[D_COUNT], const bool have[D_COUNT])
 {
         static const uint8_t sizes[] = {
-                D_RT_SIZE, D_IS_SIZE, D_TS_SIZE, D_IF_SIZE, D_CO_SIZE,
-                D_OB_SIZE, D_TP_SIZE, D_TUPLE_SIZE, D_U_SIZE, D_BYTES_SIZE,
+                D_RT_SIZE, D_IS_SIZE, D_TS_SIZE,    D_IF_SIZE, D_CO_SIZE,
+                D_OB_SIZE, D_TP_SIZE, D_TUPLE_SIZE, D_U_SIZE,  D_BYTES_SIZE,
         };
         for (size_t i = 0; i < MS_ARRAY_SIZE(sizes); i++) {
                 uint64_t s = vals[sizes[i]];
@@ -411,8 +493,10 @@ struct ms_error *ms_py_debug_offsets_parse(const uint8_t *buf, size_t size,
         if (!any)
                 return ms_error_create(MS_ERROR_UNSUPPORTED,
                                        "no known _Py_DebugOffsets layout for "
-                                       "version 0x%08" PRIx64, version);
+                                       "version 0x%08" PRIx64,
+                                       version);
         return ms_error_create(MS_ERROR_BAD_INPUT,
                                "_Py_DebugOffsets of version 0x%08" PRIx64
-                               " fail validation", version);
+                               " fail validation",
+                               version);
 }

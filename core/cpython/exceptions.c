@@ -82,8 +82,8 @@ static bool is_none(struct exc_reader *r, uint64_t object)
         if (object == r->none)
                 return true;
         char name[16];
-        struct ms_error *err = ms_py_type_name(r->target, r->l, object, name,
-                                               sizeof(name));
+        struct ms_error *err =
+                ms_py_type_name(r->target, r->l, object, name, sizeof(name));
         bool none = !err && strcmp(name, "NoneType") == 0;
         ms_error_destroy(err);
         if (none)
@@ -95,7 +95,8 @@ static bool is_none(struct exc_reader *r, uint64_t object)
 static bool is_instance(struct exc_reader *r, uint64_t object)
 {
         uint64_t flags;
-        struct ms_error *err = ms_py_type_flags(r->target, r->l, object, &flags);
+        struct ms_error *err =
+                ms_py_type_flags(r->target, r->l, object, &flags);
         ms_error_destroy(err);
         return !err && (flags & MS_PY_TPFLAGS_BASE_EXC_SUBCLASS);
 }
@@ -103,7 +104,8 @@ static bool is_instance(struct exc_reader *r, uint64_t object)
 static bool has_flag(struct exc_reader *r, uint64_t object, uint64_t flag)
 {
         uint64_t flags;
-        struct ms_error *err = ms_py_type_flags(r->target, r->l, object, &flags);
+        struct ms_error *err =
+                ms_py_type_flags(r->target, r->l, object, &flags);
         ms_error_destroy(err);
         return !err && (flags & flag);
 }
@@ -122,10 +124,11 @@ static struct ms_error *frame_code(struct exc_reader *r, uint64_t frame,
         if (l->fo_code >= 0)
                 return ms_py_read_field(r->target, frame, l->fo_code, code);
         uint64_t iframe;
-        struct ms_error *err = ms_py_read_field(r->target, frame, l->fo_frame,
-                                                &iframe);
+        struct ms_error *err =
+                ms_py_read_field(r->target, frame, l->fo_frame, &iframe);
         if (!err)
-                err = ms_py_read_field(r->target, iframe, l->if_executable, code);
+                err = ms_py_read_field(r->target, iframe, l->if_executable,
+                                       code);
         if (!err && l->if_executable_tag_mask > 0)
                 *code &= ~(uint64_t)l->if_executable_tag_mask;
         return err;
@@ -162,8 +165,8 @@ static struct ms_error *read_tb_entry(struct exc_reader *r, uint64_t tb,
 {
         const struct ms_py_layout *l = r->l;
         char type[16];
-        struct ms_error *err = ms_py_type_name(r->target, l, tb, type,
-                                               sizeof(type));
+        struct ms_error *err =
+                ms_py_type_name(r->target, l, tb, type, sizeof(type));
         if (!err && strcmp(type, "traceback") != 0)
                 err = ms_error_create(MS_ERROR_BAD_INPUT,
                                       "0x%" PRIx64 " is a %s, not a traceback",
@@ -177,7 +180,8 @@ static struct ms_error *read_tb_entry(struct exc_reader *r, uint64_t tb,
         if (!err)
                 err = ms_py_read_field_i32(r->target, tb, l->tb_lasti, &lasti);
         if (!err)
-                err = ms_py_read_field_i32(r->target, tb, l->tb_lineno, &lineno);
+                err = ms_py_read_field_i32(r->target, tb, l->tb_lineno,
+                                           &lineno);
         if (!err)
                 err = frame_code(r, frame, &code);
         if (err)
@@ -201,7 +205,8 @@ static struct ms_error *read_traceback(struct exc_reader *r, uint64_t tb,
                         e->traceback_truncated = true;
                         break;
                 }
-                struct ms_error *err = read_tb_entry(r, tb, e, &capacity, &next);
+                struct ms_error *err =
+                        read_tb_entry(r, tb, e, &capacity, &next);
                 if (err)
                         return note(e, err, "traceback");
                 if (next == tb) {
@@ -219,8 +224,8 @@ static struct ms_error *read_traceback(struct exc_reader *r, uint64_t tb,
 
 static struct ms_error *name_type(struct exc_reader *r, struct ms_py_exc *e)
 {
-        struct ms_error *err = ms_py_type_fullname(r->target, r->l,
-                                                   e->type_address, &e->type);
+        struct ms_error *err =
+                ms_py_type_fullname(r->target, r->l, e->type_address, &e->type);
         if (err)
                 return note(e, err, "type");
         e->is_panic_exception = strcmp(e->type, PANIC_EXCEPTION) == 0;
@@ -229,7 +234,8 @@ static struct ms_error *name_type(struct exc_reader *r, struct ms_py_exc *e)
 
 static bool repr_single(const struct ms_py_exc *e)
 {
-        for (size_t i = 0; e->type && i < MS_ARRAY_SIZE(repr_single_types); i++) {
+        for (size_t i = 0; e->type && i < MS_ARRAY_SIZE(repr_single_types);
+             i++) {
                 if (strcmp(e->type, repr_single_types[i]) == 0)
                         return true;
         }
@@ -242,8 +248,8 @@ static struct ms_error *set_message(struct exc_reader *r, struct ms_py_exc *e,
                                     uint64_t args, bool single)
 {
         struct ms_py_sbuf sb = {.limit = MS_PY_MAX_MESSAGE};
-        struct ms_error *err = ms_py_append_args_str(r->target, r->l, args,
-                                                     single, repr_single(e), &sb);
+        struct ms_error *err = ms_py_append_args_str(
+                r->target, r->l, args, single, repr_single(e), &sb);
         if (sb.no_memory) {
                 ms_error_destroy(err);
                 ms_py_sbuf_deinit(&sb);
@@ -266,21 +272,23 @@ static struct ms_error *describe_instance(struct exc_reader *r, uint64_t exc,
         const struct ms_py_layout *l = r->l;
         e->address = exc;
         e->normalized = true;
-        struct ms_error *err = ms_py_object_type(r->target, l, exc,
-                                                 &e->type_address);
+        struct ms_error *err =
+                ms_py_object_type(r->target, l, exc, &e->type_address);
         if (err)
                 return note(e, err, "exception");
         uint64_t args = 0;
         err = name_type(r, e);
         if (!err)
-                err = note(e, ms_py_read_field(r->target, exc, l->exc_args, &args),
+                err = note(e,
+                           ms_py_read_field(r->target, exc, l->exc_args, &args),
                            "args");
         if (!err && args)
                 err = set_message(r, e, args, false);
         if (!err && !tb)
-                err = note(e, ms_py_read_field(r->target, exc, l->exc_traceback,
-                                               &tb),
-                           "traceback");
+                err = note(
+                        e,
+                        ms_py_read_field(r->target, exc, l->exc_traceback, &tb),
+                        "traceback");
         if (!err && tb && !is_none(r, tb))
                 err = read_traceback(r, tb, e);
         return err;
@@ -331,10 +339,11 @@ static struct ms_error *chain_next(struct exc_reader *r, uint64_t exc,
         uint64_t cause = 0, context = 0;
         int32_t suppress = 0;
         *next = 0;
-        struct ms_error *err = ms_py_read_field(r->target, exc, l->exc_cause,
-                                                &cause);
+        struct ms_error *err =
+                ms_py_read_field(r->target, exc, l->exc_cause, &cause);
         if (!err)
-                err = ms_py_read_field(r->target, exc, l->exc_context, &context);
+                err = ms_py_read_field(r->target, exc, l->exc_context,
+                                       &context);
         if (!err)
                 err = ms_py_read_field_i32(r->target, exc,
                                            l->exc_suppress_context, &suppress);
@@ -366,7 +375,8 @@ static struct ms_error *read_chain(struct exc_reader *r, uint64_t exc,
         enum ms_py_exc_link link = MS_PY_EXC_LINK_NONE;
         size_t capacity = 0;
         for (size_t depth = 0; exc; depth++) {
-                if (depth >= MS_PY_MAX_EXC_CHAIN || seen_before(seen, depth, exc)) {
+                if (depth >= MS_PY_MAX_EXC_CHAIN ||
+                    seen_before(seen, depth, exc)) {
                         chain->truncated = true;
                         break;
                 }
@@ -431,11 +441,13 @@ static struct ms_error *read_item(struct exc_reader *r, uint64_t item,
         struct ms_error *err = ms_py_read_field(r->target, item,
                                                 l->ei_previous_item, previous);
         if (!err)
-                err = ms_py_read_field(r->target, item, l->ei_exc_value, &value);
+                err = ms_py_read_field(r->target, item, l->ei_exc_value,
+                                       &value);
         if (!err && l->ei_exc_type >= 0)
                 err = ms_py_read_field(r->target, item, l->ei_exc_type, &type);
         if (!err && l->ei_exc_traceback >= 0)
-                err = ms_py_read_field(r->target, item, l->ei_exc_traceback, &tb);
+                err = ms_py_read_field(r->target, item, l->ei_exc_traceback,
+                                       &tb);
         if (err)
                 return err;
         /* Up to 3.10 the type tells whether the item is set, from 3.11
@@ -448,7 +460,8 @@ static struct ms_error *read_item(struct exc_reader *r, uint64_t item,
                 return &ms_error_no_memory;
         struct ms_py_exc_chain *chain = &t->handled[t->n_handled++];
         memset(chain, 0, sizeof(*chain));
-        return read_triple(r, type, value, tb && !is_none(r, tb) ? tb : 0, chain);
+        return read_triple(r, type, value, tb && !is_none(r, tb) ? tb : 0,
+                           chain);
 }
 
 static struct ms_error *read_handled(struct exc_reader *r,
@@ -467,7 +480,8 @@ static struct ms_error *read_handled(struct exc_reader *r,
                         break;
                 seen[i] = item;
                 uint64_t previous = 0;
-                struct ms_error *err = read_item(r, item, t, &capacity, &previous);
+                struct ms_error *err =
+                        read_item(r, item, t, &capacity, &previous);
                 if (err && err->code == MS_ERROR_NO_MEMORY)
                         return err;
                 if (err) {

@@ -88,11 +88,12 @@ static struct ms_error *code_read(struct ms_target *target,
                                   struct ms_py_code *c)
 {
         char type[32];
-        struct ms_error *err = ms_py_type_name(target, l, c->address, type,
-                                               sizeof(type));
+        struct ms_error *err =
+                ms_py_type_name(target, l, c->address, type, sizeof(type));
         if (!err && strcmp(type, "code") != 0)
                 err = ms_error_create(MS_ERROR_BAD_INPUT,
-                                      "0x%" PRIx64 " is a %s, not a code object",
+                                      "0x%" PRIx64
+                                      " is a %s, not a code object",
                                       c->address, type);
         struct ms_py_blob *co = err ? NULL : malloc(sizeof(*co));
         if (!err && !co)
@@ -116,7 +117,8 @@ static struct ms_error *code_read(struct ms_target *target,
                     traceable >= 0)
                         c->first_traceable = 2 * (int64_t)traceable;
                 if (l->co_code_adaptive >= 0)
-                        c->code_start = c->address + (uint64_t)l->co_code_adaptive;
+                        c->code_start =
+                                c->address + (uint64_t)l->co_code_adaptive;
                 ms_py_blob_u64(co, l->co_linetable, &table);
         }
         free(co);
@@ -235,11 +237,14 @@ static struct ms_error *walk_frame_objects(struct ms_target *target,
         size_t size = l->fo_size > 0 ? (size_t)l->fo_size : 512;
         for (unsigned i = 0; f && !err; i++) {
                 if (i >= max_frames) {
-                        stop(fl->thread, "more than the frame limit; stopped at 0x%" PRIx64, f);
+                        stop(fl->thread,
+                             "more than the frame limit; stopped at 0x%" PRIx64,
+                             f);
                         break;
                 }
                 if (!ms_py_plausible_pointer(f) ||
-                    ms_py_blob_read(target, f, size, (size_t)l->fo_lineno + 4, fo)) {
+                    ms_py_blob_read(target, f, size, (size_t)l->fo_lineno + 4,
+                                    fo)) {
                         stop(fl->thread, "unreadable frame 0x%" PRIx64, f);
                         break;
                 }
@@ -254,13 +259,15 @@ static struct ms_error *walk_frame_objects(struct ms_target *target,
                 err = ms_py_code_get(cache, target, l, code, &c);
                 if (err)
                         break;
-                int64_t off = lasti < 0 ? -1 : (int64_t)lasti * l->fo_lasti_unit;
+                int64_t off =
+                        lasti < 0 ? -1 : (int64_t)lasti * l->fo_lasti_unit;
                 /* f_lineno is only kept up to date while tracing. */
                 int line = trace && lineno > 0 ? lineno
                                                : ms_py_code_line(l, c, off);
                 err = push_frame(fl, c, f, off, line, true, false);
                 if (back == f) {
-                        stop(fl->thread, "frame 0x%" PRIx64 " is its own caller", f);
+                        stop(fl->thread,
+                             "frame 0x%" PRIx64 " is its own caller", f);
                         break;
                 }
                 f = back;
@@ -279,8 +286,8 @@ static uint64_t top_interpreter_frame(struct ms_target *target,
                 return f;
         if (!ms_py_blob_u64(ts, l->ts_cframe, &cframe) || !cframe)
                 return 0;
-        struct ms_error *err = ms_py_read_field(target, cframe,
-                                                l->cframe_current_frame, &f);
+        struct ms_error *err =
+                ms_py_read_field(target, cframe, l->cframe_current_frame, &f);
         ms_error_destroy(err);
         return err ? 0 : f;
 }
@@ -336,7 +343,9 @@ static struct ms_error *walk_interpreter_frames(struct ms_target *target,
         for (unsigned i = 0; f && !err; i++) {
                 struct iframe fr;
                 if (i >= 2 * max_frames || t->n_frames >= max_frames) {
-                        stop(t, "more than the frame limit; stopped at 0x%" PRIx64, f);
+                        stop(t,
+                             "more than the frame limit; stopped at 0x%" PRIx64,
+                             f);
                         break;
                 }
                 if (!read_iframe(target, l, f, blob, &fr)) {
@@ -393,5 +402,6 @@ struct ms_error *ms_py_read_frames(struct ms_target *target,
         }
         f = top_interpreter_frame(target, l, ts);
         ms_py_blob_u64(ts, l->ts_base_frame, &base);
-        return walk_interpreter_frames(target, l, cache, f, base, max_frames, &fl);
+        return walk_interpreter_frames(target, l, cache, f, base, max_frames,
+                                       &fl);
 }

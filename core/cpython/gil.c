@@ -23,7 +23,9 @@
  * condition-variable wait itself and the interpreter's glue (inlined
  * PyCOND_TIMEDWAIT, clones). NULL (unclassified) counts as native. */
 static const char *const transparent_categories[] = {
-        "libc-wait", "native", "cpython-internal",
+        "libc-wait",
+        "native",
+        "cpython-internal",
 };
 
 #define GIL_ACQUIRE_CATEGORY "gil-acquire"
@@ -37,7 +39,8 @@ void ms_py_gil_read(struct ms_target *target, struct ms_py_runtime *rt,
         /* 3.12+: a pointer per interpreter (maybe to the main one's GIL);
          * before, one GIL inside the runtime. */
         if (l->is_ceval_gil >= 0)
-                err = ms_py_read_field(target, in->address, l->is_ceval_gil, &gil);
+                err = ms_py_read_field(target, in->address, l->is_ceval_gil,
+                                       &gil);
         else if (l->rt_gil >= 0)
                 gil = rt->address + (uint64_t)l->rt_gil;
         ms_error_destroy(err);
@@ -50,23 +53,26 @@ void ms_py_gil_read(struct ms_target *target, struct ms_py_runtime *rt,
                 err = ms_py_read_field(target, gil, l->gil_last_holder,
                                        &in->gil_last_holder);
         if (!err && l->gil_enabled >= 0)
-                err = ms_py_read_field_i32(target, gil, l->gil_enabled, &enabled);
+                err = ms_py_read_field_i32(target, gil, l->gil_enabled,
+                                           &enabled);
         if (err) {
                 ms_warnings_add(&rt->warnings,
-                                "interpreter %" PRId64 ": GIL at 0x%" PRIx64 ": %s",
+                                "interpreter %" PRId64 ": GIL at 0x%" PRIx64
+                                ": %s",
                                 in->id, gil, err->message);
                 ms_error_destroy(err);
                 return;
         }
         if (l->gil_switch_number >= 0)
-                ms_error_destroy(ms_py_read_field(target, gil, l->gil_switch_number,
+                ms_error_destroy(ms_py_read_field(target, gil,
+                                                  l->gil_switch_number,
                                                   &in->gil_switch_number));
         in->gil_known = true;
         /* locked is -1 before the GIL is created. */
         in->gil_locked = locked == 1;
         in->gil_disabled = enabled == 0;
-        in->gil_holder = in->gil_locked && !in->gil_disabled ? in->gil_last_holder
-                                                             : 0;
+        in->gil_holder =
+                in->gil_locked && !in->gil_disabled ? in->gil_last_holder : 0;
 }
 
 static const struct ms_py_interp *interp_of(const struct ms_py_runtime *rt,
@@ -94,7 +100,8 @@ static const struct ms_py_thread *thread_of(const struct ms_py_runtime *rt,
  * corruption. The flag wins for the thread's state, so say so. */
 static void check_thread_flags(struct ms_py_runtime *rt)
 {
-        if (rt->layout.ts_holds_gil < 0 && rt->layout.ts_status_holds_gil_bit < 0)
+        if (rt->layout.ts_holds_gil < 0 &&
+            rt->layout.ts_status_holds_gil_bit < 0)
                 return;
         for (size_t i = 0; i < rt->n_threads; i++) {
                 const struct ms_py_thread *t = &rt->threads[i];
@@ -102,13 +109,14 @@ static void check_thread_flags(struct ms_py_runtime *rt)
                 if (!in || !in->gil_known || in->gil_disabled ||
                     (in->gil_holder == t->tstate) == t->holds_gil)
                         continue;
-                ms_warnings_add(&rt->warnings,
-                                "thread %d: its thread state says it %s the GIL, "
-                                "the GIL says %s",
-                                (int)t->native_tid,
-                                t->holds_gil ? "holds" : "does not hold",
-                                in->gil_holder ? "another thread holds it"
-                                               : "nobody holds it");
+                ms_warnings_add(
+                        &rt->warnings,
+                        "thread %d: its thread state says it %s the GIL, "
+                        "the GIL says %s",
+                        (int)t->native_tid,
+                        t->holds_gil ? "holds" : "does not hold",
+                        in->gil_holder ? "another thread holds it"
+                                       : "nobody holds it");
         }
 }
 
@@ -122,16 +130,18 @@ void ms_py_gil_resolve(struct ms_py_runtime *rt)
                 if (t)
                         in->gil_holder_tid = t->native_tid;
                 else
-                        ms_warnings_add(&rt->warnings,
-                                        "interpreter %" PRId64 ": the GIL holder "
-                                        "0x%" PRIx64 " is not among its thread states",
-                                        in->id, in->gil_holder);
+                        ms_warnings_add(
+                                &rt->warnings,
+                                "interpreter %" PRId64 ": the GIL holder "
+                                "0x%" PRIx64 " is not among its thread states",
+                                in->id, in->gil_holder);
         }
         check_thread_flags(rt);
         /* 3.8-3.11: tstate_current is the thread state swapped in after
          * take_gil; NULL while the GIL changes hands, never another
          * thread's unless something swapped thread states under it. */
-        const struct ms_py_interp *main = rt->n_interps ? &rt->interps[0] : NULL;
+        const struct ms_py_interp *main =
+                rt->n_interps ? &rt->interps[0] : NULL;
         for (size_t i = 0; i < rt->n_interps; i++)
                 main = rt->interps[i].is_main ? &rt->interps[i] : main;
         if (main && rt->tstate_current && main->gil_holder &&
@@ -176,7 +186,8 @@ static size_t acquire_frame(const struct ms_frame *frames, size_t n)
                 /* Python code above it: the thread runs, it does not wait. */
                 if (f->kind == MS_FRAME_PYTHON)
                         return SIZE_MAX;
-                if (f->category && strcmp(f->category, GIL_ACQUIRE_CATEGORY) == 0)
+                if (f->category &&
+                    strcmp(f->category, GIL_ACQUIRE_CATEGORY) == 0)
                         return i;
                 if (!transparent(f->category))
                         return SIZE_MAX;
@@ -187,8 +198,7 @@ static size_t acquire_frame(const struct ms_frame *frames, size_t n)
 enum ms_py_gil_state ms_py_thread_gil_state(const struct ms_py_runtime *rt,
                                             const struct ms_py_thread *thread,
                                             const struct ms_frame *frames,
-                                            size_t n_frames,
-                                            size_t *wait_frame)
+                                            size_t n_frames, size_t *wait_frame)
 {
         size_t waiting = acquire_frame(frames, n_frames);
         if (wait_frame)

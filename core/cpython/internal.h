@@ -59,8 +59,8 @@ bool ms_py_plausible_pointer(uint64_t p);
 
 /* tp_flags of the type of the object at address. */
 struct ms_error *ms_py_type_flags(struct ms_target *target,
-                                  const struct ms_py_layout *l,
-                                  uint64_t object, uint64_t *ret);
+                                  const struct ms_py_layout *l, uint64_t object,
+                                  uint64_t *ret);
 
 /* tp_name of the type of the object at address, into buf (cut). */
 struct ms_error *ms_py_type_name(struct ms_target *target,
@@ -117,8 +117,8 @@ void ms_py_sbuf_deinit(struct ms_py_sbuf *sb);
  * the error returned is only for an unreadable top-level object (or out
  * of memory: check sb->no_memory). */
 struct ms_error *ms_py_append_str(struct ms_target *target,
-                                  const struct ms_py_layout *l,
-                                  uint64_t object, struct ms_py_sbuf *sb);
+                                  const struct ms_py_layout *l, uint64_t object,
+                                  struct ms_py_sbuf *sb);
 struct ms_error *ms_py_append_repr(struct ms_target *target,
                                    const struct ms_py_layout *l,
                                    uint64_t object, struct ms_py_sbuf *sb);
@@ -130,8 +130,7 @@ struct ms_error *ms_py_append_repr(struct ms_target *target,
 struct ms_error *ms_py_append_args_str(struct ms_target *target,
                                        const struct ms_py_layout *l,
                                        uint64_t args, bool single,
-                                       bool repr_single,
-                                       struct ms_py_sbuf *sb);
+                                       bool repr_single, struct ms_py_sbuf *sb);
 
 /* The full name of a type object, as type.__module__ + "." +
  * type.__qualname__: static types carry the module in tp_name

@@ -82,13 +82,23 @@ static const struct step_python {
 
 /* The functions running finalization, and initialization. */
 static const char *const finalizers[] = {
-        "Py_FinalizeEx", "Py_Finalize", "_Py_Finalize", "Py_Exit",
+        "Py_FinalizeEx",
+        "Py_Finalize",
+        "_Py_Finalize",
+        "Py_Exit",
 };
 static const char *const initializers[] = {
-        "Py_Initialize", "Py_InitializeEx", "Py_InitializeFromConfig",
-        "Py_PreInitialize", "Py_PreInitializeFromArgs",
-        "Py_PreInitializeFromBytesArgs", "pyinit_core", "pyinit_main",
-        "init_interp_main", "_Py_InitializeMain", "pymain_init",
+        "Py_Initialize",
+        "Py_InitializeEx",
+        "Py_InitializeFromConfig",
+        "Py_PreInitialize",
+        "Py_PreInitializeFromArgs",
+        "Py_PreInitializeFromBytesArgs",
+        "pyinit_core",
+        "pyinit_main",
+        "init_interp_main",
+        "_Py_InitializeMain",
+        "pymain_init",
 };
 
 static const char *const eval_categories[] = {"eval-loop", "eval-loop-tail"};
@@ -188,7 +198,8 @@ static enum ms_py_finalize_step frame_step(const struct ms_frame *f,
                         return step_functions[i].step;
                 }
         }
-        for (size_t i = 0; f->category && i < MS_ARRAY_SIZE(step_categories); i++) {
+        for (size_t i = 0; f->category && i < MS_ARRAY_SIZE(step_categories);
+             i++) {
                 if (strcmp(f->category, step_categories[i].category) == 0) {
                         *name = step_categories[i].category;
                         return step_categories[i].step;
@@ -235,9 +246,9 @@ static void scan_stack(const struct ms_py_stack_ref *s, struct stack_facts *sf)
                         sf->finalizer = true;
                         sf->python_in_finalizer = python;
                 }
-                sf->initializer |= f->kind == MS_FRAME_NATIVE &&
-                                   in_list(fn, initializers,
-                                           MS_ARRAY_SIZE(initializers));
+                sf->initializer |=
+                        f->kind == MS_FRAME_NATIVE &&
+                        in_list(fn, initializers, MS_ARRAY_SIZE(initializers));
                 python |= is_python(f);
         }
 }
@@ -247,8 +258,8 @@ static void scan_stack(const struct ms_py_stack_ref *s, struct stack_facts *sf)
  * ------------------------------------------------------------------------ */
 
 static const struct ms_py_thread *thread_by(const struct ms_py_runtime *rt,
-                                            uint64_t tstate, uint64_t pthread_id,
-                                            pid_t tid)
+                                            uint64_t tstate,
+                                            uint64_t pthread_id, pid_t tid)
 {
         for (size_t i = 0; i < rt->n_threads; i++) {
                 const struct ms_py_thread *t = &rt->threads[i];
@@ -313,8 +324,8 @@ struct all_facts {
         const struct stack_facts *exiting;
 };
 
-static void set_step(const struct ms_py_runtime *rt,
-                     const struct all_facts *af, struct ms_py_lifecycle *ret)
+static void set_step(const struct ms_py_runtime *rt, const struct all_facts *af,
+                     struct ms_py_lifecycle *ret)
 {
         const struct stack_facts *sf = af->finalizer;
         if (sf && sf->step) {
@@ -342,7 +353,8 @@ static void set_finalizing(const struct ms_py_runtime *rt,
         if (!rt->interpreters_head && !frame) {
                 ret->phase = MS_PY_PHASE_FINALIZED;
                 snprintf(ret->reason, sizeof(ret->reason),
-                         "no interpreter is left and no thread is in Py_FinalizeEx");
+                         "no interpreter is left and no thread is in "
+                         "Py_FinalizeEx");
         } else if (late) {
                 snprintf(ret->reason, sizeof(ret->reason),
                          "the runtime's finalizing thread is set");
@@ -362,9 +374,10 @@ static void decide(const struct ms_py_runtime *rt, const struct all_facts *af,
                    struct ms_py_lifecycle *ret)
 {
         const struct ms_py_interp *main = main_interp(rt);
-        bool finalizing = rt->finalizing_tstate || rt->finalizing_id ||
-                          (main && (main->finalizing || main->finalizing_tstate)) ||
-                          (af->finalizer && af->finalizer->finalizer);
+        bool finalizing =
+                rt->finalizing_tstate || rt->finalizing_id ||
+                (main && (main->finalizing || main->finalizing_tstate)) ||
+                (af->finalizer && af->finalizer->finalizer);
         if (finalizing) {
                 ret->phase = MS_PY_PHASE_FINALIZING;
                 set_finalizing(rt, af, ret);
@@ -410,8 +423,8 @@ void ms_py_lifecycle_get(const struct ms_py_runtime *rt,
                          struct ms_py_lifecycle *ret)
 {
         memset(ret, 0, sizeof(*ret));
-        struct stack_facts *facts = n_stacks ? calloc(n_stacks, sizeof(*facts))
-                                             : NULL;
+        struct stack_facts *facts =
+                n_stacks ? calloc(n_stacks, sizeof(*facts)) : NULL;
         /* Without memory for the stack facts, the flags still answer. */
         if (!facts)
                 n_stacks = 0;
@@ -422,8 +435,9 @@ void ms_py_lifecycle_get(const struct ms_py_runtime *rt,
         gather(facts, n_stacks, tid, &af);
         decide(rt, &af, ret);
         if (ret->phase == MS_PY_PHASE_FINALIZING)
-                ret->finalizing_tid = tid ? tid
-                                    : af.finalizer ? af.finalizer->stack->tid : 0;
+                ret->finalizing_tid = tid            ? tid
+                                      : af.finalizer ? af.finalizer->stack->tid
+                                                     : 0;
         if (ret->phase == MS_PY_PHASE_FINALIZING ||
             ret->phase == MS_PY_PHASE_FINALIZED)
                 set_step(rt, &af, ret);

@@ -81,8 +81,7 @@ static int64_t location_line_delta(const uint8_t *t, size_t len, size_t *i)
 
 /* 3.11+: entries of (length in code units, line delta, columns); the first
  * byte of each has bit 7 set. Code 15 means "no line" for that entry. */
-static int locations_line(const uint8_t *t, size_t len, int line,
-                          int64_t off)
+static int locations_line(const uint8_t *t, size_t len, int line, int64_t off)
 {
         int64_t unit = off / 2;
         int64_t addr = 0;

@@ -27,22 +27,22 @@ void ms_py_locals_free(struct ms_py_frame *frame)
 
 /* What one frame's code object says about its locals. */
 struct local_names {
-        uint64_t names;      /* the names tuple */
-        int32_t count;       /* slots shown */
+        uint64_t names; /* the names tuple */
+        int32_t count;  /* slots shown */
         int32_t argcount;
-        uint8_t *kinds;      /* 3.11+, else NULL */
+        uint8_t *kinds; /* 3.11+, else NULL */
         size_t n_kinds;
 };
 
 static struct ms_error *read_names(struct ms_target *target,
-                                   const struct ms_py_layout *l,
-                                   uint64_t code, struct local_names *ln)
+                                   const struct ms_py_layout *l, uint64_t code,
+                                   struct local_names *ln)
 {
         memset(ln, 0, sizeof(*ln));
-        int32_t count_field = l->co_nlocalsplus >= 0 ? l->co_nlocalsplus
-                                                      : l->co_nlocals;
-        struct ms_error *err = ms_py_read_field_i32(target, code, count_field,
-                                                    &ln->count);
+        int32_t count_field =
+                l->co_nlocalsplus >= 0 ? l->co_nlocalsplus : l->co_nlocals;
+        struct ms_error *err =
+                ms_py_read_field_i32(target, code, count_field, &ln->count);
         if (!err)
                 err = ms_py_read_field_i32(target, code, l->co_argcount,
                                            &ln->argcount);
@@ -52,8 +52,8 @@ static struct ms_error *read_names(struct ms_target *target,
         if (err)
                 return err;
         if (ln->count < 0 || ln->count > 65535)
-                return ms_error_create(MS_ERROR_BAD_INPUT,
-                                       "bad local count %d", ln->count);
+                return ms_error_create(MS_ERROR_BAD_INPUT, "bad local count %d",
+                                       ln->count);
         if (l->co_localspluskinds >= 0) {
                 uint64_t kinds;
                 err = ms_py_read_field(target, code, l->co_localspluskinds,
@@ -73,16 +73,15 @@ static struct ms_error *tuple_item(struct ms_target *target,
                                    int32_t i, uint64_t *ret)
 {
         uint64_t size;
-        struct ms_error *err = ms_py_read_field(target, tuple, l->ob_size,
-                                                &size);
+        struct ms_error *err =
+                ms_py_read_field(target, tuple, l->ob_size, &size);
         if (err)
                 return err;
         if ((uint64_t)i >= size)
                 return ms_error_create(MS_ERROR_BAD_INPUT,
                                        "name %d past the tuple", i);
-        return ms_target_read_u64(target,
-                                  tuple + (uint64_t)l->tuple_item + 8 * (uint64_t)i,
-                                  ret);
+        return ms_target_read_u64(
+                target, tuple + (uint64_t)l->tuple_item + 8 * (uint64_t)i, ret);
 }
 
 static char *value_text(struct ms_target *target, const struct ms_py_layout *l,
@@ -122,8 +121,8 @@ static uint64_t slot_value(struct ms_target *target,
                            int32_t i)
 {
         uint64_t v;
-        struct ms_error *err = ms_target_read_u64(target, slots + 8 * (uint64_t)i,
-                                                  &v);
+        struct ms_error *err =
+                ms_target_read_u64(target, slots + 8 * (uint64_t)i, &v);
         if (err) {
                 ms_error_destroy(err);
                 return 0;
@@ -152,8 +151,8 @@ static struct ms_error *frame_locals(struct ms_target *target,
                                      const struct ms_py_layout *l,
                                      struct ms_py_frame *frame)
 {
-        int32_t localsplus = l->if_localsplus >= 0 ? l->if_localsplus
-                                                   : l->fo_localsplus;
+        int32_t localsplus =
+                l->if_localsplus >= 0 ? l->if_localsplus : l->fo_localsplus;
         if (localsplus < 0 || !frame->address || !frame->code_address)
                 return NULL;
         struct local_names ln;
@@ -169,9 +168,9 @@ static struct ms_error *frame_locals(struct ms_target *target,
         for (int32_t i = 0; i < n && !err; i++) {
                 uint64_t value = slot_value(target, l, &ln, slots, i);
                 uint64_t name_obj;
-                struct ms_error *e = value ? tuple_item(target, l, ln.names, i,
-                                                        &name_obj)
-                                           : NULL;
+                struct ms_error *e =
+                        value ? tuple_item(target, l, ln.names, i, &name_obj)
+                              : NULL;
                 char *name = NULL;
                 if (value && !e)
                         e = ms_py_read_str(target, l, name_obj, &name);
@@ -180,8 +179,7 @@ static struct ms_error *frame_locals(struct ms_target *target,
                         continue;
                 }
                 err = add_local(frame, &capacity, name,
-                                value_text(target, l, value),
-                                i < ln.argcount);
+                                value_text(target, l, value), i < ln.argcount);
         }
         free(ln.kinds);
         return err;
@@ -193,8 +191,8 @@ struct ms_error *ms_py_read_locals(struct ms_target *target,
         for (size_t t = 0; t < rt->n_threads; t++) {
                 struct ms_py_thread *thread = &rt->threads[t];
                 for (size_t f = 0; f < thread->n_frames; f++) {
-                        struct ms_error *err = frame_locals(
-                                target, &rt->layout, &thread->frames[f]);
+                        struct ms_error *err = frame_locals(target, &rt->layout,
+                                                            &thread->frames[f]);
                         if (err)
                                 return err;
                 }

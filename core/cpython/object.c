@@ -13,7 +13,8 @@ struct ms_error *ms_py_blob_read(struct ms_target *target, uint64_t address,
                 size = sizeof(blob->data);
         blob->address = address;
         blob->size = 0;
-        struct ms_error *err = ms_target_read(target, address, blob->data, size);
+        struct ms_error *err =
+                ms_target_read(target, address, blob->data, size);
         if (!err) {
                 blob->size = size;
                 return NULL;
@@ -105,17 +106,19 @@ struct ms_error *ms_py_object_type(struct ms_target *target,
         if (!ms_py_plausible_pointer(object))
                 return ms_error_create(MS_ERROR_BAD_INPUT,
                                        "bad object pointer 0x%" PRIx64, object);
-        struct ms_error *err = ms_py_read_field(target, object, l->ob_type, type);
+        struct ms_error *err =
+                ms_py_read_field(target, object, l->ob_type, type);
         if (!err && !ms_py_plausible_pointer(*type))
                 err = ms_error_create(MS_ERROR_BAD_INPUT,
-                                      "object 0x%" PRIx64 " has bad type 0x%" PRIx64,
+                                      "object 0x%" PRIx64
+                                      " has bad type 0x%" PRIx64,
                                       object, *type);
         return err;
 }
 
 struct ms_error *ms_py_type_flags(struct ms_target *target,
-                                  const struct ms_py_layout *l,
-                                  uint64_t object, uint64_t *ret)
+                                  const struct ms_py_layout *l, uint64_t object,
+                                  uint64_t *ret)
 {
         uint64_t type;
         struct ms_error *err = ms_py_object_type(target, l, object, &type);
@@ -135,7 +138,8 @@ struct ms_error *ms_py_type_name(struct ms_target *target,
         if (err)
                 return err;
         char *s;
-        err = ms_target_read_string(target, name, size ? size - 1 : 0, &s, NULL);
+        err = ms_target_read_string(target, name, size ? size - 1 : 0, &s,
+                                    NULL);
         if (err)
                 return err;
         snprintf(buf, size, "%s", s);
@@ -194,8 +198,8 @@ static struct ms_error *decode_units(struct ms_target *target, uint64_t data,
                 free(out);
                 return &ms_error_no_memory;
         }
-        struct ms_error *err = n ? ms_target_read(target, data, raw, n * kind)
-                                 : NULL;
+        struct ms_error *err =
+                n ? ms_target_read(target, data, raw, n * kind) : NULL;
         if (err) {
                 free(raw);
                 free(out);
@@ -223,9 +227,8 @@ static struct ms_error *decode_units(struct ms_target *target, uint64_t data,
 
 /* Where the characters of a str are, and their kind (1, 2 or 4 bytes). */
 static struct ms_error *str_data(struct ms_target *target,
-                                 const struct ms_py_layout *l,
-                                 uint64_t address, uint32_t state,
-                                 uint64_t *data, unsigned *kind,
+                                 const struct ms_py_layout *l, uint64_t address,
+                                 uint32_t state, uint64_t *data, unsigned *kind,
                                  int64_t *length)
 {
         *kind = (state >> l->u_kind_shift) & 7;
@@ -239,14 +242,16 @@ static struct ms_error *str_data(struct ms_target *target,
                 *kind = 4;
                 err = ms_py_read_field(target, address, l->u_wstr, data);
                 if (!err)
-                        err = ms_py_read_field(target, address, l->u_wstr_length,
+                        err = ms_py_read_field(target, address,
+                                               l->u_wstr_length,
                                                (uint64_t *)length);
         } else if (compact && ascii) {
                 *data = address + (uint64_t)l->u_ascii_data;
         } else if (compact) {
                 *data = address + (uint64_t)l->u_compact_data;
         } else {
-                err = ms_py_read_field(target, address, l->u_compact_data, data);
+                err = ms_py_read_field(target, address, l->u_compact_data,
+                                       data);
         }
         if (!err && *kind != 1 && *kind != 2 && *kind != 4)
                 err = ms_error_create(MS_ERROR_BAD_INPUT,
@@ -259,8 +264,8 @@ struct ms_error *ms_py_read_str(struct ms_target *target,
                                 const struct ms_py_layout *l, uint64_t address,
                                 char **ret)
 {
-        struct ms_error *err = check_flag(target, l, address,
-                                          MS_PY_TPFLAGS_UNICODE_SUBCLASS, "a str");
+        struct ms_error *err = check_flag(
+                target, l, address, MS_PY_TPFLAGS_UNICODE_SUBCLASS, "a str");
         if (err)
                 return err;
         uint64_t length;
@@ -278,7 +283,8 @@ struct ms_error *ms_py_read_str(struct ms_target *target,
                 return err;
         if (len < 0)
                 return ms_error_create(MS_ERROR_BAD_INPUT,
-                                       "str 0x%" PRIx64 " has bad length", address);
+                                       "str 0x%" PRIx64 " has bad length",
+                                       address);
         return decode_units(target, data, kind,
                             (size_t)MS_MIN(len, MS_PY_MAX_STRING), ret);
 }
@@ -288,8 +294,8 @@ struct ms_error *ms_py_read_bytes(struct ms_target *target,
                                   uint64_t address, size_t max, uint8_t **ret,
                                   size_t *len)
 {
-        struct ms_error *err = check_flag(target, l, address,
-                                          MS_PY_TPFLAGS_BYTES_SUBCLASS, "bytes");
+        struct ms_error *err = check_flag(
+                target, l, address, MS_PY_TPFLAGS_BYTES_SUBCLASS, "bytes");
         uint64_t size;
         if (!err)
                 err = ms_py_read_field(target, address, l->ob_size, &size);
@@ -297,7 +303,8 @@ struct ms_error *ms_py_read_bytes(struct ms_target *target,
                 return err;
         if ((int64_t)size < 0 || size > max)
                 return ms_error_create(MS_ERROR_BAD_INPUT,
-                                       "bytes 0x%" PRIx64 " has bad size %" PRId64,
+                                       "bytes 0x%" PRIx64
+                                       " has bad size %" PRId64,
                                        address, (int64_t)size);
         uint8_t *buf = malloc(size + 1);
         if (!buf)

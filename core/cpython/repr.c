@@ -112,8 +112,18 @@ void ms_py_sbuf_deinit(struct ms_py_sbuf *sb)
  * ------------------------------------------------------------------------ */
 
 enum kind {
-        K_STR, K_INT, K_BOOL, K_FLOAT, K_BYTES, K_NONE, K_TUPLE, K_LIST,
-        K_DICT, K_EXC, K_TYPE, K_OTHER,
+        K_STR,
+        K_INT,
+        K_BOOL,
+        K_FLOAT,
+        K_BYTES,
+        K_NONE,
+        K_TUPLE,
+        K_LIST,
+        K_DICT,
+        K_EXC,
+        K_TYPE,
+        K_OTHER,
 };
 
 struct objinfo {
@@ -143,7 +153,8 @@ static enum kind kind_of(const struct objinfo *oi)
         for (size_t i = 0; i < MS_ARRAY_SIZE(by_flag); i++) {
                 if (!(oi->flags & by_flag[i].flag))
                         continue;
-                if (by_flag[i].kind == K_INT && strcmp(oi->tp_name, "bool") == 0)
+                if (by_flag[i].kind == K_INT &&
+                    strcmp(oi->tp_name, "bool") == 0)
                         return K_BOOL;
                 return by_flag[i].kind;
         }
@@ -165,7 +176,8 @@ static struct ms_error *classify(struct ms_target *target,
         uint64_t name;
         struct ms_error *err = ms_py_object_type(target, l, object, &oi->type);
         if (!err)
-                err = ms_py_read_field(target, oi->type, l->tp_flags, &oi->flags);
+                err = ms_py_read_field(target, oi->type, l->tp_flags,
+                                       &oi->flags);
         if (!err)
                 err = ms_py_read_field(target, oi->type, l->tp_name, &name);
         char *s = NULL;
@@ -185,8 +197,8 @@ static struct ms_error *classify(struct ms_target *target,
  * ------------------------------------------------------------------------ */
 
 /* Digits (base 2^bits, least significant first) in decimal. */
-static void put_decimal(struct ms_py_sbuf *sb, const uint32_t *digits,
-                        size_t n, unsigned bits, bool negative)
+static void put_decimal(struct ms_py_sbuf *sb, const uint32_t *digits, size_t n,
+                        unsigned bits, bool negative)
 {
         /* Base 10^9 limbs, least significant first: each 30-bit digit
          * needs at most 31/29.9 of a limb. */
@@ -212,7 +224,8 @@ static void put_decimal(struct ms_py_sbuf *sb, const uint32_t *digits,
         if (nl == 0) {
                 ms_py_sbuf_puts(sb, "0");
         } else {
-                ms_py_sbuf_printf(sb, "%s%u", negative ? "-" : "", limbs[nl - 1]);
+                ms_py_sbuf_printf(sb, "%s%u", negative ? "-" : "",
+                                  limbs[nl - 1]);
                 for (size_t j = nl - 1; j-- > 0;)
                         ms_py_sbuf_printf(sb, "%09u", limbs[j]);
         }
@@ -227,7 +240,8 @@ static struct ms_error *int_size(struct ms_target *target,
                                  uint64_t *ndigits, bool *negative)
 {
         uint64_t tag;
-        struct ms_error *err = ms_py_read_field(target, object, l->long_tag, &tag);
+        struct ms_error *err =
+                ms_py_read_field(target, object, l->long_tag, &tag);
         if (err)
                 return err;
         if (l->long_ndigits_shift >= 0) {
@@ -253,7 +267,8 @@ static struct ms_error *append_int(struct ms_target *target,
                 return err;
         if (l->long_digit_bits != 15 && l->long_digit_bits != 30)
                 return ms_error_create(MS_ERROR_UNSUPPORTED,
-                                       "int digits of %d bits", l->long_digit_bits);
+                                       "int digits of %d bits",
+                                       l->long_digit_bits);
         if (n > MAX_INT_DIGITS) {
                 ms_py_sbuf_printf(sb, "<int of %" PRIu64 " bits>",
                                   n * (uint64_t)l->long_digit_bits);
@@ -321,7 +336,9 @@ static void put_escaped(struct ms_py_sbuf *sb, unsigned char c, char quote,
                         bool escape_high)
 {
         static const char *const named[] = {
-                ['\t'] = "\\t", ['\n'] = "\\n", ['\r'] = "\\r",
+                ['\t'] = "\\t",
+                ['\n'] = "\\n",
+                ['\r'] = "\\r",
         };
         if (c == '\\' || c == (unsigned char)quote) {
                 char e[2] = {'\\', (char)c};
@@ -371,8 +388,8 @@ static struct ms_error *append_text(struct ms_target *target,
         free(s);
         /* ms_py_read_str cuts long strings: say the text is not whole. */
         uint64_t length = 0;
-        struct ms_error *lerr = ms_py_read_field(target, object, l->u_length,
-                                                 &length);
+        struct ms_error *lerr =
+                ms_py_read_field(target, object, l->u_length, &length);
         if (!lerr && length > MS_PY_MAX_STRING)
                 sb->truncated = true;
         ms_error_destroy(lerr);
@@ -384,15 +401,18 @@ static struct ms_error *append_bytes(struct ms_target *target,
                                      uint64_t object, struct ms_py_sbuf *sb)
 {
         uint64_t size;
-        struct ms_error *err = ms_py_read_field(target, object, l->ob_size, &size);
+        struct ms_error *err =
+                ms_py_read_field(target, object, l->ob_size, &size);
         if (err)
                 return err;
         if ((int64_t)size < 0)
                 return ms_error_create(MS_ERROR_BAD_INPUT,
-                                       "bytes 0x%" PRIx64 " has bad size", object);
+                                       "bytes 0x%" PRIx64 " has bad size",
+                                       object);
         unsigned char buf[MAX_BYTES];
         size_t n = (size_t)MS_MIN(size, (uint64_t)MAX_BYTES);
-        err = n ? ms_target_read(target, object + (uint64_t)l->bytes_sval, buf, n)
+        err = n ? ms_target_read(target, object + (uint64_t)l->bytes_sval, buf,
+                                 n)
                 : NULL;
         if (err)
                 return err;
@@ -419,17 +439,18 @@ static struct ms_error *append_repr(struct ms_target *target,
 /* The item pointers of a tuple (inline) or list (a separate array), at
  * most MAX_ITEMS of them; *total is the real length. */
 static struct ms_error *seq_items(struct ms_target *target,
-                                  const struct ms_py_layout *l,
-                                  uint64_t object, bool is_list,
-                                  uint64_t items[MAX_ITEMS], size_t *n,
-                                  uint64_t *total)
+                                  const struct ms_py_layout *l, uint64_t object,
+                                  bool is_list, uint64_t items[MAX_ITEMS],
+                                  size_t *n, uint64_t *total)
 {
-        struct ms_error *err = ms_py_read_field(target, object, l->ob_size, total);
+        struct ms_error *err =
+                ms_py_read_field(target, object, l->ob_size, total);
         if (err)
                 return err;
         if ((int64_t)*total < 0)
                 return ms_error_create(MS_ERROR_BAD_INPUT,
-                                       "sequence 0x%" PRIx64 " has bad size", object);
+                                       "sequence 0x%" PRIx64 " has bad size",
+                                       object);
         *n = (size_t)MS_MIN(*total, (uint64_t)MAX_ITEMS);
         uint64_t array = object + (uint64_t)l->tuple_item;
         if (is_list)
@@ -446,8 +467,8 @@ static struct ms_error *append_seq(struct ms_target *target,
 {
         uint64_t items[MAX_ITEMS], total;
         size_t n;
-        struct ms_error *err = seq_items(target, l, object, is_list, items, &n,
-                                         &total);
+        struct ms_error *err =
+                seq_items(target, l, object, is_list, items, &n, &total);
         if (err)
                 return err;
         ms_py_sbuf_puts(sb, is_list ? "[" : "(");
@@ -467,9 +488,8 @@ static struct ms_error *append_seq(struct ms_target *target,
 }
 
 static struct ms_error *append_dict(struct ms_target *target,
-                                   const struct ms_py_layout *l,
-                                   uint64_t dict, struct ms_py_sbuf *sb,
-                                   int depth);
+                                    const struct ms_py_layout *l, uint64_t dict,
+                                    struct ms_py_sbuf *sb, int depth);
 
 /* "module.QualName" without the "builtins." that repr() leaves out. */
 static struct ms_error *append_type_name(struct ms_target *target,
@@ -499,7 +519,8 @@ static struct ms_error *append_exc_repr(struct ms_target *target,
         ms_py_sbuf_puts(sb, dot ? dot + 1 : oi->tp_name);
         uint64_t args, items[MAX_ITEMS], total;
         size_t n;
-        struct ms_error *err = ms_py_read_field(target, object, l->exc_args, &args);
+        struct ms_error *err =
+                ms_py_read_field(target, object, l->exc_args, &args);
         if (!err)
                 err = seq_items(target, l, args, false, items, &n, &total);
         if (err)
@@ -536,7 +557,8 @@ static struct ms_error *append_repr_of(struct ms_target *target,
         case K_TUPLE:
         case K_LIST:
                 if (depth >= MAX_DEPTH) {
-                        ms_py_sbuf_puts(sb, oi->kind == K_LIST ? "[...]" : "(...)");
+                        ms_py_sbuf_puts(sb,
+                                        oi->kind == K_LIST ? "[...]" : "(...)");
                         return NULL;
                 }
                 return append_seq(target, l, object, oi->kind == K_LIST, sb,
@@ -610,20 +632,22 @@ static struct ms_error *append_str(struct ms_target *target,
 static struct ms_error *append_args_str(struct ms_target *target,
                                         const struct ms_py_layout *l,
                                         uint64_t args, bool single,
-                                        bool repr_single,
-                                        struct ms_py_sbuf *sb, int depth)
+                                        bool repr_single, struct ms_py_sbuf *sb,
+                                        int depth)
 {
         if (single)
                 return repr_single ? append_repr(target, l, args, sb, depth)
                                    : append_str(target, l, args, sb, depth);
         uint64_t items[MAX_ITEMS], total;
         size_t n;
-        struct ms_error *err = seq_items(target, l, args, false, items, &n, &total);
+        struct ms_error *err =
+                seq_items(target, l, args, false, items, &n, &total);
         if (err || total == 0)
                 return err;
         if (total > 1)
                 return append_repr(target, l, args, sb, depth);
-        return append_args_str(target, l, items[0], true, repr_single, sb, depth);
+        return append_args_str(target, l, items[0], true, repr_single, sb,
+                               depth);
 }
 
 /* str(): text as is, an exception as BaseException.__str__ of its args
@@ -643,8 +667,8 @@ static struct ms_error *append_str(struct ms_target *target,
                 uint64_t args;
                 err = ms_py_read_field(target, object, l->exc_args, &args);
                 if (!err)
-                        err = append_args_str(target, l, args, false, false,
-                                              sb, depth + 1);
+                        err = append_args_str(target, l, args, false, false, sb,
+                                              depth + 1);
                 return nested(err, object, sb, depth);
         }
         if (!err)
@@ -655,15 +679,14 @@ static struct ms_error *append_str(struct ms_target *target,
 struct ms_error *ms_py_append_args_str(struct ms_target *target,
                                        const struct ms_py_layout *l,
                                        uint64_t args, bool single,
-                                       bool repr_single,
-                                       struct ms_py_sbuf *sb)
+                                       bool repr_single, struct ms_py_sbuf *sb)
 {
         return append_args_str(target, l, args, single, repr_single, sb, 0);
 }
 
 struct ms_error *ms_py_append_str(struct ms_target *target,
-                                  const struct ms_py_layout *l,
-                                  uint64_t object, struct ms_py_sbuf *sb)
+                                  const struct ms_py_layout *l, uint64_t object,
+                                  struct ms_py_sbuf *sb)
 {
         return append_str(target, l, object, sb, 0);
 }
@@ -685,12 +708,14 @@ static struct ms_error *entries_by_size(struct ms_target *target,
                                         uint64_t keys, struct dict_entries *e)
 {
         uint64_t slots;
-        struct ms_error *err = ms_py_read_field(target, keys, l->dk_size, &slots);
+        struct ms_error *err =
+                ms_py_read_field(target, keys, l->dk_size, &slots);
         if (err)
                 return err;
         if (slots < 8 || slots > (1u << 24) || (slots & (slots - 1)))
                 return ms_error_create(MS_ERROR_BAD_INPUT,
-                                       "dict keys 0x%" PRIx64 " have %" PRIu64 " slots",
+                                       "dict keys 0x%" PRIx64 " have %" PRIu64
+                                       " slots",
                                        keys, slots);
         unsigned ix = slots <= 0xff ? 1 : slots <= 0xffff ? 2 : 4;
         e->address = keys + (uint64_t)l->dk_indices + slots * ix;
@@ -710,15 +735,18 @@ static struct ms_error *entries_by_log2(struct ms_target *target,
                               MS_MAX(l->dk_log2_index_bytes, l->dk_kind));
         if (l->dk_log2_size < 0 || l->dk_log2_index_bytes < 0 ||
             l->dk_kind < 0 || last >= (int32_t)sizeof(head))
-                return ms_error_create(MS_ERROR_UNSUPPORTED, "no dict keys layout");
-        struct ms_error *err = ms_target_read(target, keys, head, (size_t)last + 1);
+                return ms_error_create(MS_ERROR_UNSUPPORTED,
+                                       "no dict keys layout");
+        struct ms_error *err =
+                ms_target_read(target, keys, head, (size_t)last + 1);
         if (err)
                 return err;
         unsigned log2 = head[l->dk_log2_size];
         unsigned log2_ix = head[l->dk_log2_index_bytes];
         if (log2 < 3 || log2 > 24 || log2_ix < log2 || log2_ix > log2 + 3)
                 return ms_error_create(MS_ERROR_BAD_INPUT,
-                                       "dict keys 0x%" PRIx64 " are corrupt", keys);
+                                       "dict keys 0x%" PRIx64 " are corrupt",
+                                       keys);
         bool general = head[l->dk_kind] == 0;
         e->address = keys + (uint64_t)l->dk_indices + (1ULL << log2_ix);
         e->size = general ? l->dk_entry_size : l->dk_uentry_size;
@@ -745,8 +773,8 @@ static struct ms_error *dict_entries(struct ms_target *target,
         /* Split tables (instance dicts sharing keys) keep the values
          * elsewhere; the dicts read here (classes') are never split. */
         if (values)
-                return ms_error_create(MS_ERROR_UNSUPPORTED, "split dict 0x%" PRIx64,
-                                       dict);
+                return ms_error_create(MS_ERROR_UNSUPPORTED,
+                                       "split dict 0x%" PRIx64, dict);
         if (!ms_py_plausible_pointer(keys))
                 return ms_error_create(MS_ERROR_BAD_INPUT,
                                        "dict 0x%" PRIx64 " has bad keys", dict);
@@ -757,9 +785,9 @@ static struct ms_error *dict_entries(struct ms_target *target,
         if (err)
                 return err;
         if (e->size <= 0 || e->key < 0 || e->value < 0 || n > MAX_DICT_ENTRIES)
-                return ms_error_create(MS_ERROR_BAD_INPUT,
-                                       "dict 0x%" PRIx64 " has %" PRIu64 " entries",
-                                       dict, n);
+                return ms_error_create(
+                        MS_ERROR_BAD_INPUT,
+                        "dict 0x%" PRIx64 " has %" PRIu64 " entries", dict, n);
         e->n = n;
         return NULL;
 }
@@ -767,9 +795,8 @@ static struct ms_error *dict_entries(struct ms_target *target,
 /* repr(dict) of a combined table: "{key: value, ...}", at most MAX_ITEMS
  * entries. Split tables (instance dicts) come out as "{...}". */
 static struct ms_error *append_dict(struct ms_target *target,
-                                   const struct ms_py_layout *l,
-                                   uint64_t dict, struct ms_py_sbuf *sb,
-                                   int depth)
+                                    const struct ms_py_layout *l, uint64_t dict,
+                                    struct ms_py_sbuf *sb, int depth)
 {
         struct dict_entries e = {0};
         struct ms_error *err = dict_entries(target, l, dict, &e);
@@ -810,7 +837,8 @@ static bool str_equals(struct ms_target *target, const struct ms_py_layout *l,
                        uint64_t object, const char *s, struct ms_error **err)
 {
         uint64_t length;
-        struct ms_error *e = ms_py_read_field(target, object, l->u_length, &length);
+        struct ms_error *e =
+                ms_py_read_field(target, object, l->u_length, &length);
         if (e || length != strlen(s)) {
                 ms_error_destroy(e);
                 return false;
@@ -854,8 +882,8 @@ struct ms_error *ms_py_dict_get(struct ms_target *target,
         }
         free(buf);
         return err ? err
-                   : ms_error_create(MS_ERROR_NOT_FOUND, "no %s in dict 0x%" PRIx64,
-                                     key, dict);
+                   : ms_error_create(MS_ERROR_NOT_FOUND,
+                                     "no %s in dict 0x%" PRIx64, key, dict);
 }
 
 /* A heap type's module: its dict's __module__ (type.__module__ does the
@@ -865,7 +893,8 @@ static struct ms_error *heap_type_module(struct ms_target *target,
                                          uint64_t type, char **ret)
 {
         uint64_t dict, module;
-        struct ms_error *err = ms_py_read_field(target, type, l->tp_dict, &dict);
+        struct ms_error *err =
+                ms_py_read_field(target, type, l->tp_dict, &dict);
         if (!err)
                 err = ms_py_dict_get(target, l, dict, "__module__", &module);
         if (err && err->code == MS_ERROR_NOT_FOUND) {
@@ -918,7 +947,8 @@ struct ms_error *ms_py_type_fullname(struct ms_target *target,
         }
         char *module = NULL, *qualname = NULL;
         uint64_t q = 0;
-        struct ms_error *qerr = ms_py_read_field(target, type, l->ht_qualname, &q);
+        struct ms_error *qerr =
+                ms_py_read_field(target, type, l->ht_qualname, &q);
         if (!qerr)
                 qerr = ms_py_read_str(target, l, q, &qualname);
         if (qerr && qerr->code == MS_ERROR_NO_MEMORY)

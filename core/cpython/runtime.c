@@ -102,9 +102,9 @@ static bool version_from_name(const char *path, int *major, int *minor)
 struct module_info {
         uint64_t bias;
         bool have_bias;
-        uint64_t runtime_symbol; /* st_value of _PyRuntime, 0 if absent */
-        uint64_t runtime_section; /* sh_addr of .PyRuntime, 0 if absent */
-        uint64_t py_version; /* st_value of Py_Version, 0 if absent */
+        uint64_t runtime_symbol;     /* st_value of _PyRuntime, 0 if absent */
+        uint64_t runtime_section;    /* sh_addr of .PyRuntime, 0 if absent */
+        uint64_t py_version;         /* st_value of Py_Version, 0 if absent */
         uint64_t bss_addr, bss_size; /* where Py_GetVersion's buffer is */
 };
 
@@ -117,7 +117,8 @@ static void scan_dynsym(Elf *elf, Elf_Scn *scn, GElf_Shdr *sh,
         size_t n = sh->sh_size / sh->sh_entsize;
         for (size_t i = 0; i < n; i++) {
                 GElf_Sym sym;
-                if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF)
+                if (!gelf_getsym(data, (int)i, &sym) ||
+                    sym.st_shndx == SHN_UNDEF)
                         continue;
                 const char *name = elf_strptr(elf, sh->sh_link, sym.st_name);
                 if (!name)
@@ -164,7 +165,8 @@ static void find_bias(struct ms_target *target, const char *path,
                 return;
         }
         for (size_t i = 0; i < n && !mi->have_bias; i++) {
-                if (strcmp(modules[i].path, path) == 0 && modules[i].have_bias) {
+                if (strcmp(modules[i].path, path) == 0 &&
+                    modules[i].have_bias) {
                         mi->bias = modules[i].bias;
                         mi->have_bias = true;
                 }
@@ -224,7 +226,8 @@ static uint32_t version_at(const uint8_t *buf, size_t n, size_t i)
                 p++;
         if (p + 1 >= n || buf[p] != ' ' || buf[p + 1] != '(')
                 return 0;
-        return major << 24 | minor << 16 | micro << 8 | level << 4 | (serial & 0xf);
+        return major << 24 | minor << 16 | micro << 8 | level << 4 |
+               (serial & 0xf);
 }
 
 static uint32_t version_in_buffer(const uint8_t *buf, size_t n)
@@ -274,7 +277,8 @@ static uint32_t version_from_memory(struct ms_target *target, uint64_t start,
                 return 0;
         uint32_t hex = 0;
         for (uint64_t off = 0; off < size && !hex; off += SCAN_CHUNK) {
-                size_t n = (size_t)MS_MIN((uint64_t)SCAN_CHUNK + 64, size - off);
+                size_t n =
+                        (size_t)MS_MIN((uint64_t)SCAN_CHUNK + 64, size - off);
                 size_t got = read_prefix(target, start + off, buf, n);
                 hex = version_in_buffer(buf, got);
                 if (got < n)
@@ -290,10 +294,11 @@ static struct ms_error *scan_module(struct ms_target *target,
                                     struct candidates *c)
 {
         struct module_info mi;
-        if (!map->host_path || !read_module_info(target, map->path,
-                                                 map->host_path, &mi))
+        if (!map->host_path ||
+            !read_module_info(target, map->path, map->host_path, &mi))
                 return NULL;
-        uint64_t addr = mi.runtime_symbol ? mi.runtime_symbol : mi.runtime_section;
+        uint64_t addr =
+                mi.runtime_symbol ? mi.runtime_symbol : mi.runtime_section;
         if (!addr)
                 return NULL;
         const char *how = mi.runtime_symbol ? "symbol" : "section";
@@ -301,8 +306,8 @@ static struct ms_error *scan_module(struct ms_target *target,
         uint32_t hex = 0;
         if (mi.py_version) {
                 uint64_t v;
-                struct ms_error *err = ms_target_read_u64(target,
-                                                          mi.py_version + mi.bias, &v);
+                struct ms_error *err =
+                        ms_target_read_u64(target, mi.py_version + mi.bias, &v);
                 if (!err && v >> 24 == 3)
                         hex = (uint32_t)v;
                 ms_error_destroy(err);
@@ -362,8 +367,8 @@ static struct ms_error *ask_unwinder(struct ms_target *target,
                                      struct candidates *c)
 {
         uint64_t addr;
-        struct ms_error *err = ms_unwinder_find_symbol(unwinder, NULL,
-                                                       "_PyRuntime", &addr, NULL);
+        struct ms_error *err = ms_unwinder_find_symbol(
+                unwinder, NULL, "_PyRuntime", &addr, NULL);
         if (err) {
                 ms_error_destroy(err);
                 return NULL;
@@ -465,7 +470,8 @@ static struct ms_error *scan_chunk(struct scan_ctx *s, const uint8_t *buf,
                 uint64_t addr = base + off;
                 if (memcmp(buf + off, MS_PY_DEBUG_COOKIE, 8) == 0) {
                         s->found = true;
-                        return add_candidate(s->c, addr, s->path, "scan", 0, 0, 0);
+                        return add_candidate(s->c, addr, s->path, "scan", 0, 0,
+                                             0);
                 }
                 /* Before 3.13: interpreters.head is a pointer at a small,
                  * known offset; try layouts only where one could be. */
@@ -480,10 +486,10 @@ static struct ms_error *scan_chunk(struct scan_ctx *s, const uint8_t *buf,
                             !looks_like_runtime(s->target, l, addr))
                                 continue;
                         s->found = true;
-                        return add_candidate(s->c, addr, s->path, "scan",
-                                             (int)(l->version_hex >> 24),
-                                             (int)((l->version_hex >> 16) & 0xff),
-                                             0);
+                        return add_candidate(
+                                s->c, addr, s->path, "scan",
+                                (int)(l->version_hex >> 24),
+                                (int)((l->version_hex >> 16) & 0xff), 0);
                 }
         }
         return NULL;
@@ -496,7 +502,8 @@ static struct ms_error *scan_range(struct scan_ctx *s, uint8_t *buf,
                                    bool stop_at_hole)
 {
         struct ms_error *err = NULL;
-        for (uint64_t a = start; a < end && !err && !s->found; a += SCAN_CHUNK) {
+        for (uint64_t a = start; a < end && !err && !s->found;
+             a += SCAN_CHUNK) {
                 size_t n = (size_t)MS_MIN((uint64_t)SCAN_CHUNK, end - a);
                 size_t got = read_prefix(s->target, a, buf, n);
                 err = scan_chunk(s, buf, got, a);
@@ -525,7 +532,8 @@ static uint64_t next_mapping_start(const struct ms_target *target,
 static uint32_t module_version(struct ms_target *target, uint64_t last_start,
                                uint64_t last_end)
 {
-        uint64_t start = MS_MAX(last_start, last_end - MS_MIN(last_end, SCAN_CHUNK));
+        uint64_t start =
+                MS_MAX(last_start, last_end - MS_MIN(last_end, SCAN_CHUNK));
         uint64_t limit = MS_MIN(next_mapping_start(target, last_end),
                                 last_end + MAX_VERSION_SCAN);
         return version_from_memory(target, start, limit - start);
@@ -564,9 +572,10 @@ static struct ms_error *scan_module_memory(struct ms_target *target,
         if (!err && s.found) {
                 /* The full version (before 3.13 nothing else has it). */
                 struct candidate *cd = &c->items[c->n - 1];
-                uint32_t hex = cd->major == 3 && cd->minor < 13
-                                       ? module_version(target, last_start, last_end)
-                                       : 0;
+                uint32_t hex =
+                        cd->major == 3 && cd->minor < 13
+                                ? module_version(target, last_start, last_end)
+                                : 0;
                 if (hex && (int)((hex >> 16) & 0xff) == cd->minor)
                         cd->version_hex = hex;
         }
@@ -609,7 +618,9 @@ static void set_version_string(struct ms_py_runtime *rt)
         char buf[64];
         if (rt->version_hex) {
                 static const char *const level[16] = {
-                        [0xA] = "a", [0xB] = "b", [0xC] = "rc",
+                        [0xA] = "a",
+                        [0xB] = "b",
+                        [0xC] = "rc",
                 };
                 unsigned lv = (rt->version_hex >> 4) & 0xf;
                 unsigned serial = rt->version_hex & 0xf;
@@ -637,8 +648,8 @@ static bool read_debug_offsets(struct ms_target *target,
         uint8_t buf[MS_PY_DEBUG_OFFSETS_MAX];
         size_t got = 0;
         for (size_t i = 0; i < MS_ARRAY_SIZE(sizes) && !got; i++) {
-                struct ms_error *err = ms_target_read(target, rt->address, buf,
-                                                      sizes[i]);
+                struct ms_error *err =
+                        ms_target_read(target, rt->address, buf, sizes[i]);
                 if (!err)
                         got = sizes[i];
                 ms_error_destroy(err);
@@ -651,14 +662,16 @@ static bool read_debug_offsets(struct ms_target *target,
                 (int)(declared >> 24), (int)((declared >> 16) & 0xff));
         if (!base) {
                 ms_warnings_add(&rt->warnings,
-                                "runtime 0x%" PRIx64 ": no table for version 0x%08" PRIx64,
+                                "runtime 0x%" PRIx64
+                                ": no table for version 0x%08" PRIx64,
                                 rt->address, declared);
                 return false;
         }
         struct ms_py_layout l = *base;
         uint32_t hex;
         bool ft;
-        struct ms_error *err = ms_py_debug_offsets_parse(buf, got, &l, &hex, &ft);
+        struct ms_error *err =
+                ms_py_debug_offsets_parse(buf, got, &l, &hex, &ft);
         if (err) {
                 ms_warnings_add(&rt->warnings, "runtime 0x%" PRIx64 ": %s",
                                 rt->address, err->message);
@@ -683,11 +696,12 @@ static bool read_debug_offsets(struct ms_target *target,
 
 /* An int flag of the runtime, -1 when the version has none or it cannot
  * be read. */
-static int runtime_flag(struct ms_target *target, const struct ms_py_runtime *rt,
-                        int32_t off)
+static int runtime_flag(struct ms_target *target,
+                        const struct ms_py_runtime *rt, int32_t off)
 {
         int32_t v;
-        struct ms_error *err = ms_py_read_field_i32(target, rt->address, off, &v);
+        struct ms_error *err =
+                ms_py_read_field_i32(target, rt->address, off, &v);
         ms_error_destroy(err);
         return err ? -1 : v;
 }
@@ -712,7 +726,8 @@ static void read_lifecycle(struct ms_target *target, struct ms_py_runtime *rt)
         rt->core_initialized = runtime_flag(target, rt, l->rt_core_initialized);
         rt->finalizing_tstate = runtime_word(target, rt, l->rt_finalizing);
         rt->finalizing_id = runtime_word(target, rt, l->rt_finalizing_id);
-        rt->interpreters_head = runtime_word(target, rt, l->rt_interpreters_head);
+        rt->interpreters_head =
+                runtime_word(target, rt, l->rt_interpreters_head);
         rt->tstate_current = runtime_word(target, rt, l->rt_tstate_current);
 }
 
@@ -729,15 +744,16 @@ struct ms_error *ms_py_runtime_read(struct ms_target *target, uint64_t address,
                         major = options->major;
                         minor = options->minor;
                 }
-                const struct ms_py_layout *l = major ? ms_py_layout_find(major, minor)
-                                                     : NULL;
+                const struct ms_py_layout *l =
+                        major ? ms_py_layout_find(major, minor) : NULL;
                 if (!l && major)
                         return ms_error_create(MS_ERROR_UNSUPPORTED,
                                                "CPython %d.%d is not supported",
                                                major, minor);
                 if (!l)
-                        return ms_error_create(MS_ERROR_UNSUPPORTED,
-                                               "the CPython version is unknown");
+                        return ms_error_create(
+                                MS_ERROR_UNSUPPORTED,
+                                "the CPython version is unknown");
                 rt->layout = *l;
                 rt->version_hex = version_hex;
         }
@@ -754,8 +770,9 @@ struct ms_error *ms_py_runtime_read(struct ms_target *target, uint64_t address,
         if (!rt->version_string)
                 return &ms_error_no_memory;
         read_lifecycle(target, rt);
-        unsigned max_frames = options && options->max_frames ? options->max_frames
-                                                             : MS_PY_MAX_FRAMES;
+        unsigned max_frames = options && options->max_frames
+                                      ? options->max_frames
+                                      : MS_PY_MAX_FRAMES;
         return ms_py_read_threads(target, rt, max_frames);
 }
 
@@ -770,8 +787,8 @@ static struct ms_error *collect(struct ms_target *target,
 {
         struct ms_error *err = NULL;
         if (options && options->runtime_address)
-                err = add_candidate(c, options->runtime_address, NULL, "address",
-                                    0, 0, 0);
+                err = add_candidate(c, options->runtime_address, NULL,
+                                    "address", 0, 0, 0);
         bool modules = !(options && options->skip_modules);
         if (!err && modules)
                 err = scan_modules(target, c);
@@ -785,8 +802,7 @@ static struct ms_error *collect(struct ms_target *target,
 struct ms_error *ms_py_runtimes_find(struct ms_target *target,
                                      struct ms_unwinder *unwinder,
                                      const struct ms_py_find_options *options,
-                                     struct ms_py_runtime **ret,
-                                     size_t *n_ret)
+                                     struct ms_py_runtime **ret, size_t *n_ret)
 {
         struct candidates c = {0};
         *ret = NULL;
@@ -802,10 +818,9 @@ struct ms_error *ms_py_runtimes_find(struct ms_target *target,
         for (size_t i = 0; !err && i < c.n; i++) {
                 struct candidate *cd = &c.items[i];
                 struct ms_py_runtime *rt = &rts[n];
-                struct ms_error *rerr = ms_py_runtime_read(target, cd->address,
-                                                           cd->major, cd->minor,
-                                                           cd->version_hex,
-                                                           options, rt);
+                struct ms_error *rerr = ms_py_runtime_read(
+                        target, cd->address, cd->major, cd->minor,
+                        cd->version_hex, options, rt);
                 if (rerr && rerr->code == MS_ERROR_NO_MEMORY) {
                         ms_py_runtime_deinit(rt);
                         err = rerr;
@@ -813,12 +828,12 @@ struct ms_error *ms_py_runtimes_find(struct ms_target *target,
                 }
                 if (rerr) {
                         /* Not a runtime we can read: say why, go on. */
-                        ms_warnings_add(&target->warnings,
-                                        "CPython runtime 0x%" PRIx64 " (%s%s%s): %s",
-                                        cd->address, cd->found_by,
-                                        cd->module ? " in " : "",
-                                        cd->module ? cd->module : "",
-                                        rerr->message);
+                        ms_warnings_add(
+                                &target->warnings,
+                                "CPython runtime 0x%" PRIx64 " (%s%s%s): %s",
+                                cd->address, cd->found_by,
+                                cd->module ? " in " : "",
+                                cd->module ? cd->module : "", rerr->message);
                         ms_error_destroy(rerr);
                         ms_py_runtime_deinit(rt);
                         continue;

@@ -53,7 +53,8 @@ static bool addr_set_add(struct addr_set *s, uint64_t a, bool *seen)
 
 /* The kernel tid of the target thread whose thread pointer is pthread_id:
  * on x86-64 glibc, pthread_self() is the fs base. */
-static pid_t tid_from_fs_base(const struct ms_target *target, uint64_t pthread_id)
+static pid_t tid_from_fs_base(const struct ms_target *target,
+                              uint64_t pthread_id)
 {
         for (size_t i = 0; pthread_id && i < target->n_threads; i++) {
                 if (target->threads[i].fs_base == pthread_id)
@@ -68,7 +69,8 @@ static bool holds_gil(const struct ms_py_layout *l, const struct ms_py_blob *ts,
         int32_t v;
         if (ms_py_blob_i32(ts, l->ts_holds_gil, &v))
                 return v != 0;
-        if (l->ts_status_holds_gil_bit >= 0 && ms_py_blob_i32(ts, l->ts_status, &v))
+        if (l->ts_status_holds_gil_bit >= 0 &&
+            ms_py_blob_i32(ts, l->ts_status, &v))
                 return (v >> l->ts_status_holds_gil_bit) & 1;
         return in->gil_locked && in->gil_last_holder == ts->address;
 }
@@ -130,10 +132,11 @@ static struct ms_error *read_interp_threads(struct ms_target *target,
 {
         const struct ms_py_layout *l = &rt->layout;
         uint64_t p;
-        struct ms_error *err = ms_py_read_field(target, in->address,
-                                                l->is_threads_head, &p);
+        struct ms_error *err =
+                ms_py_read_field(target, in->address, l->is_threads_head, &p);
         if (err)
-                return ms_error_wrap(err, "interpreter %" PRId64 " threads", in->id);
+                return ms_error_wrap(err, "interpreter %" PRId64 " threads",
+                                     in->id);
         struct addr_set seen = {0};
         struct ms_py_blob *ts = malloc(sizeof(*ts));
         if (!ts)
@@ -143,7 +146,8 @@ static struct ms_error *read_interp_threads(struct ms_target *target,
                 bool again;
                 if (i >= MS_PY_MAX_THREADS || !ms_py_plausible_pointer(p)) {
                         ms_warnings_add(&rt->warnings,
-                                        "interpreter %" PRId64 ": bad thread list at 0x%" PRIx64,
+                                        "interpreter %" PRId64
+                                        ": bad thread list at 0x%" PRIx64,
                                         in->id, p);
                         break;
                 }
@@ -153,24 +157,28 @@ static struct ms_error *read_interp_threads(struct ms_target *target,
                 }
                 if (again) {
                         ms_warnings_add(&rt->warnings,
-                                        "interpreter %" PRId64 ": thread list cycles",
+                                        "interpreter %" PRId64
+                                        ": thread list cycles",
                                         in->id);
                         break;
                 }
-                struct ms_error *rerr = ms_py_blob_read(target, p, size,
-                                                        (size_t)l->ts_next + 8, ts);
+                struct ms_error *rerr = ms_py_blob_read(
+                        target, p, size, (size_t)l->ts_next + 8, ts);
                 uint64_t interp = 0;
                 if (!rerr && ms_py_blob_u64(ts, l->ts_interp, &interp) &&
                     interp != in->address)
                         rerr = ms_error_create(MS_ERROR_BAD_INPUT,
-                                               "thread state 0x%" PRIx64 " belongs to "
-                                               "interpreter 0x%" PRIx64, p, interp);
+                                               "thread state 0x%" PRIx64
+                                               " belongs to "
+                                               "interpreter 0x%" PRIx64,
+                                               p, interp);
                 if (rerr) {
                         ms_warnings_add(&rt->warnings, "%s", rerr->message);
                         ms_error_destroy(rerr);
                         break;
                 }
-                err = read_thread(target, rt, in, cache, ts, max_frames, capacity);
+                err = read_thread(target, rt, in, cache, ts, max_frames,
+                                  capacity);
                 if (!err && !ms_py_blob_u64(ts, l->ts_next, &p))
                         p = 0;
         }
@@ -179,8 +187,9 @@ static struct ms_error *read_interp_threads(struct ms_target *target,
         return err;
 }
 
-static struct ms_error *append_interp(struct ms_py_runtime *rt, size_t *capacity,
-                                      uint64_t address, struct ms_py_interp **ret)
+static struct ms_error *append_interp(struct ms_py_runtime *rt,
+                                      size_t *capacity, uint64_t address,
+                                      struct ms_py_interp **ret)
 {
         if (!ms_grow((void **)&rt->interps, capacity, rt->n_interps,
                      sizeof(*rt->interps)))
@@ -198,7 +207,8 @@ static bool read_interp(struct ms_target *target, struct ms_py_runtime *rt,
         const struct ms_py_layout *l = &rt->layout;
         uint64_t id = 0;
         int32_t finalizing = 0;
-        struct ms_error *err = ms_py_read_field(target, in->address, l->is_id, &id);
+        struct ms_error *err =
+                ms_py_read_field(target, in->address, l->is_id, &id);
         if (!err)
                 err = ms_py_read_field(target, in->address, l->is_next, next);
         if (err) {
@@ -237,20 +247,24 @@ struct ms_error *ms_py_read_threads(struct ms_target *target,
         if (!p)
                 ms_warnings_add(&rt->warnings,
                                 "runtime 0x%" PRIx64 " has no interpreter "
-                                "(not initialized or finalized)", rt->address);
+                                "(not initialized or finalized)",
+                                rt->address);
         struct ms_py_code_cache cache = {0};
         size_t interp_cap = 0, thread_cap = 0;
         for (size_t i = 0; p && !err; i++) {
-                if (i >= MS_PY_MAX_INTERPRETERS || !ms_py_plausible_pointer(p)) {
+                if (i >= MS_PY_MAX_INTERPRETERS ||
+                    !ms_py_plausible_pointer(p)) {
                         ms_warnings_add(&rt->warnings,
-                                        "bad interpreter list at 0x%" PRIx64, p);
+                                        "bad interpreter list at 0x%" PRIx64,
+                                        p);
                         break;
                 }
                 bool cycle = false;
                 for (size_t j = 0; j < rt->n_interps; j++)
                         cycle |= rt->interps[j].address == p;
                 if (cycle) {
-                        ms_warnings_add(&rt->warnings, "interpreter list cycles");
+                        ms_warnings_add(&rt->warnings,
+                                        "interpreter list cycles");
                         break;
                 }
                 struct ms_py_interp *in;

@@ -27,7 +27,7 @@ static bool is_interpreter_machinery(const struct ms_frame *f)
 static bool reveals_state(const struct ms_frame *f)
 {
         static const char *const categories[] = {
-                "gil-acquire", "gil-release", "libc-wait", "rust-wait",
+                "gil-acquire", "gil-release", "libc-wait",    "rust-wait",
                 "signal",      "gc",          "finalization", "rust-panic",
         };
         for (size_t i = 0; i < MS_ARRAY_SIZE(categories); i++) {
@@ -98,8 +98,7 @@ static bool run_is_hidden(const struct merge_state *s, size_t i, size_t j)
                 return inner->kind == MS_FRAME_PYTHON;
         if (is_interpreter_machinery(outer))
                 return false;
-        return inner->kind == MS_FRAME_PYTHON ||
-               outer->kind == MS_FRAME_PYTHON;
+        return inner->kind == MS_FRAME_PYTHON || outer->kind == MS_FRAME_PYTHON;
 }
 
 /* Functions of the standard library and of dependencies inlined into

@@ -190,8 +190,7 @@ struct ms_error *ms_rules_add_text(struct ms_rules *rules, const char *text,
                         break;
                 }
                 struct ms_rule rule;
-                err = compile_rule(label, field, regex, origin, line_no,
-                                   &rule);
+                err = compile_rule(label, field, regex, origin, line_no, &rule);
                 if (!err) {
                         memo_clear(rules);
                         err = insert_rule(rules, &rule, at++);
@@ -352,8 +351,8 @@ const char *ms_rules_match_file(const struct ms_rules *const_rules,
         size_t key_len = 0, key_size = function_len + module_len + file_len + 6;
         /* On the stack when it fits; copied to the heap when memoised. */
         char stack_key[512];
-        char *key = key_size <= sizeof(stack_key) ? stack_key
-                                                   : malloc(key_size);
+        char *key =
+                key_size <= sizeof(stack_key) ? stack_key : malloc(key_size);
         pthread_mutex_lock(&rules->lock);
         if (!key) {
                 /* No memo without memory; the answer is the same. */
@@ -366,11 +365,10 @@ const char *ms_rules_match_file(const struct ms_rules *const_rules,
         key_append(key, &key_len, module, module_len);
         key_append(key, &key_len, file, file_len);
         uint64_t hash = hash_bytes(key, key_len);
-        struct memo_entry *e = rules->memo_slots
-                                       ? memo_slot(rules->memo,
-                                                   rules->memo_slots, hash,
-                                                   key, key_len)
-                                       : NULL;
+        struct memo_entry *e =
+                rules->memo_slots ? memo_slot(rules->memo, rules->memo_slots,
+                                              hash, key, key_len)
+                                  : NULL;
         const char *label;
         if (e && e->key) {
                 label = e->label;
@@ -386,7 +384,8 @@ const char *ms_rules_match_file(const struct ms_rules *const_rules,
                 if (copy && memo_grow(rules)) {
                         e = memo_slot(rules->memo, rules->memo_slots, hash,
                                       copy, key_len);
-                        *e = (struct memo_entry){.hash = hash, .key = copy,
+                        *e = (struct memo_entry){.hash = hash,
+                                                 .key = copy,
                                                  .key_len = key_len,
                                                  .label = label};
                         rules->memo_n++;
@@ -461,11 +460,10 @@ const char *ms_frame_category(const struct ms_rules *rules,
 {
         if (frame->kind == MS_FRAME_PYTHON)
                 return "python";
-        const char *label = rules ? ms_rules_match_file(rules,
-                                                        frame->function,
-                                                        frame->module,
-                                                        frame->file)
-                                  : NULL;
+        const char *label =
+                rules ? ms_rules_match_file(rules, frame->function,
+                                            frame->module, frame->file)
+                      : NULL;
         if (label)
                 return label;
         return frame->language == MS_LANGUAGE_RUST ? "rust" : "native";

@@ -190,8 +190,8 @@ void ms_json_key_string(struct ms_json *json, const char *key, const char *s)
         ms_json_string(json, s);
 }
 
-void ms_json_key_int_or_null(struct ms_json *json, const char *key,
-                             bool known, int64_t value)
+void ms_json_key_int_or_null(struct ms_json *json, const char *key, bool known,
+                             int64_t value)
 {
         ms_json_key(json, key);
         if (known)

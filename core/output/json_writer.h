@@ -37,8 +37,8 @@ void ms_json_null(struct ms_json *json);
 /* A key and a string value (NULL writes null). */
 void ms_json_key_string(struct ms_json *json, const char *key, const char *s);
 /* A key and an integer, or null when not known. */
-void ms_json_key_int_or_null(struct ms_json *json, const char *key,
-                             bool known, int64_t value);
+void ms_json_key_int_or_null(struct ms_json *json, const char *key, bool known,
+                             int64_t value);
 /* An address as a "0x…" string. */
 void ms_json_address(struct ms_json *json, uint64_t value);
 

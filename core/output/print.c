@@ -55,9 +55,9 @@ struct ms_error *ms_report_print_section(const struct ms_report *report,
         return NULL;
 }
 
-struct ms_error *ms_report_format_section(const struct ms_report *report,
-                                          const struct ms_print_options *options,
-                                          char **ret)
+struct ms_error *ms_report_format_section(
+        const struct ms_report *report, const struct ms_print_options *options,
+        char **ret)
 {
         char *buf = NULL;
         size_t len = 0;

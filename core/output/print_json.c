@@ -1,4 +1,5 @@
-/* The report as one JSON document: schema "mixstack/1" (docs/json-schema.md). */
+/* The report as one JSON document: schema "mixstack/1" (docs/json-schema.md).
+ */
 #include "output/json_writer.h"
 #include "output/printers.h"
 
@@ -19,8 +20,7 @@ static void json_target(struct ms_json *json, const struct ms_report *report)
 {
         ms_json_key(json, "target");
         ms_json_begin_object(json);
-        ms_json_key_string(json, "kind",
-                             target_kind_name(report->target_kind));
+        ms_json_key_string(json, "kind", target_kind_name(report->target_kind));
         ms_json_key_string(json, "core", report->core);
         ms_json_key_string(json, "executable", report->executable);
         ms_json_key(json, "pid");
@@ -33,8 +33,7 @@ static void json_target(struct ms_json *json, const struct ms_report *report)
                 ms_json_begin_object(json);
                 ms_json_key(json, "number");
                 ms_json_int(json, report->signo);
-                ms_json_key_string(json, "name",
-                                     ms_signal_name(report->signo));
+                ms_json_key_string(json, "name", ms_signal_name(report->signo));
                 ms_json_end_object(json);
         } else {
                 ms_json_null(json);
@@ -54,7 +53,7 @@ static void json_frame(struct ms_json *json, const struct ms_frame *f,
         ms_json_key(json, "index");
         ms_json_int(json, (int64_t)index);
         ms_json_key_string(json, "kind",
-                             f->kind == MS_FRAME_PYTHON ? "python" : "native");
+                           f->kind == MS_FRAME_PYTHON ? "python" : "native");
         ms_json_key(json, "pc");
         ms_json_address(json, f->pc);
         ms_json_key_string(json, "module", f->module);
@@ -92,8 +91,7 @@ static void json_frame(struct ms_json *json, const struct ms_frame *f,
                 for (size_t i = 0; i < f->n_locals; i++) {
                         ms_json_begin_object(json);
                         ms_json_key_string(json, "name", f->locals[i].name);
-                        ms_json_key_string(json, "value",
-                                             f->locals[i].value);
+                        ms_json_key_string(json, "value", f->locals[i].value);
                         ms_json_key(json, "argument");
                         ms_json_bool(json, f->locals[i].argument);
                         ms_json_end_object(json);
@@ -118,9 +116,8 @@ static void json_exception(struct ms_json *json, const struct ms_exception *e)
                 ms_json_begin_object(json);
                 ms_json_key_string(json, "file", e->traceback[i].file);
                 ms_json_key_int_or_null(json, "line", e->traceback[i].line > 0,
-                                 e->traceback[i].line);
-                ms_json_key_string(json, "function",
-                                     e->traceback[i].function);
+                                        e->traceback[i].line);
+                ms_json_key_string(json, "function", e->traceback[i].function);
                 ms_json_end_object(json);
         }
         ms_json_end_array(json);
@@ -167,26 +164,30 @@ static void json_panic(struct ms_json *json, const struct ms_panic *p)
         ms_json_key_string(json, "module", p->site_module);
         ms_json_key_string(json, "file", p->site_file);
         ms_json_key_int_or_null(json, "line", p->site_line > 0, p->site_line);
-        ms_json_key_int_or_null(json, "column", p->site_column > 0, p->site_column);
-        ms_json_key_int_or_null(json, "frame", p->site_index >= 0, p->site_index);
+        ms_json_key_int_or_null(json, "column", p->site_column > 0,
+                                p->site_column);
+        ms_json_key_int_or_null(json, "frame", p->site_index >= 0,
+                                p->site_index);
         ms_json_end_object(json);
         ms_json_key_string(json, "message", p->message);
         ms_json_key_string(json, "message_recovered_by",
-                             p->message_recovered_by);
+                           p->message_recovered_by);
         ms_json_key(json, "location");
         if (p->location_file) {
                 ms_json_begin_object(json);
                 ms_json_key_string(json, "file", p->location_file);
                 ms_json_key_int_or_null(json, "line", true, p->location_line);
-                ms_json_key_int_or_null(json, "column", true, p->location_column);
+                ms_json_key_int_or_null(json, "column", true,
+                                        p->location_column);
                 ms_json_key_string(json, "recovered_by",
-                                     p->location_recovered_by);
+                                   p->location_recovered_by);
                 ms_json_end_object(json);
         } else {
                 ms_json_null(json);
         }
-        ms_json_key_int_or_null(json, "local_panic_count", p->local_panic_count >= 0,
-                         p->local_panic_count);
+        ms_json_key_int_or_null(json, "local_panic_count",
+                                p->local_panic_count >= 0,
+                                p->local_panic_count);
         ms_json_key(json, "in_panic_hook");
         ms_json_bool(json, p->in_panic_hook);
         ms_json_end_object(json);
@@ -197,7 +198,7 @@ static void json_thread_boundary(struct ms_json *json,
 {
         ms_json_key_string(json, "gil", ms_gil_state_name(t->gil));
         ms_json_key_int_or_null(json, "gil_wait_frame", t->gil_wait_frame >= 0,
-                         t->gil_wait_frame);
+                                t->gil_wait_frame);
         ms_json_key(json, "exception");
         ms_json_begin_object(json);
         json_chain(json, "pending", &t->pending);
@@ -205,7 +206,7 @@ static void json_thread_boundary(struct ms_json *json,
         ms_json_end_object(json);
         json_panic(json, t->panic);
         ms_json_key_int_or_null(json, "lock_owner_tid", t->lock_owner_tid,
-                         t->lock_owner_tid);
+                                t->lock_owner_tid);
 }
 
 static void json_thread(struct ms_json *json, const struct ms_thread_report *t)
@@ -248,8 +249,7 @@ static void json_python(struct ms_json *json, const struct ms_report *report)
         ms_json_end_object(json);
 }
 
-static void json_interpreters(struct ms_json *json,
-                              const struct ms_report *r)
+static void json_interpreters(struct ms_json *json, const struct ms_report *r)
 {
         ms_json_key(json, "interpreters");
         ms_json_begin_array(json);
@@ -262,8 +262,9 @@ static void json_interpreters(struct ms_json *json,
                 if (p->gil_known || p->gil_disabled) {
                         ms_json_begin_object(json);
                         ms_json_key_int_or_null(json, "holder_tid",
-                                         p->gil_locked && p->gil_holder_tid,
-                                         p->gil_holder_tid);
+                                                p->gil_locked &&
+                                                        p->gil_holder_tid,
+                                                p->gil_holder_tid);
                         ms_json_key(json, "locked");
                         ms_json_bool(json, p->gil_locked);
                         ms_json_key(json, "disabled");
@@ -275,8 +276,8 @@ static void json_interpreters(struct ms_json *json,
                 /* The phase is the runtime's: the same for each. */
                 ms_json_key_string(json, "phase", r->phase);
                 ms_json_key_string(json, "finalize_step", r->finalize_step);
-                ms_json_key_int_or_null(json, "finalizing_tid", r->finalizing_tid,
-                                 r->finalizing_tid);
+                ms_json_key_int_or_null(json, "finalizing_tid",
+                                        r->finalizing_tid, r->finalizing_tid);
                 ms_json_end_object(json);
         }
         ms_json_end_array(json);
@@ -295,7 +296,7 @@ static void json_phase(struct ms_json *json, const struct ms_report *r)
         ms_json_key(json, "finalize_step_inferred");
         ms_json_bool(json, r->finalize_step_inferred);
         ms_json_key_int_or_null(json, "finalizing_tid", r->finalizing_tid,
-                         r->finalizing_tid);
+                                r->finalizing_tid);
         ms_json_key_int_or_null(json, "exit_tid", r->exit_tid, r->exit_tid);
         ms_json_key_string(json, "reason", r->phase_reason);
         ms_json_end_object(json);
@@ -312,15 +313,16 @@ static void json_rust(struct ms_json *json, const struct ms_report *r)
                 ms_json_begin_object(json);
                 ms_json_key_string(json, "path", m->path);
                 ms_json_key_string(json, "rustc_version", m->rustc_version);
-                ms_json_key_int_or_null(json, "global_panic_count", m->count_known,
-                                 (int64_t)m->global_panic_count);
+                ms_json_key_int_or_null(json, "global_panic_count",
+                                        m->count_known,
+                                        (int64_t)m->global_panic_count);
                 ms_json_key(json, "always_abort");
                 if (m->count_known)
                         ms_json_bool(json, m->always_abort);
                 else
                         ms_json_null(json);
                 ms_json_key_string(json, "count_unknown_reason",
-                                     m->count_unknown_reason);
+                                   m->count_unknown_reason);
                 ms_json_end_object(json);
         }
         ms_json_end_array(json);

@@ -98,7 +98,8 @@ static void text_frame(const struct ms_frame *f, size_t index, FILE *out)
         }
         fputc('\n', out);
         for (size_t i = 0; i < f->n_locals; i++) {
-                fputs(f->locals[i].argument ? "         arg   " : "         local ",
+                fputs(f->locals[i].argument ? "         arg   "
+                                            : "         local ",
                       out);
                 ms_text_write_safe(out, f->locals[i].name);
                 fputs(" = ", out);

@@ -261,9 +261,10 @@ void ms_text_panic(const struct ms_report *r, FILE *out)
                                 m->always_abort ? ", always-abort set" : "");
                 else {
                         fputs(": panic count unknown (", out);
-                        ms_text_write_safe(out, m->count_unknown_reason
-                                                        ? m->count_unknown_reason
-                                                        : "?");
+                        ms_text_write_safe(out,
+                                           m->count_unknown_reason
+                                                   ? m->count_unknown_reason
+                                                   : "?");
                         fputs(")\n", out);
                 }
         }

@@ -63,8 +63,8 @@ struct ms_error *ms_exception_chain_take(struct ms_py_exc_chain *chain,
         out->n = chain->n;
         out->truncated = chain->truncated;
         for (size_t i = 0; i < chain->n; i++) {
-                struct ms_error *err = exception_take(&chain->items[i],
-                                                      &out->items[i]);
+                struct ms_error *err =
+                        exception_take(&chain->items[i], &out->items[i]);
                 if (err)
                         return err;
         }
@@ -88,8 +88,7 @@ void ms_exception_chain_free(struct ms_exception_chain *chain)
         memset(chain, 0, sizeof(*chain));
 }
 
-struct ms_error *ms_panic_take(struct ms_rust_thread *rt,
-                               struct ms_panic **ret)
+struct ms_error *ms_panic_take(struct ms_rust_thread *rt, struct ms_panic **ret)
 {
         *ret = NULL;
         if (!rt->in_machinery && !rt->panicking)
@@ -111,9 +110,8 @@ struct ms_error *ms_panic_take(struct ms_rust_thread *rt,
         p->location_line = (int)rt->line;
         p->location_column = (int)rt->column;
         p->location_recovered_by = rt->location_recovered_by;
-        p->local_panic_count = rt->local_count_known
-                                       ? (int64_t)rt->local_panic_count
-                                       : -1;
+        p->local_panic_count =
+                rt->local_count_known ? (int64_t)rt->local_panic_count : -1;
         p->in_panic_hook = rt->in_panic_hook;
         *ret = p;
         return NULL;
@@ -136,8 +134,8 @@ struct ms_error *ms_rust_modules_take(struct ms_rust_state *state,
 {
         if (!state->n_modules)
                 return NULL;
-        report->rust_modules = calloc(state->n_modules,
-                                      sizeof(*report->rust_modules));
+        report->rust_modules =
+                calloc(state->n_modules, sizeof(*report->rust_modules));
         if (!report->rust_modules)
                 return &ms_error_no_memory;
         for (size_t i = 0; i < state->n_modules; i++) {

@@ -70,8 +70,8 @@ static const struct ms_frame *blocking_frame(const struct ms_thread_report *t)
                         found = f;
                         continue;
                 }
-                if (!found && (category_is(f, "native") ||
-                               category_is(f, "rust-std")) &&
+                if (!found &&
+                    (category_is(f, "native") || category_is(f, "rust-std")) &&
                     i < 2)
                         continue;
                 break;
@@ -111,8 +111,8 @@ static struct ms_error *add(struct ms_report *r, const char *kind,
 {
         if (!message)
                 return &ms_error_no_memory;
-        struct ms_diagnosis *d = realloc(r->diagnoses,
-                                         (r->n_diagnoses + 1) * sizeof(*d));
+        struct ms_diagnosis *d =
+                realloc(r->diagnoses, (r->n_diagnoses + 1) * sizeof(*d));
         if (!d) {
                 free(message);
                 return &ms_error_no_memory;
@@ -133,8 +133,7 @@ static struct ms_error *add(struct ms_report *r, const char *kind,
 }
 
 /* "123 (name), 124 (name)" for the listed threads. */
-static char *thread_list(const struct ms_report *r, const pid_t *tids,
-                         size_t n)
+static char *thread_list(const struct ms_report *r, const pid_t *tids, size_t n)
 {
         char *buf = NULL;
         size_t len = 0;
@@ -242,9 +241,9 @@ static const struct ms_thread_report *by_tid(const struct ms_report *r,
 
 /* The thread t waits for: the GIL's holder when it waits for the GIL, the
  * owner of its lock when the lock records one, else NULL. */
-static const struct ms_thread_report *
-waits_for(const struct ms_report *r, const struct ms_thread_report *t,
-          const struct ms_thread_report *holder)
+static const struct ms_thread_report *waits_for(
+        const struct ms_report *r, const struct ms_thread_report *t,
+        const struct ms_thread_report *holder)
 {
         if (t->gil == MS_GIL_WAITING)
                 return holder;
@@ -325,8 +324,8 @@ out:
 
 struct ms_error *ms_report_diagnose(struct ms_report *r)
 {
-        pid_t *waiters = malloc((r->n_threads ? r->n_threads : 1) *
-                                sizeof(*waiters));
+        pid_t *waiters =
+                malloc((r->n_threads ? r->n_threads : 1) * sizeof(*waiters));
         if (!waiters)
                 return &ms_error_no_memory;
         size_t n_waiters = 0;

@@ -20,10 +20,14 @@
 static bool is_mutex_wait(const struct ms_frame *f)
 {
         static const char *const names[] = {
-                "__lll_lock_wait", "___pthread_mutex_lock",
-                "__pthread_mutex_lock", "pthread_mutex_lock",
-                "__pthread_mutex_lock_full", "__pthread_mutex_clocklock_common",
-                "___pthread_mutex_timedlock", "pthread_mutex_timedlock",
+                "__lll_lock_wait",
+                "___pthread_mutex_lock",
+                "__pthread_mutex_lock",
+                "pthread_mutex_lock",
+                "__pthread_mutex_lock_full",
+                "__pthread_mutex_clocklock_common",
+                "___pthread_mutex_timedlock",
+                "pthread_mutex_timedlock",
         };
         if (!f->function)
                 return false;

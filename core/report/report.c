@@ -100,16 +100,16 @@ static struct ms_error *report_native_thread(struct ms_report *report,
         if (!in->unwinder)
                 return NULL;
         struct ms_native_stack stack = {0};
-        struct ms_error *err = ms_unwind_thread(in->unwinder, index,
-                                                in->max_frames, &stack);
+        struct ms_error *err =
+                ms_unwind_thread(in->unwinder, index, in->max_frames, &stack);
         if (err)
                 return err;
         classify_native(&stack);
         out->frames = stack.frames;
         out->n_frames = stack.n_frames;
         out->unwind_error = stack.error;
-        out->lock_owner_tid = ms_lock_owner(in->target, t, out->frames,
-                                            out->n_frames);
+        out->lock_owner_tid =
+                ms_lock_owner(in->target, t, out->frames, out->n_frames);
         return NULL;
 }
 
@@ -150,8 +150,7 @@ static enum ms_gil_state public_gil_state(enum ms_py_gil_state state)
         return MS_GIL_NONE;
 }
 
-static struct ms_error *report_python_thread(struct report_inputs *in,
-                                             size_t i,
+static struct ms_error *report_python_thread(struct report_inputs *in, size_t i,
                                              struct ms_thread_report *out)
 {
         struct ms_py_runtime *rt;
@@ -176,8 +175,8 @@ static struct ms_error *report_python_thread(struct report_inputs *in,
                 if (!out->python_error)
                         return &ms_error_no_memory;
         }
-        struct ms_error *err = ms_exception_chain_take(&py->pending,
-                                                       &out->pending);
+        struct ms_error *err =
+                ms_exception_chain_take(&py->pending, &out->pending);
         if (!err && py->n_handled)
                 err = ms_exception_chain_take(&py->handled[0], &out->handled);
         return err;
@@ -189,9 +188,9 @@ static struct ms_error *inputs_read_python(struct report_inputs *in,
         struct ms_py_find_options find = {
                 .exhaustive = in->options->exhaustive,
         };
-        struct ms_error *err = ms_py_runtimes_find(
-                in->target, in->unwinder, &find, &in->runtimes,
-                &in->n_runtimes);
+        struct ms_error *err =
+                ms_py_runtimes_find(in->target, in->unwinder, &find,
+                                    &in->runtimes, &in->n_runtimes);
         if (err)
                 return err;
         size_t n = in->target->n_threads ? in->target->n_threads : 1;
@@ -203,8 +202,8 @@ static struct ms_error *inputs_read_python(struct report_inputs *in,
                 return &ms_error_no_memory;
         for (size_t r = 0; r < in->n_runtimes; r++) {
                 struct ms_py_runtime *rt = &in->runtimes[r];
-                in->matched[r] = calloc(rt->n_threads ? rt->n_threads : 1,
-                                        sizeof(bool));
+                in->matched[r] =
+                        calloc(rt->n_threads ? rt->n_threads : 1, sizeof(bool));
                 if (!in->matched[r])
                         return &ms_error_no_memory;
                 if (in->options->locals) {
@@ -217,9 +216,8 @@ static struct ms_error *inputs_read_python(struct report_inputs *in,
         if (!in->n_runtimes)
                 return NULL;
         const struct ms_py_runtime *first = &in->runtimes[0];
-        report->python_version = strdup(first->version_string
-                                                ? first->version_string
-                                                : "unknown");
+        report->python_version = strdup(
+                first->version_string ? first->version_string : "unknown");
         if (!report->python_version)
                 return &ms_error_no_memory;
         report->python_free_threaded = first->free_threaded;
@@ -265,14 +263,15 @@ static void inputs_warn_unmatched(struct report_inputs *in)
                 for (size_t i = 0; i < rt->n_threads; i++) {
                         if (in->matched[r][i])
                                 continue;
-                        ms_warnings_add(&in->warnings,
-                                        "Python thread state 0x%llx (native "
-                                        "thread id %d) has no thread in the "
-                                        "target; its %zu Python frames are "
-                                        "not shown",
-                                        (unsigned long long)rt->threads[i].tstate,
-                                        (int)rt->threads[i].native_tid,
-                                        rt->threads[i].n_frames);
+                        ms_warnings_add(
+                                &in->warnings,
+                                "Python thread state 0x%llx (native "
+                                "thread id %d) has no thread in the "
+                                "target; its %zu Python frames are "
+                                "not shown",
+                                (unsigned long long)rt->threads[i].tstate,
+                                (int)rt->threads[i].native_tid,
+                                rt->threads[i].n_frames);
                 }
         }
 }
@@ -432,11 +431,11 @@ static struct ms_error *merge_thread(struct report_inputs *in, size_t i,
                 }
         }
         /* Out of memory for the Python frames: native frames still. */
-        enum ms_merge_mode mode = err ? MS_MERGE_NATIVE_ONLY
-                                      : merge_mode(in->options->mode);
-        struct ms_error *merge_err = ms_merge_thread(
-                &merge, mode, in->options->all_frames, out->tid,
-                &in->warnings, &out->frames, &out->n_frames);
+        enum ms_merge_mode mode =
+                err ? MS_MERGE_NATIVE_ONLY : merge_mode(in->options->mode);
+        struct ms_error *merge_err =
+                ms_merge_thread(&merge, mode, in->options->all_frames, out->tid,
+                                &in->warnings, &out->frames, &out->n_frames);
         free(is_entry);
         out->gil_wait_frame = merged_index(out, out->gil_wait_frame);
         if (out->panic)
@@ -455,10 +454,10 @@ static struct ms_error *report_fill_target(struct ms_report *report,
         bool ok = true;
         report->target_kind = target->kind;
         report->core = ms_strdup_or_null(target->core_path, &ok);
-        report->executable = ms_strdup_or_null(
-                target->host_executable ? target->host_executable
-                                        : target->executable,
-                &ok);
+        report->executable = ms_strdup_or_null(target->host_executable
+                                                       ? target->host_executable
+                                                       : target->executable,
+                                               &ok);
         report->pid = target->pid;
         report->signo = target->signo;
         report->crashed_tid = target->signo ? target->signal_tid : 0;

@@ -77,8 +77,7 @@ static struct ms_error *core_regions(const char *path,
                 uint64_t size = MS_MIN(p.p_filesz, p.p_memsz);
                 if (p.p_vaddr + size < p.p_vaddr)
                         continue;
-                if (!add_region(ret, n, &capacity, p.p_vaddr,
-                                p.p_vaddr + size))
+                if (!add_region(ret, n, &capacity, p.p_vaddr, p.p_vaddr + size))
                         err = &ms_error_no_memory;
         }
         if (elf)
@@ -167,11 +166,9 @@ static uint64_t get_u64(const uint8_t *p)
 }
 
 /* The module that carries this canary. */
-static const struct ms_rust_module *canary_module(struct ms_target *target,
-                                                  const struct ms_rust_state *state,
-                                                  uint64_t canary,
-                                                  uint64_t cleanup,
-                                                  bool *verified)
+static const struct ms_rust_module *canary_module(
+        struct ms_target *target, const struct ms_rust_state *state,
+        uint64_t canary, uint64_t cleanup, bool *verified)
 {
         for (size_t i = 0; i < state->n_modules; i++) {
                 const struct ms_rust_module *m = &state->modules[i];
@@ -183,8 +180,8 @@ static const struct ms_rust_module *canary_module(struct ms_target *target,
         }
         /* A module without symbols: both pointers into the same one. */
         *verified = false;
-        const struct ms_rust_module *m = ms_rust_module_at(state, target,
-                                                           canary);
+        const struct ms_rust_module *m =
+                ms_rust_module_at(state, target, canary);
         if (m && !m->canary_address &&
             ms_rust_module_at(state, target, cleanup) == m)
                 return m;
@@ -244,12 +241,13 @@ static struct ms_error *add_exception(struct ms_rust_state *state,
         if (state->n_exceptions >= MS_RUST_MAX_EXCEPTIONS) {
                 ms_warnings_add(&state->warnings,
                                 "more than %d Rust exception objects: the "
-                                "rest ignored", MS_RUST_MAX_EXCEPTIONS);
+                                "rest ignored",
+                                MS_RUST_MAX_EXCEPTIONS);
                 free(e->message);
                 return NULL;
         }
-        if (!ms_grow((void **)&state->exceptions, capacity,
-                     state->n_exceptions, sizeof(*state->exceptions))) {
+        if (!ms_grow((void **)&state->exceptions, capacity, state->n_exceptions,
+                     sizeof(*state->exceptions))) {
                 free(e->message);
                 return &ms_error_no_memory;
         }
@@ -266,17 +264,17 @@ static struct ms_error *search_chunk(struct ms_target *target,
 {
         const uint8_t *p = buf, *end = buf + size;
         while (p < end) {
-                const uint8_t *at = memmem(p, (size_t)(end - p),
-                                           exception_class,
-                                           sizeof(exception_class));
+                const uint8_t *at =
+                        memmem(p, (size_t)(end - p), exception_class,
+                               sizeof(exception_class));
                 if (!at)
                         break;
                 uint64_t a = address + (uint64_t)(at - buf);
                 struct ms_rust_exception e;
-                if (a % 8 == 0 && ms_rust_decode_exception(target, state, a,
-                                                           &e)) {
-                        struct ms_error *err = add_exception(state, &e,
-                                                             capacity);
+                if (a % 8 == 0 &&
+                    ms_rust_decode_exception(target, state, a, &e)) {
+                        struct ms_error *err =
+                                add_exception(state, &e, capacity);
                         if (err)
                                 return err;
                 }
@@ -305,13 +303,14 @@ struct ms_error *ms_rust_find_exceptions(struct ms_target *target,
                                 ms_warnings_add(&state->warnings,
                                                 "search for Rust exception "
                                                 "objects stopped after %" PRIu64
-                                                " MiB", spent >> 20);
+                                                " MiB",
+                                                spent >> 20);
                                 free(buf);
                                 return NULL;
                         }
                         spent += size;
-                        struct ms_error *e = ms_target_read(target, at, buf,
-                                                            size);
+                        struct ms_error *e =
+                                ms_target_read(target, at, buf, size);
                         if (e) {
                                 /* A region that is not all in the core. */
                                 ms_error_destroy(e);

@@ -82,10 +82,17 @@ static bool is_machinery(const struct ms_frame *f)
 static bool is_panic_frame(const char *fn)
 {
         static const char *const std_parts[] = {
-                "begin_panic_handler", "panic_handler", "rust_panic_with_hook",
-                "panic_with_hook",     "begin_panic",   "default_hook",
-                "rust_panic_without_hook", "resume_unwind", "panic_count",
-                "cleanup",             "rust_panic",
+                "begin_panic_handler",
+                "panic_handler",
+                "rust_panic_with_hook",
+                "panic_with_hook",
+                "begin_panic",
+                "default_hook",
+                "rust_panic_without_hook",
+                "resume_unwind",
+                "panic_count",
+                "cleanup",
+                "rust_panic",
         };
         if (!fn)
                 return false;
@@ -116,8 +123,8 @@ static bool is_abort_frame(const char *fn)
 
 /* Facts gathered over the machinery frames. */
 struct seen {
-        bool machinery, rust_machinery, panic, abort, cannot_unwind,
-                in_cleanup, foreign, nounwind, abort_runtime;
+        bool machinery, rust_machinery, panic, abort, cannot_unwind, in_cleanup,
+                foreign, nounwind, abort_runtime;
         size_t outermost;
 };
 
@@ -130,12 +137,12 @@ static void see_frame(const struct ms_frame *f, size_t i, struct seen *s)
                 s->rust_machinery = true;
         s->panic = s->panic || is_panic_frame(fn);
         s->abort = s->abort || is_abort_frame(fn);
-        s->cannot_unwind = s->cannot_unwind ||
-                           ms_rust_name_has(fn, "panic_cannot_unwind");
-        s->in_cleanup = s->in_cleanup ||
-                        ms_rust_name_has(fn, "panic_in_cleanup");
-        s->foreign = s->foreign ||
-                     ms_rust_name_has(fn, "__rust_foreign_exception");
+        s->cannot_unwind =
+                s->cannot_unwind || ms_rust_name_has(fn, "panic_cannot_unwind");
+        s->in_cleanup =
+                s->in_cleanup || ms_rust_name_has(fn, "panic_in_cleanup");
+        s->foreign =
+                s->foreign || ms_rust_name_has(fn, "__rust_foreign_exception");
         s->nounwind = s->nounwind || ms_rust_name_has(fn, "panic_nounwind") ||
                       ms_rust_name_has(fn, "panic_nounwind_fmt") ||
                       ms_rust_name_has(fn, "panic_nounwind_nobacktrace");
@@ -173,9 +180,9 @@ static enum ms_rust_panic_kind kind_of(const struct seen *s)
 static bool is_library_frame(const struct ms_frame *f)
 {
         static const char *const prefixes[] = {
-                "std::", "core::", "alloc::", "__rustc::",
-                "<std::", "<core::", "<alloc::", "panic_abort::",
-                "panic_unwind::",
+                "std::",     "core::",        "alloc::",
+                "__rustc::", "<std::",        "<core::",
+                "<alloc::",  "panic_abort::", "panic_unwind::",
         };
         for (size_t i = 0; i < MS_ARRAY_SIZE(prefixes); i++) {
                 if (starts_with(f->function, prefixes[i]))

@@ -48,9 +48,9 @@ struct ms_error *ms_rust_modules_read(struct ms_target *target,
                                       struct ms_rust_state *state);
 
 /* The module whose file is mapped at address, or NULL. */
-const struct ms_rust_module *ms_rust_module_at(const struct ms_rust_state *state,
-                                               const struct ms_target *target,
-                                               uint64_t address);
+const struct ms_rust_module *ms_rust_module_at(
+        const struct ms_rust_state *state, const struct ms_target *target,
+        uint64_t address);
 
 /* ------------------------------------------------------------------------
  * tls.c: LOCAL_PANIC_COUNT through glibc's link_map and the DTV.

@@ -36,7 +36,8 @@ static const char *section_name(Elf *elf, size_t shstrndx, GElf_Shdr *shdr)
 }
 
 /* The first "rustc version ..." string of .comment (NUL-separated). */
-static struct ms_error *read_comment(Elf_Scn *scn, struct ms_rust_elf_info *info)
+static struct ms_error *read_comment(Elf_Scn *scn,
+                                     struct ms_rust_elf_info *info)
 {
         Elf_Data *data = elf_getdata(scn, NULL);
         if (!data || !data->d_buf)
@@ -47,11 +48,10 @@ static struct ms_error *read_comment(Elf_Scn *scn, struct ms_rust_elf_info *info
                 const char *s = p + at;
                 const char *nul = memchr(s, '\0', size - at);
                 size_t n = nul ? (size_t)(nul - s) : size - at;
-                if (n >= len && memcmp(s, RUSTC_COMMENT, len) == 0 &&
-                    n < 256 && ms_rust_text_ok((const uint8_t *)s, n)) {
+                if (n >= len && memcmp(s, RUSTC_COMMENT, len) == 0 && n < 256 &&
+                    ms_rust_text_ok((const uint8_t *)s, n)) {
                         info->rustc_version = strndup(s, n);
-                        return info->rustc_version ? NULL
-                                                   : &ms_error_no_memory;
+                        return info->rustc_version ? NULL : &ms_error_no_memory;
                 }
                 at += n + 1;
         }
@@ -105,8 +105,7 @@ static void read_symbols(Elf *elf, Elf_Scn *scn, GElf_Shdr *shdr,
         Elf_Data *data = elf_getdata(scn, NULL);
         if (!data || !shdr->sh_entsize)
                 return;
-        size_t n = MS_MIN(data->d_size / shdr->sh_entsize,
-                          (size_t)MAX_SYMBOLS);
+        size_t n = MS_MIN(data->d_size / shdr->sh_entsize, (size_t)MAX_SYMBOLS);
         for (size_t i = 1; i < n; i++) {
                 GElf_Sym sym;
                 if (!gelf_getsym(data, (int)i, &sym))
@@ -198,17 +197,16 @@ static struct ms_error *read_global(struct ms_target *target,
 {
         if (!info->have_global) {
                 m->count_unknown_reason = strdup(
-                        info->have_symtab
-                                ? "no GLOBAL_PANIC_COUNT symbol"
-                                : "no symbol table (stripped)");
+                        info->have_symtab ? "no GLOBAL_PANIC_COUNT symbol"
+                                          : "no symbol table (stripped)");
                 return m->count_unknown_reason ? NULL : &ms_error_no_memory;
         }
         m->count_address = m->bias + info->global_value;
         uint64_t v;
         struct ms_error *err = ms_target_read_u64(target, m->count_address, &v);
         if (err) {
-                m->count_unknown_reason = reason("cannot read it: %s",
-                                                 err->message);
+                m->count_unknown_reason =
+                        reason("cannot read it: %s", err->message);
                 ms_error_destroy(err);
                 return m->count_unknown_reason ? NULL : &ms_error_no_memory;
         }
@@ -218,8 +216,9 @@ static struct ms_error *read_global(struct ms_target *target,
         if (m->global_panic_count > PLAUSIBLE_COUNT)
                 ms_warnings_add(warnings,
                                 "%s: implausible GLOBAL_PANIC_COUNT %" PRIu64
-                                " at 0x%" PRIx64, m->path,
-                                m->global_panic_count, m->count_address);
+                                " at 0x%" PRIx64,
+                                m->path, m->global_panic_count,
+                                m->count_address);
         return NULL;
 }
 
@@ -279,9 +278,9 @@ struct ms_error *ms_rust_modules_read(struct ms_target *target,
         return err;
 }
 
-const struct ms_rust_module *ms_rust_module_at(const struct ms_rust_state *state,
-                                               const struct ms_target *target,
-                                               uint64_t address)
+const struct ms_rust_module *ms_rust_module_at(
+        const struct ms_rust_state *state, const struct ms_target *target,
+        uint64_t address)
 {
         const struct ms_mapping *m = ms_target_find_mapping(target, address);
         if (!m || !m->path)
@@ -298,8 +297,8 @@ const struct ms_rust_module *ms_rust_module_at(const struct ms_rust_state *state
         return best;
 }
 
-const struct ms_rust_module *ms_rust_find_module(const struct ms_rust_state *state,
-                                                 const char *path)
+const struct ms_rust_module *ms_rust_find_module(
+        const struct ms_rust_state *state, const char *path)
 {
         for (size_t i = 0; path && i < state->n_modules; i++) {
                 if (strcmp(state->modules[i].path, path) == 0)
@@ -319,8 +318,7 @@ static void lookup_table(Elf *elf, Elf_Scn *scn, GElf_Shdr *shdr,
         Elf_Data *data = elf_getdata(scn, NULL);
         if (!data || !shdr->sh_entsize)
                 return;
-        size_t n = MS_MIN(data->d_size / shdr->sh_entsize,
-                          (size_t)MAX_SYMBOLS);
+        size_t n = MS_MIN(data->d_size / shdr->sh_entsize, (size_t)MAX_SYMBOLS);
         for (size_t i = 1; i < n; i++) {
                 GElf_Sym sym;
                 if (!gelf_getsym(data, (int)i, &sym) ||
@@ -349,8 +347,7 @@ struct ms_error *ms_rust_elf_lookup(const char *path, const char *const *names,
                 if (elf)
                         elf_end(elf);
                 close(fd);
-                return ms_error_create(MS_ERROR_BAD_INPUT, "%s: not ELF",
-                                       path);
+                return ms_error_create(MS_ERROR_BAD_INPUT, "%s: not ELF", path);
         }
         for (Elf_Scn *scn = elf_nextscn(elf, NULL); scn;
              scn = elf_nextscn(elf, scn)) {

@@ -12,10 +12,9 @@
 #include "rust/internal.h"
 
 /* The Rust module of the innermost machinery frame, else of the site. */
-static const struct ms_rust_module *
-frames_module(struct ms_target *target, const struct ms_rust_state *state,
-              const struct ms_rust_thread_input *in,
-              const struct ms_rust_thread *t)
+static const struct ms_rust_module *frames_module(
+        struct ms_target *target, const struct ms_rust_state *state,
+        const struct ms_rust_thread_input *in, const struct ms_rust_thread *t)
 {
         for (size_t i = 0; in->frames && i < in->n_frames; i++) {
                 const struct ms_frame *f = &in->frames[i];
@@ -41,8 +40,8 @@ static bool local_count(struct ms_target *target,
 {
         uint64_t count;
         bool in_hook;
-        struct ms_error *err = ms_rust_local_count(target, state, m, thread,
-                                                   &count, &in_hook);
+        struct ms_error *err =
+                ms_rust_local_count(target, state, m, thread, &count, &in_hook);
         if (err) {
                 ms_error_destroy(err);
                 return false;
@@ -110,8 +109,7 @@ static struct ms_error *analyse_frames(struct ms_target *target,
  * Exception objects
  * ------------------------------------------------------------------------ */
 
-static size_t count_panicking(const struct ms_rust_state *state,
-                              size_t *which)
+static size_t count_panicking(const struct ms_rust_state *state, size_t *which)
 {
         size_t n = 0;
         for (size_t i = 0; i < state->n_threads; i++) {

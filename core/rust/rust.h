@@ -5,9 +5,9 @@
  * the panic came from, and the panic's message and location recovered
  * from memory.
  *
- *     struct ms_rust_thread_input in[] = {{.tid = t, .frames = f, .n_frames = n}, ...};
- *     struct ms_rust_state state;
- *     err = ms_rust_analyse(target, in, n_in, &state);
+ *     struct ms_rust_thread_input in[] = {{.tid = t, .frames = f, .n_frames =
+ * n}, ...}; struct ms_rust_state state; err = ms_rust_analyse(target, in, n_in,
+ * &state);
  *     ... state.modules[i], state.threads[j] ...
  *     ms_rust_state_deinit(&state);
  *
@@ -85,7 +85,8 @@ struct ms_rust_module {
         char *count_unknown_reason;
         /* Internal: symbols used by the thread analysis, 0 when absent. */
         uint64_t canary_address;  /* panic_unwind::imp::CANARY */
-        uint64_t cleanup_address; /* panic_unwind::imp::panic::exception_cleanup */
+        uint64_t cleanup_address; /* panic_unwind::imp::panic::exception_cleanup
+                                   */
         bool have_local;          /* LOCAL_PANIC_COUNT (STT_TLS) */
         uint64_t local_offset;    /* its offset in the module's TLS block */
         uint64_t local_size;      /* 8: count; 16: count + in_hook at +8 */
@@ -227,7 +228,7 @@ struct ms_error *ms_rust_analyse(struct ms_target *target,
 void ms_rust_state_deinit(struct ms_rust_state *state);
 
 /* The module of state with path (as the target names it), or NULL. */
-const struct ms_rust_module *ms_rust_find_module(const struct ms_rust_state *state,
-                                                 const char *path);
+const struct ms_rust_module *ms_rust_find_module(
+        const struct ms_rust_state *state, const char *path);
 
 #endif /* MIXSTACK_RUST_RUST_H */

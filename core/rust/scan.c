@@ -62,7 +62,8 @@ static struct ms_error *window_read(struct ms_target *target, uint64_t sp,
         if (sp > UINT64_MAX - above)
                 return ms_error_create(MS_ERROR_BAD_INPUT,
                                        "stack pointer 0x%" PRIx64 " at the end "
-                                       "of the address space", sp);
+                                       "of the address space",
+                                       sp);
         uint64_t end = sp + above;
         w->n_pages = (size_t)((end - w->start + PAGE - 1) / PAGE);
         w->bytes = calloc(w->n_pages, PAGE);
@@ -73,9 +74,8 @@ static struct ms_error *window_read(struct ms_target *target, uint64_t sp,
         }
         for (size_t i = 0; i < w->n_pages; i++) {
                 uint64_t at = w->start + i * PAGE;
-                struct ms_error *err = ms_target_read(target, at,
-                                                      w->bytes + i * PAGE,
-                                                      PAGE);
+                struct ms_error *err =
+                        ms_target_read(target, at, w->bytes + i * PAGE, PAGE);
                 w->ok[i] = !err;
                 ms_error_destroy(err);
                 if (!w->ok[i] && at > sp) {
@@ -87,8 +87,7 @@ static struct ms_error *window_read(struct ms_target *target, uint64_t sp,
         return NULL;
 }
 
-static bool window_word(const struct window *w, uint64_t address,
-                        uint64_t *ret)
+static bool window_word(const struct window *w, uint64_t address, uint64_t *ret)
 {
         if (address < w->start || address - w->start + 8 > w->size)
                 return false;
@@ -152,8 +151,8 @@ uint64_t ms_rust_scan_start(struct ms_target *target,
                     word > restorer + 1)
                         continue;
                 uint64_t gregs = a + UC_OFFSET + UC_GREGS;
-                struct ms_error *e = ms_target_read_u64(
-                        target, gregs + GREG_RIP * 8, &rip);
+                struct ms_error *e =
+                        ms_target_read_u64(target, gregs + GREG_RIP * 8, &rip);
                 if (!e)
                         e = ms_target_read_u64(target, gregs + GREG_RSP * 8,
                                                &rsp);
@@ -272,13 +271,13 @@ static void collect_string(struct ms_target *target, const struct window *w,
         for (int order = 0; order < 2 && !s->text; order++) {
                 uint64_t ptr = words[1 - order];
                 if (!in_file_mapping(target, ptr))
-                        ms_rust_decode_vec(target, words[order], ptr,
-                                           words[2], &s->text);
+                        ms_rust_decode_vec(target, words[order], ptr, words[2],
+                                           &s->text);
         }
         s->heap = s->text != NULL;
-        if (!s->text && (!in_file_mapping(target, words[0]) ||
-                         !ms_rust_decode_string(target, words, 2, false,
-                                                &s->text)))
+        if (!s->text &&
+            (!in_file_mapping(target, words[0]) ||
+             !ms_rust_decode_string(target, words, 2, false, &s->text)))
                 return;
         if (!is_message_text(s->text)) {
                 free(s->text);
@@ -306,8 +305,8 @@ static void collect_locations(struct ms_target *target,
 static void collect_strings(struct ms_target *target, const struct window *w,
                             uint64_t sp, uint64_t slot, struct candidates *c)
 {
-        uint64_t from = slot > sp + PAYLOAD_DISTANCE ? slot - PAYLOAD_DISTANCE
-                                                     : sp;
+        uint64_t from =
+                slot > sp + PAYLOAD_DISTANCE ? slot - PAYLOAD_DISTANCE : sp;
         uint64_t to = slot + PAYLOAD_DISTANCE;
         for (uint64_t a = (from + 7) & ~(uint64_t)7; a <= to; a += 8)
                 collect_string(target, w, a, c);
@@ -320,8 +319,8 @@ static void collect_strings(struct ms_target *target, const struct window *w,
 /* The innermost location outside Rust's library, preferring the site's
  * module; a library location ("panic in a function that cannot unwind")
  * only when there is nothing else. */
-static const struct location_candidate *
-choose_location(const struct candidates *c, const char *site_module)
+static const struct location_candidate *choose_location(
+        const struct candidates *c, const char *site_module)
 {
         const struct location_candidate *user = NULL, *library = NULL;
         for (size_t i = 0; i < c->n_locations; i++) {
@@ -347,8 +346,8 @@ static uint64_t distance(uint64_t a, uint64_t b)
 
 /* The payload nearest the chosen Location's slot, not a runtime message;
  * Strings (formatted messages) before &strs. */
-static const struct string_candidate *
-choose_string(const struct candidates *c, uint64_t slot)
+static const struct string_candidate *choose_string(const struct candidates *c,
+                                                    uint64_t slot)
 {
         const struct string_candidate *best = NULL;
         for (size_t i = 0; i < c->n_strings; i++) {
@@ -369,7 +368,8 @@ choose_string(const struct candidates *c, uint64_t slot)
  * ------------------------------------------------------------------------ */
 
 /* The first hook text in the window that is about a user panic. */
-static bool find_hook_text(const struct window *w, struct ms_rust_hook_text *ret)
+static bool find_hook_text(const struct window *w,
+                           struct ms_rust_hook_text *ret)
 {
         static const char needle[] = "thread '";
         const uint8_t *p = w->bytes, *end = w->bytes + w->size;
@@ -492,8 +492,8 @@ struct ms_error *ms_rust_stack_refers(struct ms_target *target, uint64_t sp,
 {
         memset(found, 0, n * sizeof(*found));
         struct window w;
-        struct ms_error *err = window_read(target, sp, 0, MS_RUST_STACK_SCAN,
-                                           &w);
+        struct ms_error *err =
+                window_read(target, sp, 0, MS_RUST_STACK_SCAN, &w);
         if (err)
                 return err;
         for (uint64_t a = (sp + 7) & ~(uint64_t)7; a + 8 <= w.start + w.size;

@@ -215,8 +215,8 @@ static bool take_text(struct ms_target *target, uint64_t ptr, uint64_t len,
 {
         if (!len || len > MAX_PAYLOAD_LEN)
                 return false;
-        struct ms_error *err = ms_rust_read_text(target, ptr, len,
-                                                 MS_RUST_MAX_TEXT, ret);
+        struct ms_error *err =
+                ms_rust_read_text(target, ptr, len, MS_RUST_MAX_TEXT, ret);
         if (err) {
                 ms_error_destroy(err);
                 return false;

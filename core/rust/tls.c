@@ -83,8 +83,7 @@ static bool lookup_in(struct ms_target *target, const char *const *prefixes,
                                         strlen(prefixes[p])) == 0;
                 if (!match)
                         continue;
-                err = ms_rust_elf_lookup(m->host_path, names, n, values,
-                                         found);
+                err = ms_rust_elf_lookup(m->host_path, names, n, values, found);
                 if (err) {
                         ms_error_destroy(err);
                         continue;
@@ -121,8 +120,7 @@ static bool read_desc(struct ms_target *target, uint64_t address,
 
 static bool read_layout(struct ms_target *target, struct ms_rust_tls *layout)
 {
-        static const char *const libc[] = {"libc.so", "libc-2.",
-                                           "libpthread"};
+        static const char *const libc[] = {"libc.so", "libc-2.", "libpthread"};
         static const char *const ld[] = {"ld-linux", "ld-2.", "ld.so"};
         static const char *const r_debug[] = {"_r_debug"};
         uint64_t v[N_DESCS], rd;
@@ -156,8 +154,8 @@ static void resolve_modids(struct ms_target *target,
         uint64_t lm = layout->first_link_map;
         for (unsigned i = 0; lm && i < MAX_LINK_MAPS; i++) {
                 uint64_t l_addr, modid, next;
-                struct ms_error *err = ms_target_read_u64(target, lm + LM_ADDR,
-                                                          &l_addr);
+                struct ms_error *err =
+                        ms_target_read_u64(target, lm + LM_ADDR, &l_addr);
                 if (!err)
                         err = ms_target_read_u64(
                                 target, lm + layout->modid_offset, &modid);
@@ -248,7 +246,8 @@ struct ms_error *ms_rust_local_count(struct ms_target *target,
                                        "TLS block of %s not located",
                                        module->path);
         uint64_t block = 0;
-        struct ms_error *err = tls_block(target, state->tls, module, thread, &block);
+        struct ms_error *err =
+                tls_block(target, state->tls, module, thread, &block);
         if (err)
                 return err;
         *count = 0;

@@ -24,7 +24,9 @@ static const char *const numbered_suffixes[] = {
 
 /* Clone suffix words that stand alone ("foo.cold"). */
 static const char *const plain_suffixes[] = {
-        "cold", "localalias", "lto_priv",
+        "cold",
+        "localalias",
+        "lto_priv",
 };
 
 static bool all_digits(const char *s, size_t len)

@@ -13,8 +13,9 @@
  * and without v0 crate disambiguators ("std[a1b2c3]" -> "std").
  * A name that is not mangled comes back as a copy. The clone suffix of
  * raw (".cold", ".constprop.0", ...) is kept at the end of the result;
- * a symbol version ("@@GLIBC_2.34") is dropped. *language is set from the mangling scheme (Rust, C++; C when plain).
- * Returns NULL only when out of memory. */
+ * a symbol version ("@@GLIBC_2.34") is dropped. *language is set from the
+ * mangling scheme (Rust, C++; C when plain). Returns NULL only when out of
+ * memory. */
 char *ms_demangle(const char *raw, enum ms_language *language);
 
 /* Length of name without its compiler clone suffixes (".cold",

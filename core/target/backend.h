@@ -43,8 +43,8 @@ struct ms_note {
  * 8) and advance *offset. Returns false at the end of the buffer, or when
  * the note does not fit in it; *malformed is set in the latter case.
  */
-bool ms_note_next(const uint8_t *buf, size_t size, size_t align,
-                  size_t *offset, struct ms_note *note, bool *malformed);
+bool ms_note_next(const uint8_t *buf, size_t size, size_t align, size_t *offset,
+                  struct ms_note *note, bool *malformed);
 
 /* Whether a note's name is name (namesz with or without the NUL). */
 bool ms_note_is(const struct ms_note *note, const char *name);

@@ -128,19 +128,21 @@ static struct ms_error *core_read(struct ms_target *target, uint64_t address,
         while (left) {
                 const struct core_segment *s = find_segment(core, at);
                 if (!s)
-                        return ms_error_create(MS_ERROR_FAULT,
-                                               "cannot read %zu bytes at 0x%" PRIx64
-                                               ": 0x%" PRIx64 " is not in the core",
-                                               size, address, at);
+                        return ms_error_create(
+                                MS_ERROR_FAULT,
+                                "cannot read %zu bytes at 0x%" PRIx64
+                                ": 0x%" PRIx64 " is not in the core",
+                                size, address, at);
                 size_t n = MS_MIN((uint64_t)left, s->file_end - at);
                 memcpy(out, core->image + s->offset + (at - s->start), n);
                 out += n;
                 left -= n;
                 at += n;
                 if (left && at == 0)
-                        return ms_error_create(MS_ERROR_FAULT,
-                                               "cannot read %zu bytes at 0x%" PRIx64,
-                                               size, address);
+                        return ms_error_create(
+                                MS_ERROR_FAULT,
+                                "cannot read %zu bytes at 0x%" PRIx64, size,
+                                address);
         }
         return NULL;
 }
@@ -187,9 +189,11 @@ static struct ms_error *load_segments(struct core_target *core,
                         continue;
                 uint64_t filesz = MS_MIN(p->p_filesz, p->p_memsz);
                 if (p->p_vaddr + filesz < p->p_vaddr) {
-                        ms_warnings_add(&core->target.warnings,
-                                        "core has a malformed segment at 0x%" PRIx64
-                                        "; ignored", p->p_vaddr);
+                        ms_warnings_add(
+                                &core->target.warnings,
+                                "core has a malformed segment at 0x%" PRIx64
+                                "; ignored",
+                                p->p_vaddr);
                         continue;
                 }
                 total += filesz;
@@ -205,8 +209,8 @@ static struct ms_error *load_segments(struct core_target *core,
                 s->offset = p->p_offset;
         }
         if (core->n_segments > 1)
-                qsort(core->segments, core->n_segments,
-                      sizeof(*core->segments), segment_cmp);
+                qsort(core->segments, core->n_segments, sizeof(*core->segments),
+                      segment_cmp);
         /* Overlaps (broken input only): the later segment wins. */
         for (size_t i = 1; i < core->n_segments; i++) {
                 struct core_segment *prev = &core->segments[i - 1];
@@ -393,25 +397,38 @@ static struct ms_error *parse_notes(struct core_target *core,
 static const char *elf_type_name(unsigned type)
 {
         switch (type) {
-        case ET_NONE: return "NONE";
-        case ET_REL: return "REL";
-        case ET_EXEC: return "EXEC";
-        case ET_DYN: return "DYN";
-        default: return "unknown";
+        case ET_NONE:
+                return "NONE";
+        case ET_REL:
+                return "REL";
+        case ET_EXEC:
+                return "EXEC";
+        case ET_DYN:
+                return "DYN";
+        default:
+                return "unknown";
         }
 }
 
 static const char *machine_name(unsigned machine)
 {
         switch (machine) {
-        case EM_386: return "i386";
-        case EM_ARM: return "arm";
-        case EM_AARCH64: return "aarch64";
-        case EM_PPC64: return "ppc64";
-        case EM_S390: return "s390";
-        case EM_RISCV: return "riscv";
-        case EM_MIPS: return "mips";
-        default: return NULL;
+        case EM_386:
+                return "i386";
+        case EM_ARM:
+                return "arm";
+        case EM_AARCH64:
+                return "aarch64";
+        case EM_PPC64:
+                return "ppc64";
+        case EM_S390:
+                return "s390";
+        case EM_RISCV:
+                return "riscv";
+        case EM_MIPS:
+                return "mips";
+        default:
+                return NULL;
         }
 }
 
@@ -428,19 +445,22 @@ static struct ms_error *read_headers(struct core_target *core, const char *path,
         if (image[EI_CLASS] != ELFCLASS64 || image[EI_DATA] != ELFDATA2LSB)
                 return ms_error_create(MS_ERROR_UNSUPPORTED,
                                        "%s is a %s ELF file; only x86-64 cores "
-                                       "are supported", path,
+                                       "are supported",
+                                       path,
                                        image[EI_CLASS] != ELFCLASS64
-                                               ? "32-bit" : "big-endian");
+                                               ? "32-bit"
+                                               : "big-endian");
         Elf64_Ehdr ehdr;
         if (size < sizeof(ehdr))
-                return ms_error_create(MS_ERROR_BAD_INPUT,
-                                       "%s is truncated: its ELF header is incomplete",
-                                       path);
+                return ms_error_create(
+                        MS_ERROR_BAD_INPUT,
+                        "%s is truncated: its ELF header is incomplete", path);
         memcpy(&ehdr, image, sizeof(ehdr));
         if (ehdr.e_type != ET_CORE)
-                return ms_error_create(MS_ERROR_BAD_INPUT,
-                                       "%s is an ELF file but not a core dump (type %s)",
-                                       path, elf_type_name(ehdr.e_type));
+                return ms_error_create(
+                        MS_ERROR_BAD_INPUT,
+                        "%s is an ELF file but not a core dump (type %s)", path,
+                        elf_type_name(ehdr.e_type));
         if (ehdr.e_machine != EM_X86_64) {
                 const char *name = machine_name(ehdr.e_machine);
                 if (name)
@@ -458,9 +478,10 @@ static struct ms_error *read_headers(struct core_target *core, const char *path,
                 /* More segments than fit in e_phnum: section 0 has them. */
                 Elf64_Shdr shdr;
                 if (ehdr.e_shoff >= size || size - ehdr.e_shoff < sizeof(shdr))
-                        return ms_error_create(MS_ERROR_BAD_INPUT,
-                                               "%s is truncated: its segment count is missing",
-                                               path);
+                        return ms_error_create(
+                                MS_ERROR_BAD_INPUT,
+                                "%s is truncated: its segment count is missing",
+                                path);
                 memcpy(&shdr, image + ehdr.e_shoff, sizeof(shdr));
                 n = shdr.sh_info;
         }
@@ -471,13 +492,15 @@ static struct ms_error *read_headers(struct core_target *core, const char *path,
                                ? (size - ehdr.e_phoff) / sizeof(Elf64_Phdr)
                                : 0;
         if (!avail)
-                return ms_error_create(MS_ERROR_BAD_INPUT,
-                                       "%s is truncated: its program headers are missing",
-                                       path);
+                return ms_error_create(
+                        MS_ERROR_BAD_INPUT,
+                        "%s is truncated: its program headers are missing",
+                        path);
         if (avail < n) {
                 ms_warnings_add(&core->target.warnings,
                                 "core is truncated: only %zu of %zu program "
-                                "headers are present", avail, n);
+                                "headers are present",
+                                avail, n);
                 n = avail;
         }
         *phdrs = malloc(n * sizeof(Elf64_Phdr));
@@ -501,8 +524,8 @@ static struct ms_error *read_all_notes(struct core_target *core,
                         avail = MS_MIN(p->p_filesz, core->size - p->p_offset);
                 if (avail < p->p_filesz)
                         notes->truncated = true;
-                const uint8_t *start = avail ? core->image + p->p_offset
-                                             : core->image;
+                const uint8_t *start =
+                        avail ? core->image + p->p_offset : core->image;
                 struct ms_error *err = parse_notes(core, notes, start, avail);
                 if (err)
                         return err;
@@ -588,8 +611,8 @@ static struct ms_error *map_executable(struct ms_target *target,
                                        const struct core_notes *notes)
 {
         size_t size;
-        const uint8_t *image = ms_target_map_file(target, target->executable,
-                                                  &size);
+        const uint8_t *image =
+                ms_target_map_file(target, target->executable, &size);
         Elf64_Ehdr ehdr;
         if (!image || size < sizeof(ehdr) || !notes->at_phdr)
                 return NULL;
@@ -674,10 +697,10 @@ static struct ms_error *fill_target(struct core_target *core,
 {
         struct ms_target *target = &core->target;
         if (!target->n_threads)
-                return ms_error_create(MS_ERROR_BAD_INPUT,
-                                       "%s has no threads (no NT_PRSTATUS note)%s",
-                                       path,
-                                       notes->truncated ? ": it is truncated" : "");
+                return ms_error_create(
+                        MS_ERROR_BAD_INPUT,
+                        "%s has no threads (no NT_PRSTATUS note)%s", path,
+                        notes->truncated ? ": it is truncated" : "");
         if (notes->truncated)
                 ms_warnings_add(&target->warnings,
                                 "core is truncated: its notes are incomplete");
@@ -687,8 +710,10 @@ static struct ms_error *fill_target(struct core_target *core,
         if (notes->too_many_threads)
                 ms_warnings_add(&target->warnings,
                                 "core has more than %d threads; the rest are "
-                                "ignored", MS_MAX_THREADS);
-        target->pid = notes->have_prpsinfo ? notes->pid : target->threads[0].tid;
+                                "ignored",
+                                MS_MAX_THREADS);
+        target->pid =
+                notes->have_prpsinfo ? notes->pid : target->threads[0].tid;
         struct ms_target_thread *main_thread =
                 ms_target_find_thread(target, target->pid);
         if (main_thread && notes->fname[0]) {

@@ -49,10 +49,9 @@ static const struct ms_target_ops debugger_ops = {
         .destroy = debugger_destroy,
 };
 
-struct ms_error *ms_target_create_debugger(ms_read_memory_fn *read_memory,
-                                           void *arg,
-                                           const struct ms_target_options *options,
-                                           struct ms_target **ret)
+struct ms_error *ms_target_create_debugger(
+        ms_read_memory_fn *read_memory, void *arg,
+        const struct ms_target_options *options, struct ms_target **ret)
 {
         if (!read_memory || !ret)
                 return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
@@ -101,8 +100,7 @@ struct ms_error *ms_target_add_mapping(struct ms_target *target,
         struct ms_error *err = check_debugger(target);
         if (err)
                 return err;
-        return ms_target_insert_mapping(target, path, start, end,
-                                        file_offset);
+        return ms_target_insert_mapping(target, path, start, end, file_offset);
 }
 
 struct ms_error *ms_target_set_process(struct ms_target *target, pid_t pid,

@@ -64,8 +64,8 @@ struct live_target {
  * ------------------------------------------------------------------------ */
 
 static const int handled_signals[] = {
-        SIGINT, SIGTERM, SIGHUP, SIGQUIT,
-        SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL,
+        SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGSEGV,
+        SIGBUS, SIGABRT, SIGFPE, SIGILL,
 };
 
 /* The state the handler sees: written with the signals blocked. */
@@ -256,7 +256,8 @@ static struct ms_error *explain_eperm(pid_t pid)
                 err = ms_error_create(MS_ERROR_PERMISSION,
                                       "cannot attach to process %d: it "
                                       "belongs to user %ld; run as that user "
-                                      "or as root", (int)pid, uid);
+                                      "or as root",
+                                      (int)pid, uid);
         } else {
                 err = ms_error_create(MS_ERROR_PERMISSION,
                                       "cannot attach to process %d: ptrace "
@@ -307,8 +308,8 @@ static struct ms_error *seize(struct live_target *live, pid_t tid)
                 return ms_error_create(MS_ERROR_UNSUPPORTED,
                                        "process %d has more than %d threads",
                                        (int)live->target.pid, MS_MAX_THREADS);
-        if (!ms_grow((void **)&live->threads, &live->capacity,
-                     live->n_threads, sizeof(*live->threads)))
+        if (!ms_grow((void **)&live->threads, &live->capacity, live->n_threads,
+                     sizeof(*live->threads)))
                 return &ms_error_no_memory;
         if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0) {
                 if (errno == ESRCH)
@@ -423,8 +424,10 @@ static struct ms_error *wait_for_stops(struct live_target *live)
                                 if (!live->threads[i].stopped)
                                         return ms_error_create(
                                                 MS_ERROR_OS,
-                                                "thread %d of process %d did not stop "
-                                                "within %lld s (in uninterruptible sleep?)",
+                                                "thread %d of process %d did "
+                                                "not stop "
+                                                "within %lld s (in "
+                                                "uninterruptible sleep?)",
                                                 (int)live->threads[i].tid,
                                                 (int)live->target.pid,
                                                 STOP_TIMEOUT_NS / 1000000000LL);
@@ -461,7 +464,8 @@ static struct ms_error *stop_all_threads(struct live_target *live)
         }
         return ms_error_create(MS_ERROR_OS,
                                "threads of process %d kept appearing while "
-                               "attaching", (int)live->target.pid);
+                               "attaching",
+                               (int)live->target.pid);
 }
 
 static void detach_all(struct live_target *live)
@@ -479,7 +483,8 @@ static void detach_all(struct live_target *live)
                          * wait briefly for the stop, then detach. */
                         for (int tries = 0; tries < 100; tries++) {
                                 int status;
-                                if (waitpid(t->tid, &status, __WALL | WNOHANG) != 0)
+                                if (waitpid(t->tid, &status,
+                                            __WALL | WNOHANG) != 0)
                                         break;
                                 struct timespec ms = {0, 1000000};
                                 nanosleep(&ms, NULL);
@@ -516,7 +521,8 @@ static struct ms_error *live_read(struct ms_target *target, uint64_t address,
                 done = (size_t)n;
         /* /proc/PID/mem reads what process_vm_readv may not (PROT_NONE
          * pages, or no process_vm_readv in a sandbox). */
-        while (done < size && live->mem_fd >= 0 && address + done <= INT64_MAX) {
+        while (done < size && live->mem_fd >= 0 &&
+               address + done <= INT64_MAX) {
                 ssize_t r = pread(live->mem_fd, (uint8_t *)buf + done,
                                   size - done, (off_t)(address + done));
                 if (r < 0 && errno == EINTR)
@@ -577,9 +583,10 @@ static struct ms_error *read_threads(struct live_target *live)
                         memcpy(words, &user, sizeof(words));
                         ms_regs_from_user_regs(words, regs, &fs_base);
                 } else {
-                        ms_warnings_add(&live->target.warnings,
-                                        "cannot read the registers of thread %d: %s",
-                                        (int)tid, strerror(errno));
+                        ms_warnings_add(
+                                &live->target.warnings,
+                                "cannot read the registers of thread %d: %s",
+                                (int)tid, strerror(errno));
                 }
                 char *name = read_comm(pid, tid);
                 struct ms_error *err = ms_target_append_thread(
@@ -609,8 +616,9 @@ static struct ms_error *read_maps(struct live_target *live)
                 uint64_t start, end, offset;
                 int name = 0;
                 line[strcspn(line, "\n")] = '\0';
-                if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %*s %" SCNx64
-                           " %*s %*s %n", &start, &end, &offset, &name) < 3 ||
+                if (sscanf(line,
+                           "%" SCNx64 "-%" SCNx64 " %*s %" SCNx64 " %*s %*s %n",
+                           &start, &end, &offset, &name) < 3 ||
                     !name)
                         continue;
                 if (strcmp(line + name, "[vdso]") == 0)
@@ -632,8 +640,8 @@ static struct ms_error *read_executable(struct live_target *live)
         snprintf(path, sizeof(path), "/proc/%d/exe", (int)live->target.pid);
         ssize_t n = readlink(path, exe, sizeof(exe) - 1);
         if (n <= 0) {
-                ms_warnings_add(&live->target.warnings,
-                                "cannot read %s: %s", path, strerror(errno));
+                ms_warnings_add(&live->target.warnings, "cannot read %s: %s",
+                                path, strerror(errno));
                 return NULL;
         }
         exe[n] = '\0';
@@ -651,9 +659,9 @@ static struct ms_error *check_pid(pid_t pid, pid_t *tgid)
                 return ms_error_create(MS_ERROR_NOT_FOUND,
                                        "no process with pid %d", (int)pid);
         if (t == getpid())
-                return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
-                                       "cannot attach to mixstack itself (pid %d)",
-                                       (int)pid);
+                return ms_error_create(
+                        MS_ERROR_INVALID_ARGUMENT,
+                        "cannot attach to mixstack itself (pid %d)", (int)pid);
         if (live_attached)
                 return ms_error_create(MS_ERROR_UNSUPPORTED,
                                        "already attached to a process: destroy "
@@ -708,7 +716,8 @@ struct ms_error *ms_target_attach_pid(pid_t pid,
         if (tgid != pid)
                 ms_warnings_add(&live->target.warnings,
                                 "%d is a thread of process %d: showing the "
-                                "whole process", (int)pid, (int)tgid);
+                                "whole process",
+                                (int)pid, (int)tgid);
         live_attached = true;
         live->attached = true;
         install_handlers();

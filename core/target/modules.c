@@ -27,8 +27,8 @@ static size_t read_phdrs(struct ms_target *target, const struct ms_mapping *m,
                          Elf64_Phdr *phdrs)
 {
         Elf64_Ehdr eh;
-        struct ms_error *err = ms_target_read(target, m->start, &eh,
-                                              sizeof(eh));
+        struct ms_error *err =
+                ms_target_read(target, m->start, &eh, sizeof(eh));
         bool from_memory = !err;
         ms_error_destroy(err);
         int fd = -1;
@@ -52,8 +52,7 @@ static size_t read_phdrs(struct ms_target *target, const struct ms_mapping *m,
                 ms_error_destroy(err);
                 if (!ok)
                         goto fail;
-        } else if (pread(fd, phdrs, size, (off_t)eh.e_phoff) !=
-                   (ssize_t)size) {
+        } else if (pread(fd, phdrs, size, (off_t)eh.e_phoff) != (ssize_t)size) {
                 goto fail;
         }
         if (fd >= 0)
@@ -96,8 +95,8 @@ static bool has_loader_layout(const struct ms_target *target,
                         continue;
                 uint64_t at = m->start + (ph->p_vaddr & PAGE_MASK) -
                               (first->p_vaddr & PAGE_MASK);
-                const struct ms_mapping *seg = ms_target_find_mapping(target,
-                                                                      at);
+                const struct ms_mapping *seg =
+                        ms_target_find_mapping(target, at);
                 if (seg && seg->start == at && same_file(seg, m) &&
                     seg->file_offset == (ph->p_offset & PAGE_MASK))
                         return true;

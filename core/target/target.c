@@ -68,9 +68,11 @@ void ms_regs_from_user_regs(const uint64_t user[MS_USER_REGS_WORDS],
         /* struct user_regs_struct: r15 r14 r13 r12 rbp rbx r11 r10 r9 r8
          * rax rcx rdx rsi rdi orig_rax rip cs eflags rsp ss fs_base ... */
         static const int from_user[MS_NUM_REGS] = {
-                10, 12, 11, 5, 13, 14, 4, 19, /* rax rdx rcx rbx rsi rdi rbp rsp */
-                9, 8, 7, 6, 3, 2, 1, 0,       /* r8 - r15 */
-                16,                           /* rip */
+                10, 12, 11, 5,
+                13, 14, 4,  19, /* rax rdx rcx rbx rsi rdi rbp rsp */
+                9,  8,  7,  6,
+                3,  2,  1,  0, /* r8 - r15 */
+                16,            /* rip */
         };
         for (int i = 0; i < MS_NUM_REGS; i++)
                 regs[i] = user[from_user[i]];
@@ -102,8 +104,8 @@ static size_t align_up(size_t n, size_t align)
         return (n + align - 1) & ~(align - 1);
 }
 
-bool ms_note_next(const uint8_t *buf, size_t size, size_t align,
-                  size_t *offset, struct ms_note *note, bool *malformed)
+bool ms_note_next(const uint8_t *buf, size_t size, size_t align, size_t *offset,
+                  struct ms_note *note, bool *malformed)
 {
         size_t off = *offset;
         if (off >= size)
@@ -246,8 +248,8 @@ struct ms_error *ms_target_init(struct ms_target *target,
                 return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
                                        "library_paths is NULL");
         if (options->n_library_paths) {
-                target->library_paths = calloc(options->n_library_paths,
-                                               sizeof(char *));
+                target->library_paths =
+                        calloc(options->n_library_paths, sizeof(char *));
                 if (!target->library_paths)
                         return &ms_error_no_memory;
         }
@@ -323,14 +325,12 @@ void ms_target_destroy(struct ms_target *target)
  * ------------------------------------------------------------------------ */
 
 struct ms_error *ms_target_append_thread(struct ms_target *target, pid_t tid,
-                                         const char *name,
-                                         const uint64_t *regs,
+                                         const char *name, const uint64_t *regs,
                                          uint64_t fs_base)
 {
         if (target->n_threads >= MS_MAX_THREADS)
                 return ms_error_create(MS_ERROR_BAD_INPUT,
-                                       "more than %d threads",
-                                       MS_MAX_THREADS);
+                                       "more than %d threads", MS_MAX_THREADS);
         if (!ms_grow((void **)&target->threads, &target->threads_capacity,
                      target->n_threads, sizeof(*target->threads)))
                 return &ms_error_no_memory;
@@ -424,8 +424,8 @@ static bool file_cache_add(struct ms_file_cache *cache, struct host_file *f)
 static bool is_pseudo_path(const char *path)
 {
         static const char *const prefixes[] = {
-                "/dev/", "/memfd:", "/SYSV", "/anon_hugepage", "/proc/",
-                "/sys/", "/[", "/dmabuf", "/drm",
+                "/dev/", "/memfd:", "/SYSV",   "/anon_hugepage", "/proc/",
+                "/sys/", "/[",      "/dmabuf", "/drm",
         };
         if (path[0] != '/')
                 return true; /* [vdso], [heap], anon_inode:..., "" */
@@ -618,8 +618,7 @@ static void check_build_id(struct ms_target *target, struct host_file *f,
         const uint8_t *image = file_map(f, &size);
         if (!image || !ms_elf_file_build_id(image, size, here, &here_len))
                 return;
-        struct ms_error *err = ms_target_build_id(target, m, there,
-                                                  &there_len);
+        struct ms_error *err = ms_target_build_id(target, m, there, &there_len);
         if (err) {
                 ms_error_destroy(err);
                 return;
@@ -687,8 +686,8 @@ static void page_cache_destroy(struct ms_page_cache *cache)
         free(cache);
 }
 
-static struct cached_page *page_slot(struct cached_page *slots,
-                                     size_t n_slots, uint64_t page)
+static struct cached_page *page_slot(struct cached_page *slots, size_t n_slots,
+                                     uint64_t page)
 {
         uint64_t h = (page / TARGET_PAGE_SIZE) * 0x9e3779b97f4a7c15ULL;
         size_t mask = n_slots - 1;
@@ -746,15 +745,16 @@ static const struct cached_page *page_cache_get(struct ms_target *target,
                         return NULL;
                 data = NULL;
         }
-        struct cached_page *slot = page_slot(cache->slots, cache->n_slots, page);
+        struct cached_page *slot =
+                page_slot(cache->slots, cache->n_slots, page);
         *slot = (struct cached_page){.page = page, .data = data, .used = true};
         cache->n++;
         return slot;
 }
 
 /* Read from the backend only: what the target itself holds. */
-static struct ms_error *backend_read(struct ms_target *target,
-                                     uint64_t address, void *buf, size_t size)
+static struct ms_error *backend_read(struct ms_target *target, uint64_t address,
+                                     void *buf, size_t size)
 {
         if (!target->page_cache || size > PAGE_CACHE_MAX_READ)
                 return target->ops->read(target, address, buf, size);
@@ -770,8 +770,8 @@ static struct ms_error *backend_read(struct ms_target *target,
                 } else {
                         /* Not cached, or not readable as a whole page: ask
                          * for exactly these bytes. */
-                        struct ms_error *err =
-                                target->ops->read(target, at, out + done, chunk);
+                        struct ms_error *err = target->ops->read(
+                                target, at, out + done, chunk);
                         if (err) {
                                 if (err->code != MS_ERROR_FAULT)
                                         return err;
@@ -944,8 +944,7 @@ void ms_target_finish_mappings(struct ms_target *target)
         update_host_executable(target);
         size_t missing = target->files->n_missing;
         if (missing > MAX_MISSING_WARNINGS && missing_before < missing)
-                ms_warnings_add(&target->warnings,
-                                "%zu more files are missing",
+                ms_warnings_add(&target->warnings, "%zu more files are missing",
                                 missing - MAX_MISSING_WARNINGS);
 }
 
@@ -953,8 +952,8 @@ struct ms_error *ms_target_insert_mapping(struct ms_target *target,
                                           const char *path, uint64_t start,
                                           uint64_t end, uint64_t file_offset)
 {
-        struct ms_error *err = ms_target_append_mapping(target, path, start,
-                                                        end, file_offset);
+        struct ms_error *err =
+                ms_target_append_mapping(target, path, start, end, file_offset);
         if (err)
                 return err;
         /* Move the new mapping (last) to its place: debuggers mostly add
@@ -974,7 +973,8 @@ struct ms_error *ms_target_insert_mapping(struct ms_target *target,
         target->mappings[lo] = m;
         if (lo > 0 && target->mappings[lo - 1].end > m.start)
                 target->mappings[lo - 1].end = m.start;
-        if (lo + 1 < n && target->mappings[lo].end > target->mappings[lo + 1].start)
+        if (lo + 1 < n &&
+            target->mappings[lo].end > target->mappings[lo + 1].start)
                 target->mappings[lo].end = target->mappings[lo + 1].start;
 
         struct ms_mapping *placed = &target->mappings[lo];
@@ -1085,8 +1085,9 @@ struct ms_error *ms_target_read(struct ms_target *target, uint64_t address,
         uint8_t *out = buf;
         for (size_t done = 0; done < size;) {
                 uint64_t at = address + done;
-                size_t chunk = MS_MIN(size - done,
-                                      TARGET_PAGE_SIZE - (at % TARGET_PAGE_SIZE));
+                size_t chunk =
+                        MS_MIN(size - done,
+                               TARGET_PAGE_SIZE - (at % TARGET_PAGE_SIZE));
                 const struct ms_mapping *m = ms_target_find_mapping(target, at);
                 if (m && m->end - at < chunk)
                         chunk = m->end - at;
@@ -1095,10 +1096,11 @@ struct ms_error *ms_target_read(struct ms_target *target, uint64_t address,
                         return err;
                 ms_error_destroy(err);
                 if (err && !read_from_file(target, at, out + done, chunk))
-                        return ms_error_create(MS_ERROR_FAULT,
-                                               "cannot read %zu bytes at 0x%" PRIx64
-                                               ": 0x%" PRIx64 " is not available",
-                                               size, address, at);
+                        return ms_error_create(
+                                MS_ERROR_FAULT,
+                                "cannot read %zu bytes at 0x%" PRIx64
+                                ": 0x%" PRIx64 " is not available",
+                                size, address, at);
                 done += chunk;
         }
         return NULL;
@@ -1164,8 +1166,8 @@ struct ms_error *ms_target_read_string(struct ms_target *target,
                         s = p;
                         capacity = want;
                 }
-                struct ms_error *err = ms_target_read(target, at, s + len,
-                                                      chunk);
+                struct ms_error *err =
+                        ms_target_read(target, at, s + len, chunk);
                 if (err) {
                         free(s);
                         return err;

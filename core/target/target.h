@@ -180,8 +180,7 @@ struct ms_error *ms_target_init(struct ms_target *target,
                                 const struct ms_target_options *options);
 /* Append a thread (regs copied when regs != NULL). */
 struct ms_error *ms_target_append_thread(struct ms_target *target, pid_t tid,
-                                         const char *name,
-                                         const uint64_t *regs,
+                                         const char *name, const uint64_t *regs,
                                          uint64_t fs_base);
 /* Append a mapping; call ms_target_finish_mappings() once all are in. */
 struct ms_error *ms_target_append_mapping(struct ms_target *target,

@@ -24,8 +24,8 @@ struct ms_error *ms_triage_build_reason(struct ms_triage *t);
 
 /* The innermost Python frame of a thread at or after index from, or
  * NULL. */
-const struct ms_frame *ms_triage_python_caller(const struct ms_thread_report *th,
-                                               size_t from);
+const struct ms_frame *ms_triage_python_caller(
+        const struct ms_thread_report *th, size_t from);
 
 /* A frame's name as people read it: qualified name, function, "??". */
 const char *ms_triage_frame_name(const struct ms_frame *f);

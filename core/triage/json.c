@@ -23,9 +23,10 @@ static void json_target(struct ms_json *json, const struct ms_report *r)
 {
         ms_json_key(json, "target");
         ms_json_begin_object(json);
-        ms_json_key_string(json, "kind", r->target_kind == MS_TARGET_CORE ? "core"
-                                 : r->target_kind == MS_TARGET_PID ? "pid"
-                                                                   : "debugger");
+        ms_json_key_string(json, "kind",
+                           r->target_kind == MS_TARGET_CORE  ? "core"
+                           : r->target_kind == MS_TARGET_PID ? "pid"
+                                                             : "debugger");
         ms_json_key_string(json, "core", r->core);
         ms_json_key_string(json, "executable", r->executable);
         ms_json_key_int_or_null(json, "pid", r->pid != 0, r->pid);
@@ -103,10 +104,13 @@ static void json_panic(struct ms_json *json, const struct ms_triage *t)
         ms_json_key_string(json, "message", p->message);
         ms_json_key_string(json, "site_function", p->site_function);
         ms_json_key_string(json, "site_file", p->site_file);
-        ms_json_key_int_or_null(json, "site_line", p->site_line > 0, p->site_line);
+        ms_json_key_int_or_null(json, "site_line", p->site_line > 0,
+                                p->site_line);
         ms_json_key_string(json, "file", p->location_file);
-        ms_json_key_int_or_null(json, "line", p->location_line > 0, p->location_line);
-        ms_json_key_int_or_null(json, "column", p->location_column > 0, p->location_column);
+        ms_json_key_int_or_null(json, "line", p->location_line > 0,
+                                p->location_line);
+        ms_json_key_int_or_null(json, "column", p->location_column > 0,
+                                p->location_column);
         ms_json_end_object(json);
 }
 

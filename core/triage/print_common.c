@@ -41,8 +41,8 @@ struct ms_error *ms_triage_other_threads(const struct ms_triage *t,
                 .section = MS_SECTION_THREADS,
         };
         char *text;
-        struct ms_error *err = ms_report_format_section(t->report, &print,
-                                                        &text);
+        struct ms_error *err =
+                ms_report_format_section(t->report, &print, &text);
         if (err)
                 return err;
         *lines = calloc(t->report->n_threads + 1, sizeof(**lines));

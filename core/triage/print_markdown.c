@@ -137,8 +137,9 @@ static void md_other_threads(const struct ms_triage *t, FILE *out)
         size_t n = 0;
         struct ms_error *err = ms_triage_other_threads(t, &lines, &n);
         if (!err && n) {
-                fprintf(out, "<details><summary>Other threads (%zu)</summary>"
-                             "\n\n",
+                fprintf(out,
+                        "<details><summary>Other threads (%zu)</summary>"
+                        "\n\n",
                         n);
                 char *buf = NULL;
                 size_t len = 0;
@@ -146,7 +147,8 @@ static void md_other_threads(const struct ms_triage *t, FILE *out)
                 for (size_t i = 0; mem && i < n && i < MAX_OTHER_THREADS; i++)
                         fprintf(mem, "%s\n", lines[i]);
                 if (mem && n > MAX_OTHER_THREADS)
-                        fprintf(mem, "... and %zu more\n", n - MAX_OTHER_THREADS);
+                        fprintf(mem, "... and %zu more\n",
+                                n - MAX_OTHER_THREADS);
                 if (mem && fclose(mem) == 0 && buf)
                         md_fence(out, buf);
                 free(buf);

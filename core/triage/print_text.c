@@ -94,8 +94,9 @@ void ms_triage_text_stack(const struct ms_triage *t, size_t which, FILE *out)
         fputc(')', out);
         size_t i = first_shown(t, which);
         if (i)
-                fprintf(out, ", %zu frames of signal and panic machinery "
-                             "above",
+                fprintf(out,
+                        ", %zu frames of signal and panic machinery "
+                        "above",
                         i);
         fputs(":\n", out);
         unsigned shown = 0;
@@ -139,8 +140,9 @@ static void text_warnings(const struct ms_triage *t, FILE *out)
                 fputc('\n', out);
         }
         if (t->report->n_warnings)
-                fprintf(out, "(%zu warnings in the report: mixstack core "
-                             "shows them)\n",
+                fprintf(out,
+                        "(%zu warnings in the report: mixstack core "
+                        "shows them)\n",
                         t->report->n_warnings);
 }
 

@@ -158,9 +158,8 @@ struct ms_error *ms_triage_printer_add_note(struct ms_triage_printer *p,
         if (err)
                 return err;
         char *copy = strdup(message ? message : "");
-        if (!copy ||
-            !ms_grow((void **)&p->notes, &p->notes_capacity, p->n_notes,
-                     sizeof(*p->notes))) {
+        if (!copy || !ms_grow((void **)&p->notes, &p->notes_capacity,
+                              p->n_notes, sizeof(*p->notes))) {
                 free(copy);
                 return &ms_error_no_memory;
         }
@@ -189,10 +188,10 @@ static char *command_line(const struct ms_triage_run *run)
                 return NULL;
         for (size_t i = 0; i < run->argc; i++) {
                 const char *a = run->argv[i] ? run->argv[i] : "";
-                bool plain = *a && strspn(a, "abcdefghijklmnopqrstuvwxyz"
-                                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                             "0123456789-_./=:,+@%") ==
-                                           strlen(a);
+                bool plain =
+                        *a && strspn(a, "abcdefghijklmnopqrstuvwxyz"
+                                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789-_./=:,+@%") == strlen(a);
                 fputs(i ? " " : "", out);
                 if (plain) {
                         fputs(a, out);

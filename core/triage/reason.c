@@ -23,8 +23,8 @@ const char *ms_triage_frame_name(const struct ms_frame *f)
         return f->function ? f->function : "??";
 }
 
-const struct ms_frame *ms_triage_python_caller(const struct ms_thread_report *th,
-                                               size_t from)
+const struct ms_frame *ms_triage_python_caller(
+        const struct ms_thread_report *th, size_t from)
 {
         for (size_t i = from; i < th->n_frames; i++) {
                 if (th->frames[i].kind == MS_FRAME_PYTHON)
@@ -149,7 +149,8 @@ static void signal_reason(FILE *out, const struct ms_triage *t,
         }
         const struct ms_frame *f = &th->frames[t->crash_frame];
         /* An abort is called; a fault happens in a module. */
-        if (strcmp(t->kind, "abort") == 0 || strcmp(t->kind, "fatal-error") == 0)
+        if (strcmp(t->kind, "abort") == 0 ||
+            strcmp(t->kind, "fatal-error") == 0)
                 fputs(" called from ", out);
         else if (t->crash_module)
                 fprintf(out, " in %s at ", t->crash_module);
@@ -197,11 +198,10 @@ static void gil_clause(FILE *out, const struct ms_report *r)
         /* A wait (read, a futex, a Mutex) is named with its caller, which
          * says what is waited for. */
         size_t i = 0;
-        while (i < th->n_frames && (th->frames[i].inlined ||
-                                    ms_triage_category_is(&th->frames[i],
-                                                          "libc-wait") ||
-                                    ms_triage_category_is(&th->frames[i],
-                                                          "rust-wait")))
+        while (i < th->n_frames &&
+               (th->frames[i].inlined ||
+                ms_triage_category_is(&th->frames[i], "libc-wait") ||
+                ms_triage_category_is(&th->frames[i], "rust-wait")))
                 i++;
         if (i && i < th->n_frames && th->frames[0].function) {
                 fprintf(out, ", waiting in %s from ", th->frames[0].function);

@@ -144,8 +144,8 @@ static size_t handle_angle(struct strbuf *b, const char *s, size_t i,
         bool impl = inner_len > 5 && memcmp(inner, "impl ", 5) == 0;
         bool as = memmem(inner, inner_len, " as ", 4) != NULL;
         bool after_colons = ends_with(b, "::");
-        bool followed = close + 2 < len && s[close + 1] == ':' &&
-                        s[close + 2] == ':';
+        bool followed =
+                close + 2 < len && s[close + 1] == ':' && s[close + 2] == ':';
         bool qualifier;
         if (i > 0 && is_ident(s[i - 1]))
                 qualifier = false;
@@ -212,8 +212,7 @@ static void normalize_closures(struct strbuf *b)
                 while (*end >= '0' && *end <= '9')
                         end++;
                 if (*end == '}') {
-                        memmove(p + strlen("{closure"), end,
-                                strlen(end) + 1);
+                        memmove(p + strlen("{closure"), end, strlen(end) + 1);
                         b->len = strlen(b->s);
                 }
                 p++;
@@ -235,7 +234,7 @@ static bool is_rust_hash(const char *s, size_t len)
 static void trim_tail(struct strbuf *b)
 {
         static const char *const tails[] = {" const", " volatile", " &&",
-                                            " &", " noexcept", " "};
+                                            " &",     " noexcept", " "};
         bool again = true;
         while (again && b->s) {
                 again = false;
@@ -292,8 +291,7 @@ static char *python_text(const struct ms_frame *frame)
         sb_put(&b, ":", 1);
         /* The code name, not the qualified name: 3.8-3.10 have no
          * co_qualname, and signatures must agree across interpreters. */
-        const char *name = frame->function ? frame->function
-                                           : frame->qualname;
+        const char *name = frame->function ? frame->function : frame->qualname;
         sb_puts(&b, name ? name : "?");
         return sb_finish(&b);
 }
@@ -334,8 +332,8 @@ static size_t sentinel_start(const struct ms_signature_rules *rules,
                 if (f->inlined && f->kind == MS_FRAME_NATIVE)
                         continue;
                 char *text = ms_signature_frame_text(f);
-                bool sentinel = text && ms_signature_is_sentinel(rules, f,
-                                                                  text);
+                bool sentinel =
+                        text && ms_signature_is_sentinel(rules, f, text);
                 free(text);
                 if (sentinel)
                         return i;
@@ -370,8 +368,8 @@ struct ms_error *ms_signature_thread(const struct ms_signature_rules *rules,
                         ms_signature_label(rules, f, text);
                 /* Recursion and runs of unnamed frames of one module
                  * collapse: their depth changes from run to run. */
-                bool repeat = *n > first &&
-                              strcmp((*frames)[*n - 1].text, text) == 0;
+                bool repeat =
+                        *n > first && strcmp((*frames)[*n - 1].text, text) == 0;
                 if (label == MS_SIGNATURE_IRRELEVANT || repeat ||
                     (label == MS_SIGNATURE_PREFIX && prefixes >= max_frames)) {
                         free(text);
@@ -401,8 +399,8 @@ char *ms_signature_join(const char *kind,
         struct strbuf b = {0};
         sb_puts(&b, kind);
         for (size_t i = 0; i < n; i++) {
-                bool other_thread = i > 0 &&
-                                    frames[i].thread != frames[i - 1].thread;
+                bool other_thread =
+                        i > 0 && frames[i].thread != frames[i - 1].thread;
                 sb_puts(&b, other_thread ? " || " : " | ");
                 sb_puts(&b, frames[i].text);
         }

@@ -47,8 +47,8 @@ struct ms_error *ms_signature_rules_add_text(struct ms_signature_rules *rules,
  * ($MIXSTACK_SIGNATURE_RULES, then ~/.config/mixstack/signature-rules.conf)
  * tried first. Loaded once. A bad user file leaves the built-in lists and
  * its error in *warning (which belongs to the library). */
-const struct ms_signature_rules *
-ms_signature_rules_default(const struct ms_error **warning);
+const struct ms_signature_rules *ms_signature_rules_default(
+        const struct ms_error **warning);
 
 /* The normalised text of a frame, malloc'd (NULL when out of memory):
  * Python frames "FILE:FUNCTION" (the file's basename; "pkg/__init__.py"
@@ -61,9 +61,9 @@ char *ms_signature_frame_text(const struct ms_frame *frame);
 char *ms_signature_normalize_function(const char *function);
 
 /* How the lists label a frame whose text is text. */
-enum ms_signature_label ms_signature_label(const struct ms_signature_rules *rules,
-                                           const struct ms_frame *frame,
-                                           const char *text);
+enum ms_signature_label ms_signature_label(
+        const struct ms_signature_rules *rules, const struct ms_frame *frame,
+        const char *text);
 
 /* Whether a frame is a sentinel. */
 bool ms_signature_is_sentinel(const struct ms_signature_rules *rules,

@@ -184,8 +184,7 @@ static struct ms_error *read_rules_file(const char *path, bool optional,
         if (!f) {
                 if (optional && errno == ENOENT)
                         return NULL;
-                return ms_error_from_errno(errno, "cannot open rules %s",
-                                           path);
+                return ms_error_from_errno(errno, "cannot open rules %s", path);
         }
         char *buf = NULL;
         size_t len = 0;
@@ -233,8 +232,7 @@ static struct ms_error *add_user_files(struct ms_signature_rules *rules)
         const char *home = getenv("HOME");
         if (home && *home) {
                 char *path = NULL;
-                if (asprintf(&path,
-                             "%s/.config/mixstack/signature-rules.conf",
+                if (asprintf(&path, "%s/.config/mixstack/signature-rules.conf",
                              home) < 0)
                         return &ms_error_no_memory;
                 err = add_file(rules, path, true);
@@ -279,8 +277,8 @@ static void load_default(void)
         default_rules = rules;
 }
 
-const struct ms_signature_rules *
-ms_signature_rules_default(const struct ms_error **warning)
+const struct ms_signature_rules *ms_signature_rules_default(
+        const struct ms_error **warning)
 {
         pthread_once(&default_once, load_default);
         if (warning)
@@ -302,9 +300,9 @@ static void subjects(const struct ms_frame *frame, const char *text,
         }
 }
 
-static const char *match_label(const struct ms_signature_rules *rules,
-                               int set, int category_set,
-                               const struct ms_frame *frame, const char *text)
+static const char *match_label(const struct ms_signature_rules *rules, int set,
+                               int category_set, const struct ms_frame *frame,
+                               const char *text)
 {
         const char *function, *module;
         subjects(frame, text, &function, &module);
@@ -315,9 +313,9 @@ static const char *match_label(const struct ms_signature_rules *rules,
         return label;
 }
 
-enum ms_signature_label ms_signature_label(const struct ms_signature_rules *rules,
-                                           const struct ms_frame *frame,
-                                           const char *text)
+enum ms_signature_label ms_signature_label(
+        const struct ms_signature_rules *rules, const struct ms_frame *frame,
+        const char *text)
 {
         const char *label =
                 match_label(rules, SET_FRAMES, SET_CATEGORIES, frame, text);
@@ -331,6 +329,6 @@ enum ms_signature_label ms_signature_label(const struct ms_signature_rules *rule
 bool ms_signature_is_sentinel(const struct ms_signature_rules *rules,
                               const struct ms_frame *frame, const char *text)
 {
-        return match_label(rules, SET_SENTINELS, SET_SENTINEL_CATEGORIES,
-                           frame, text) != NULL;
+        return match_label(rules, SET_SENTINELS, SET_SENTINEL_CATEGORIES, frame,
+                           text) != NULL;
 }

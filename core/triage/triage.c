@@ -40,9 +40,12 @@ static bool is_machinery(const struct ms_frame *f)
 static bool is_fatal_error_function(const char *function)
 {
         static const char *const names[] = {
-                "Py_FatalError",        "_Py_FatalErrorFunc",
-                "_Py_FatalErrorFormat", "_Py_FatalError_TstateNULL",
-                "fatal_error",          "fatal_error_exit",
+                "Py_FatalError",
+                "_Py_FatalErrorFunc",
+                "_Py_FatalErrorFormat",
+                "_Py_FatalError_TstateNULL",
+                "fatal_error",
+                "fatal_error_exit",
                 "_Py_FatalRefcountErrorFunc",
         };
         if (!function)
@@ -137,8 +140,9 @@ static void choose_threads(struct ms_triage *t,
         const struct ms_report *r = t->report;
         t->n_threads = 0;
         if (!r->n_threads) {
-                t->kind = r->signo ? crash_kind(r, &(struct ms_thread_report){0})
-                                   : (options->hang ? "hang" : "snapshot");
+                t->kind = r->signo
+                                  ? crash_kind(r, &(struct ms_thread_report){0})
+                                  : (options->hang ? "hang" : "snapshot");
                 return;
         }
         if (r->signo) {
@@ -195,9 +199,9 @@ static struct ms_error *set_crash_module(struct ms_triage *t)
         return t->crash_module ? NULL : &ms_error_no_memory;
 }
 
-static struct ms_error *compute_signature(struct ms_triage *t,
-                                          const struct ms_signature_rules *rules,
-                                          unsigned max_frames)
+static struct ms_error *compute_signature(
+        struct ms_triage *t, const struct ms_signature_rules *rules,
+        unsigned max_frames)
 {
         size_t capacity = 0;
         if (t->n_threads == 2)
@@ -259,8 +263,8 @@ struct ms_error *ms_triage_create(const struct ms_report *report,
         if (!report || !ret)
                 return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
                                        "ms_triage_create: no report");
-        struct ms_triage_options opts = options ? *options
-                                                : (struct ms_triage_options){0};
+        struct ms_triage_options opts =
+                options ? *options : (struct ms_triage_options){0};
         if (!opts.signature_frames)
                 opts.signature_frames = DEFAULT_SIGNATURE_FRAMES;
         if (!opts.stack_frames)

@@ -18,9 +18,8 @@
 
 /* Modules are only ever reported with their ELF already open, so there is
  * nothing to find; in particular no build-id search through the host. */
-static int find_elf_none(Dwfl_Module *mod, void **userdata,
-                         const char *modname, Dwarf_Addr base,
-                         char **file_name, Elf **elfp)
+static int find_elf_none(Dwfl_Module *mod, void **userdata, const char *modname,
+                         Dwarf_Addr base, char **file_name, Elf **elfp)
 {
         return -1;
 }
@@ -42,10 +41,9 @@ static int find_debuginfo_local(Dwfl_Module *mod, void **userdata,
                         return -1; /* out of memory: do not risk the net */
                 setenv("DEBUGINFOD_URLS", "", 1);
         }
-        int fd = dwfl_standard_find_debuginfo(mod, userdata, modname, base,
-                                              file_name, debuglink_file,
-                                              debuglink_crc,
-                                              debuginfo_file_name);
+        int fd = dwfl_standard_find_debuginfo(
+                mod, userdata, modname, base, file_name, debuglink_file,
+                debuglink_crc, debuginfo_file_name);
         if (saved) {
                 setenv("DEBUGINFOD_URLS", saved, 1);
                 free(saved);
@@ -91,9 +89,8 @@ static void report_at(struct ms_unwinder *u, const char *path,
                 return;
         /* Data files (locale archive, fonts) are mapped too: not a loss. */
         if (file_is_elf(host_path))
-                ms_warnings_add(&u->target->warnings,
-                                "cannot load %s (%s): %s", path, host_path,
-                                dwfl_errmsg(-1));
+                ms_warnings_add(&u->target->warnings, "cannot load %s (%s): %s",
+                                path, host_path, dwfl_errmsg(-1));
 }
 
 /* Report a file none of whose mappings starts at file offset 0 (its
@@ -132,8 +129,8 @@ static struct ms_error *report_files(struct ms_unwinder *u)
                                   modules[i].start);
         }
 
-        struct ms_mapping **files = malloc((t->n_mappings ? t->n_mappings : 1) *
-                                           sizeof(*files));
+        struct ms_mapping **files =
+                malloc((t->n_mappings ? t->n_mappings : 1) * sizeof(*files));
         if (!files)
                 return &ms_error_no_memory;
         size_t n = 0;
@@ -157,8 +154,8 @@ static struct ms_error *report_files(struct ms_unwinder *u)
 /* Size of the vdso image: its section headers come last. */
 static size_t vdso_size(const Elf64_Ehdr *ehdr, const struct ms_mapping *m)
 {
-        uint64_t size = ehdr->e_shoff +
-                        (uint64_t)ehdr->e_shnum * ehdr->e_shentsize;
+        uint64_t size =
+                ehdr->e_shoff + (uint64_t)ehdr->e_shnum * ehdr->e_shentsize;
         if (ehdr->e_shoff && size <= MAX_VDSO_SIZE)
                 return size;
         if (m && m->end > m->start && m->end - m->start <= MAX_VDSO_SIZE)

@@ -188,10 +188,12 @@ static void set_call_site(struct builder *b, struct ms_sym_level *level,
         Dwarf_Attribute attr;
         Dwarf_Word value;
         if (dwarf_formudata(dwarf_attr(inlined, DW_AT_call_line, &attr),
-                            &value) == 0 && value <= INT32_MAX)
+                            &value) == 0 &&
+            value <= INT32_MAX)
                 level->line = (int)value;
         if (dwarf_formudata(dwarf_attr(inlined, DW_AT_call_column, &attr),
-                            &value) == 0 && value <= INT32_MAX)
+                            &value) == 0 &&
+            value <= INT32_MAX)
                 level->column = (int)value;
 
         Dwarf_Die cu_mem, *cu = dwarf_diecu(inlined, &cu_mem, NULL, NULL);
@@ -214,9 +216,9 @@ static void set_line(struct builder *b, struct ms_sym_level *level,
 {
         Dwfl_Line *line = dwfl_module_getsrc(mod, address);
         int lineno = 0, column = 0;
-        const char *file = line ? dwfl_lineinfo(line, NULL, &lineno, &column,
-                                                NULL, NULL)
-                                : NULL;
+        const char *file =
+                line ? dwfl_lineinfo(line, NULL, &lineno, &column, NULL, NULL)
+                     : NULL;
         if (!file)
                 return;
         set_string(b, &level->file, file);
@@ -258,8 +260,7 @@ struct scope_search {
 /* Find under parent the blocks holding pc, appending them to s->chain.
  * Returns true when one was found: the search is then over, since blocks
  * do not overlap. */
-static bool search_scopes(struct scope_search *s, Dwarf_Die *parent,
-                          int depth)
+static bool search_scopes(struct scope_search *s, Dwarf_Die *parent, int depth)
 {
         Dwarf_Die child;
         if (depth >= MAX_SCOPE_DEPTH || dwarf_child(parent, &child) != 0)
@@ -355,10 +356,10 @@ static bool has_debug_info(Elf *elf)
         for (Elf_Scn *scn = elf_nextscn(elf, NULL); scn;
              scn = elf_nextscn(elf, scn)) {
                 GElf_Shdr shdr;
-                const char *name = gelf_getshdr(scn, &shdr)
-                                           ? elf_strptr(elf, shstrndx,
-                                                        shdr.sh_name)
-                                           : NULL;
+                const char *name =
+                        gelf_getshdr(scn, &shdr)
+                                ? elf_strptr(elf, shstrndx, shdr.sh_name)
+                                : NULL;
                 if (name && (strcmp(name, ".debug_info") == 0 ||
                              strcmp(name, ".zdebug_info") == 0))
                         return true;
@@ -380,7 +381,7 @@ static bool use_dwarf(Dwfl_Module *mod, bool separate_dwarf)
                 Dwarf_Addr bias;
                 Elf *elf = dwfl_module_getelf(mod, &bias);
                 *userdata = elf && has_debug_info(elf) ? &dwarf_embedded
-                                                        : &dwarf_separate;
+                                                       : &dwarf_separate;
         }
         return *userdata == &dwarf_embedded;
 }
@@ -394,19 +395,19 @@ static void symbolize_into(struct builder *b, Dwfl *dwfl, uint64_t address,
                 builder_add(b);
                 return;
         }
-        const char *module = dwfl_module_info(mod, NULL, NULL, NULL, NULL,
-                                              NULL, NULL, NULL);
+        const char *module =
+                dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
         /* NULL when the module has no DWARF: no scopes to look at then. */
         bool dwarf = use_dwarf(mod, separate_dwarf);
         Dwarf_Addr bias = 0;
-        Dwarf_Die *cudie = dwarf ? dwfl_module_addrdie(mod, address, &bias)
-                                 : NULL;
+        Dwarf_Die *cudie =
+                dwarf ? dwfl_module_addrdie(mod, address, &bias) : NULL;
         /* dwfl may answer with a neighbouring unit (_start, written in
          * assembly, came back as Rust). */
         if (cudie && dwarf_haspc(cudie, address - bias) <= 0)
                 cudie = NULL;
-        enum ms_language cu_lang = cudie ? cu_language(cudie)
-                                         : MS_LANGUAGE_UNKNOWN;
+        enum ms_language cu_lang =
+                cudie ? cu_language(cudie) : MS_LANGUAGE_UNKNOWN;
         /* Large (MAX_SCOPE_DEPTH DIEs): on the heap, not the stack. */
         struct scope_search *search = cudie ? malloc(sizeof(*search)) : NULL;
         Dwarf_Die *functions[MAX_INLINE_DEPTH];
@@ -425,8 +426,7 @@ static void symbolize_into(struct builder *b, Dwfl *dwfl, uint64_t address,
                         set_die_name(b, level, functions[i], cu_lang);
                 } else {
                         set_physical(b, level, mod, address,
-                                     k > i ? functions[i] : NULL,
-                                     cu_lang);
+                                     k > i ? functions[i] : NULL, cu_lang);
                 }
                 /* An outer level is at the call site of the inline level
                  * just inside it. */

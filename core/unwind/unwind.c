@@ -59,8 +59,8 @@ static bool memory_read(Dwfl *dwfl, Dwarf_Addr address, Dwarf_Word *result,
                         void *arg)
 {
         struct ms_unwinder *u = arg;
-        struct ms_error *err = ms_target_read(u->target, address, result,
-                                              sizeof(*result));
+        struct ms_error *err =
+                ms_target_read(u->target, address, result, sizeof(*result));
         if (!err)
                 return true;
         ms_error_destroy(err);
@@ -96,7 +96,7 @@ static const Dwfl_Thread_Callbacks thread_callbacks = {
 static struct ms_error *attach(struct ms_unwinder *u)
 {
         static const unsigned char ident[EI_NIDENT] = {
-                ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3,
+                ELFMAG0,    ELFMAG1,     ELFMAG2,    ELFMAG3,
                 ELFCLASS64, ELFDATA2LSB, EV_CURRENT, ELFOSABI_NONE,
         };
         Elf64_Ehdr *ehdr = calloc(1, sizeof(*ehdr));
@@ -113,8 +113,7 @@ static struct ms_error *attach(struct ms_unwinder *u)
                 return ms_error_create(MS_ERROR_LIBRARY, "elf_memory: %s",
                                        elf_errmsg(-1));
         pid_t pid = u->target->pid > 0 ? u->target->pid : 1;
-        if (!dwfl_attach_state(u->dwfl, u->arch_elf, pid, &thread_callbacks,
-                               u))
+        if (!dwfl_attach_state(u->dwfl, u->arch_elf, pid, &thread_callbacks, u))
                 return ms_error_create(MS_ERROR_LIBRARY,
                                        "dwfl_attach_state: %s",
                                        dwfl_errmsg(-1));
@@ -244,8 +243,7 @@ static int add_frames(struct walk *w, uint64_t pc, bool activation)
         struct ms_native_stack *stack = w->stack;
         for (size_t i = 0; i < s->n_levels; i++) {
                 if (stack->n_frames >= w->max_frames) {
-                        walk_error(w, "stopped after %u frames",
-                                   w->max_frames);
+                        walk_error(w, "stopped after %u frames", w->max_frames);
                         return DWARF_CB_ABORT;
                 }
                 if (!ms_grow((void **)&stack->frames, &w->capacity,
@@ -273,8 +271,7 @@ static int add_frames(struct walk *w, uint64_t pc, bool activation)
 
 /* True when (pc, sp) repeats a recent frame: the unwinder would go round
  * forever. Only exact repeats count, sp included, so recursion is fine. */
-static bool walk_loops(struct walk *w, uint64_t pc, bool have_sp,
-                       uint64_t sp)
+static bool walk_loops(struct walk *w, uint64_t pc, bool have_sp, uint64_t sp)
 {
         unsigned n = MS_MIN(w->n_physical, LOOP_WINDOW);
         for (unsigned i = 0; i < n; i++) {

@@ -36,8 +36,7 @@ void ms_unwinder_destroy(struct ms_unwinder *unwinder);
  * the modules themselves is read; names still come from the separate files'
  * symbol tables. Opening a distribution's libc debug file costs ~50 ms of
  * decompression. Call before unwinding. */
-void ms_unwinder_set_separate_debuginfo(struct ms_unwinder *unwinder,
-                                        bool use);
+void ms_unwinder_set_separate_debuginfo(struct ms_unwinder *unwinder, bool use);
 
 /* Unwind thread number index of the target (an index into
  * target->threads), at most max_frames frames including inlined ones. An

@@ -69,14 +69,14 @@ static int first_bit(const void *p, size_t size)
         return -1;
 }
 
-#define STATE_BIT(name, field, value)                                      \
-        do {                                                               \
-                PyASCIIObject o_;                                          \
-                memset(&o_, 0, sizeof(o_));                                \
-                o_.state.field = value;                                    \
-                VAL(name, first_bit((char *)&o_ +                          \
-                                            offsetof(PyASCIIObject, state), \
-                                    4));                                   \
+#define STATE_BIT(name, field, value)                                       \
+        do {                                                                \
+                PyASCIIObject o_;                                           \
+                memset(&o_, 0, sizeof(o_));                                 \
+                o_.state.field = value;                                     \
+                VAL(name,                                                   \
+                    first_bit((char *)&o_ + offsetof(PyASCIIObject, state), \
+                              4));                                          \
         } while (0)
 
 static void runtime(void)

@@ -72,8 +72,8 @@ static void run(const struct image *im)
 {
         bool avoid = avoid_known_hangs();
         struct ms_target *target = NULL;
-        struct ms_error *err =
-                ms_target_create_debugger(image_read, (void *)im, NULL, &target);
+        struct ms_error *err = ms_target_create_debugger(image_read, (void *)im,
+                                                         NULL, &target);
         if (err) {
                 ms_error_destroy(err);
                 return;
@@ -82,8 +82,8 @@ static void run(const struct image *im)
                 const struct image_mapping *m = &im->mappings[i];
                 if (avoid && m->end > UINT64_MAX - (1u << 20))
                         continue;
-                ms_error_destroy(ms_target_add_mapping(target, m->path, m->start,
-                                                       m->end, m->offset));
+                ms_error_destroy(ms_target_add_mapping(
+                        target, m->path, m->start, m->end, m->offset));
         }
         for (size_t i = 0; i < im->n_threads; i++) {
                 const struct image_thread *t = &im->threads[i];
@@ -112,9 +112,9 @@ static void run(const struct image *im)
                 return;
         }
         char *text = NULL;
-        err = ms_report_format(report, (im->flags >> 5) & 1 ? MS_FORMAT_JSON
-                                                            : MS_FORMAT_TEXT,
-                               &text);
+        err = ms_report_format(
+                report, (im->flags >> 5) & 1 ? MS_FORMAT_JSON : MS_FORMAT_TEXT,
+                &text);
         ms_error_destroy(err);
         free(text);
         ms_report_destroy(report);

@@ -52,10 +52,12 @@ static int record_read(void *arg, uint64_t address, void *buf, size_t size)
         struct recorder *r = arg;
         if (core_bytes(r->core, address, buf, size) != 0)
                 return -1;
-        for (uint64_t p = address & ~(PAGE - 1); p < address + size; p += PAGE) {
+        for (uint64_t p = address & ~(PAGE - 1); p < address + size;
+             p += PAGE) {
                 if (r->n == r->capacity) {
                         size_t cap = r->capacity ? 2 * r->capacity : 1024;
-                        uint64_t *pages = realloc(r->pages, cap * sizeof(*pages));
+                        uint64_t *pages =
+                                realloc(r->pages, cap * sizeof(*pages));
                         if (!pages)
                                 return -1;
                         r->pages = pages;
@@ -100,10 +102,9 @@ int main(int argc, char **argv)
         struct ms_target *dbg;
         err = ms_target_create_debugger(record_read, &rec, NULL, &dbg);
         for (size_t i = 0; !err && i < core->n_mappings; i++)
-                err = ms_target_add_mapping(dbg, core->mappings[i].path,
-                                            core->mappings[i].start,
-                                            core->mappings[i].end,
-                                            core->mappings[i].file_offset);
+                err = ms_target_add_mapping(
+                        dbg, core->mappings[i].path, core->mappings[i].start,
+                        core->mappings[i].end, core->mappings[i].file_offset);
         for (size_t i = 0; !err && i < core->n_threads; i++)
                 if (core->threads[i].have_regs)
                         err = ms_target_add_thread(dbg, core->threads[i].tid,
@@ -133,7 +134,8 @@ int main(int argc, char **argv)
 
         FILE *f = fopen(argv[2], "wb");
         if (!f) {
-                fprintf(stderr, "fuzz_seed: %s: %s\n", argv[2], strerror(errno));
+                fprintf(stderr, "fuzz_seed: %s: %s\n", argv[2],
+                        strerror(errno));
                 return 1;
         }
         fwrite(IMAGE_MAGIC, 1, 4, f);
@@ -201,7 +203,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "fuzz_seed: cannot write %s\n", argv[2]);
                 return 1;
         }
-        fprintf(stderr, "fuzz_seed: %s: %zu threads, %zu mappings, %u chunks (%zu bytes)\n",
+        fprintf(stderr,
+                "fuzz_seed: %s: %zu threads, %zu mappings, %u chunks (%zu "
+                "bytes)\n",
                 argv[2], n_threads, core->n_mappings, n_chunks, bytes);
         free(rec.pages);
         ms_target_destroy(dbg);

@@ -104,144 +104,199 @@ struct version {
 
 /* 3.13 positions (§1a) with the 3.13.0 values (§1b): 584 bytes. */
 static const struct pv offsets_313[] = {
-        {8, 0x030d00f0}, {16, 0},
-        {24, 283320}, {32, 608}, {40, 632},
-        {48, 194968}, {56, 7272}, {64, 7264}, {72, 7344}, {80, 7400},
-        {88, 7656}, {96, 7640}, {104, 7648}, {112, 16}, {120, 7752},
-        {128, 0}, {136, 7768}, {144, 7760},
-        {152, 304}, {160, 0}, {168, 8}, {176, 16}, {184, 72}, {192, 152},
-        {200, 160}, {208, 232}, {216, 32},
-        {224, 80}, {232, 8}, {240, 0}, {248, 56}, {256, 72}, {264, 70},
-        {272, 208}, {280, 112}, {288, 120}, {296, 128}, {304, 136},
-        {312, 68}, {320, 52}, {328, 96}, {336, 104}, {344, 200},
-        {352, 16}, {360, 8},
-        {368, 416}, {376, 24}, {384, 88}, {392, 168},
-        {400, 32}, {408, 24}, {416, 16},
-        {424, 40}, {432, 24}, {440, 16},
-        {448, 48}, {456, 32}, {464, 40},
-        {472, 24}, {480, 16},
-        {488, 32}, {496, 16}, {504, 24},
-        {512, 40}, {520, 16}, {528, 32},
-        {536, 64}, {544, 32}, {552, 16}, {560, 40},
-        {568, 240}, {576, 200},
+        {8, 0x030d00f0}, {16, 0},     {24, 283320}, {32, 608},  {40, 632},
+        {48, 194968},    {56, 7272},  {64, 7264},   {72, 7344}, {80, 7400},
+        {88, 7656},      {96, 7640},  {104, 7648},  {112, 16},  {120, 7752},
+        {128, 0},        {136, 7768}, {144, 7760},  {152, 304}, {160, 0},
+        {168, 8},        {176, 16},   {184, 72},    {192, 152}, {200, 160},
+        {208, 232},      {216, 32},   {224, 80},    {232, 8},   {240, 0},
+        {248, 56},       {256, 72},   {264, 70},    {272, 208}, {280, 112},
+        {288, 120},      {296, 128},  {304, 136},   {312, 68},  {320, 52},
+        {328, 96},       {336, 104},  {344, 200},   {352, 16},  {360, 8},
+        {368, 416},      {376, 24},   {384, 88},    {392, 168}, {400, 32},
+        {408, 24},       {416, 16},   {424, 40},    {432, 24},  {440, 16},
+        {448, 48},       {456, 32},   {464, 40},    {472, 24},  {480, 16},
+        {488, 32},       {496, 16},   {504, 24},    {512, 40},  {520, 16},
+        {528, 32},       {536, 64},   {544, 32},    {552, 16},  {560, 40},
+        {568, 240},      {576, 200},
 };
 
 /* 3.14 positions (§1a) with 3.14.5 values (§1b plus the +24 move of
  * the interpreter fields after gc). */
 static const struct pv offsets_314[] = {
-        {8, 0x030e05f0}, {16, 0},
-        {24, 316616}, {32, 784}, {40, 808},
-        {48, 225864}, {56, 7280}, {64, 7272}, {72, 7344}, {80, 7360},
-        {88, 7408}, {96, 7688}, {104, 7672}, {112, 7680}, {120, 16},
-        {128, 7784}, {136, 0}, {144, 7800}, {152, 7792}, {160, 7992},
-        {168, 0},
-        {176, 832}, {184, 0}, {192, 8}, {200, 16}, {208, 72}, {216, 152},
-        {224, 160}, {232, 232}, {240, 32},
-        {248, 88}, {256, 8}, {264, 0}, {272, 56}, {280, 80}, {288, 74},
-        {296, 64}, {304, 0},
-        {312, 216}, {320, 112}, {328, 120}, {336, 128}, {344, 136},
-        {352, 68}, {360, 52}, {368, 96}, {376, 104}, {384, 208}, {392, 0},
-        {400, 16}, {408, 8},
-        {416, 416}, {424, 24}, {432, 88}, {440, 168},
-        {448, 40}, {456, 32}, {464, 16},
-        {472, 40}, {480, 24}, {488, 16},
-        {528, 48}, {536, 32}, {544, 40},
-        {552, 24}, {560, 16},
-        {568, 32}, {576, 16}, {584, 24},
-        {592, 40}, {600, 16}, {608, 32},
-        {616, 64}, {624, 32}, {632, 16}, {640, 40},
-        {648, 240}, {656, 192},
+        {8, 0x030e05f0}, {16, 0},    {24, 316616}, {32, 784},   {40, 808},
+        {48, 225864},    {56, 7280}, {64, 7272},   {72, 7344},  {80, 7360},
+        {88, 7408},      {96, 7688}, {104, 7672},  {112, 7680}, {120, 16},
+        {128, 7784},     {136, 0},   {144, 7800},  {152, 7792}, {160, 7992},
+        {168, 0},        {176, 832}, {184, 0},     {192, 8},    {200, 16},
+        {208, 72},       {216, 152}, {224, 160},   {232, 232},  {240, 32},
+        {248, 88},       {256, 8},   {264, 0},     {272, 56},   {280, 80},
+        {288, 74},       {296, 64},  {304, 0},     {312, 216},  {320, 112},
+        {328, 120},      {336, 128}, {344, 136},   {352, 68},   {360, 52},
+        {368, 96},       {376, 104}, {384, 208},   {392, 0},    {400, 16},
+        {408, 8},        {416, 416}, {424, 24},    {432, 88},   {440, 168},
+        {448, 40},       {456, 32},  {464, 16},    {472, 40},   {480, 24},
+        {488, 16},       {528, 48},  {536, 32},    {544, 40},   {552, 24},
+        {560, 16},       {568, 32},  {576, 16},    {584, 24},   {592, 40},
+        {600, 16},       {608, 32},  {616, 64},    {624, 32},   {632, 16},
+        {640, 40},       {648, 240}, {656, 192},
 };
 
 /* 3.15 (§1a 3.15* column, 888 bytes); seq = whether the pre-release has
  * last_profiled_frame_seq at 232 (later fields move down 8 without). */
-#define OFFSETS_315(S)                                                      \
-        {8, 0x030f00a2}, {16, 0},                                           \
-        {24, 350000}, {32, 912}, {40, 936},                                 \
-        {48, 230000}, {56, 7272}, {64, 7264}, {72, 7336}, {80, 7352},       \
-        {88, 7400}, {96, 7592}, {104, 7576}, {112, 7584}, {120, 16},        \
-        {128, 7736}, {136, 0}, {144, 7752}, {152, 7744}, {160, 7960},       \
-        {168, 0},                                                           \
-        {176, 900}, {184, 0}, {192, 8}, {200, 16}, {208, 72}, {216, 80},    \
-        {224, 88}, {240 - S, 176}, {248 - S, 184}, {256 - S, 256},          \
-        {264 - S, 32}, {272 - S, 36}, {280 - S, 40}, {288 - S, 136},        \
-        {296 - S, 288}, {304 - S, 0},                                       \
-        {312 - S, 88}, {320 - S, 8}, {328 - S, 0}, {336 - S, 56},           \
-        {344 - S, 80}, {352 - S, 74}, {360 - S, 64}, {368 - S, 0},          \
-        {376 - S, 216}, {384 - S, 112}, {392 - S, 120}, {400 - S, 128},     \
-        {408 - S, 136}, {416 - S, 68}, {424 - S, 52}, {432 - S, 96},        \
-        {440 - S, 104}, {448 - S, 208}, {456 - S, 0},                       \
-        {464 - S, 16}, {472 - S, 8},                                        \
-        {480 - S, 416}, {488 - S, 24}, {496 - S, 88}, {504 - S, 168},       \
-        {512 - S, 32}, {520 - S, 288},                                      \
-        {544 - S, 40}, {552 - S, 32}, {560 - S, 16},                        \
-        {568 - S, 40}, {576 - S, 24}, {584 - S, 16},                        \
-        {624 - S, 48}, {632 - S, 32}, {640 - S, 40},                        \
-        {648 - S, 24}, {656 - S, 16},                                       \
-        {664 - S, 32}, {672 - S, 16}, {680 - S, 24},                        \
-        {688 - S, 40}, {696 - S, 16}, {704 - S, 32},                        \
-        {712 - S, 64}, {720 - S, 32}, {728 - S, 16}, {736 - S, 40},         \
-        {744 - S, 56},                                                      \
-        {752 - S, 240}, {760 - S, 192}
+#define OFFSETS_315(S)                                                        \
+        {8, 0x030f00a2}, {16, 0}, {24, 350000}, {32, 912}, {40, 936},         \
+                {48, 230000}, {56, 7272}, {64, 7264}, {72, 7336}, {80, 7352}, \
+                {88, 7400}, {96, 7592}, {104, 7576}, {112, 7584}, {120, 16},  \
+                {128, 7736}, {136, 0}, {144, 7752}, {152, 7744}, {160, 7960}, \
+                {168, 0}, {176, 900}, {184, 0}, {192, 8}, {200, 16},          \
+                {208, 72}, {216, 80}, {224, 88}, {240 - S, 176},              \
+                {248 - S, 184}, {256 - S, 256}, {264 - S, 32}, {272 - S, 36}, \
+                {280 - S, 40}, {288 - S, 136}, {296 - S, 288}, {304 - S, 0},  \
+                {312 - S, 88}, {320 - S, 8}, {328 - S, 0}, {336 - S, 56},     \
+                {344 - S, 80}, {352 - S, 74}, {360 - S, 64}, {368 - S, 0},    \
+                {376 - S, 216}, {384 - S, 112}, {392 - S, 120},               \
+                {400 - S, 128}, {408 - S, 136}, {416 - S, 68}, {424 - S, 52}, \
+                {432 - S, 96}, {440 - S, 104}, {448 - S, 208}, {456 - S, 0},  \
+                {464 - S, 16}, {472 - S, 8}, {480 - S, 416}, {488 - S, 24},   \
+                {496 - S, 88}, {504 - S, 168}, {512 - S, 32}, {520 - S, 288}, \
+                {544 - S, 40}, {552 - S, 32}, {560 - S, 16}, {568 - S, 40},   \
+                {576 - S, 24}, {584 - S, 16}, {624 - S, 48}, {632 - S, 32},   \
+                {640 - S, 40}, {648 - S, 24}, {656 - S, 16}, {664 - S, 32},   \
+                {672 - S, 16}, {680 - S, 24}, {688 - S, 40}, {696 - S, 16},   \
+                {704 - S, 32}, {712 - S, 64}, {720 - S, 32}, {728 - S, 16},   \
+                {736 - S, 40}, {744 - S, 56}, {752 - S, 240},                 \
+        {                                                                     \
+                760 - S, 192                                                  \
+        }
 
 static const struct pv offsets_315[] = {{232, 96}, OFFSETS_315(0)};
 static const struct pv offsets_315b1[] = {OFFSETS_315(8)};
 
 static const struct version v313 = {
-        .name = "3.13.0", .hex = 0x030d00f0,
-        .offsets = offsets_313, .n_offsets = MS_ARRAY_SIZE(offsets_313),
-        .rt_head = 632, .rt_main = 640,
-        .is_next = 7264, .is_id = 7272, .is_threads = 7344,
-        .is_ceval_gil = 16, .is_gil = 7752, .gil_locked = 7768,
+        .name = "3.13.0",
+        .hex = 0x030d00f0,
+        .offsets = offsets_313,
+        .n_offsets = MS_ARRAY_SIZE(offsets_313),
+        .rt_head = 632,
+        .rt_main = 640,
+        .is_next = 7264,
+        .is_id = 7272,
+        .is_threads = 7344,
+        .is_ceval_gil = 16,
+        .is_gil = 7752,
+        .gil_locked = 7768,
         .gil_holder = 7760,
-        .ts_interp = 16, .ts_frame = 72, .ts_base_frame = -1,
-        .ts_thread_id = 152, .ts_native = 160, .ts_holds_gil = -1,
-        .ts_state = 40, .ts_size = 304, .if_size = 80,
-        .if_owner = 70, .co_size = 208, .co_adaptive = 200,
+        .ts_interp = 16,
+        .ts_frame = 72,
+        .ts_base_frame = -1,
+        .ts_thread_id = 152,
+        .ts_native = 160,
+        .ts_holds_gil = -1,
+        .ts_state = 40,
+        .ts_size = 304,
+        .if_size = 80,
+        .if_owner = 70,
+        .co_size = 208,
+        .co_adaptive = 200,
         .co_firsttraceable = 184,
-        .ts_status = 32, .ts_holds_gil_bit = 5, .ts_gil_requested = -1,
-        .ts_current_exception = 112, .ts_exc_info = 120, .ts_exc_state = 256,
+        .ts_status = 32,
+        .ts_holds_gil_bit = 5,
+        .ts_gil_requested = -1,
+        .ts_current_exception = 112,
+        .ts_exc_info = 120,
+        .ts_exc_state = 256,
         .tuple_item = 24,
-        .rt_initialized = 584, .rt_core_initialized = 596,
-        .rt_py_initialized = 600, .rt_finalizing = 608, .is_finalizing = 7320,
+        .rt_initialized = 584,
+        .rt_core_initialized = 596,
+        .rt_py_initialized = 600,
+        .rt_finalizing = 608,
+        .is_finalizing = 7320,
 };
 
 static const struct version v314 = {
-        .name = "3.14.5", .hex = 0x030e05f0,
-        .offsets = offsets_314, .n_offsets = MS_ARRAY_SIZE(offsets_314),
-        .rt_head = 808, .rt_main = 816,
-        .is_next = 7272, .is_id = 7280, .is_threads = 7344,
-        .is_ceval_gil = 16, .is_gil = 7784, .gil_locked = 7800,
+        .name = "3.14.5",
+        .hex = 0x030e05f0,
+        .offsets = offsets_314,
+        .n_offsets = MS_ARRAY_SIZE(offsets_314),
+        .rt_head = 808,
+        .rt_main = 816,
+        .is_next = 7272,
+        .is_id = 7280,
+        .is_threads = 7344,
+        .is_ceval_gil = 16,
+        .is_gil = 7784,
+        .gil_locked = 7800,
         .gil_holder = 7792,
-        .ts_interp = 16, .ts_frame = 72, .ts_base_frame = -1,
-        .ts_thread_id = 152, .ts_native = 160, .ts_holds_gil = 36,
-        .ts_state = 44, .ts_size = 832, .if_size = 88,
-        .if_owner = 74, .co_size = 216, .co_adaptive = 208,
-        .co_firsttraceable = 192, .exec_tagged = true,
-        .ts_status = 32, .ts_holds_gil_bit = -1, .ts_gil_requested = -1,
-        .ts_current_exception = 112, .ts_exc_info = 120, .ts_exc_state = 256,
+        .ts_interp = 16,
+        .ts_frame = 72,
+        .ts_base_frame = -1,
+        .ts_thread_id = 152,
+        .ts_native = 160,
+        .ts_holds_gil = 36,
+        .ts_state = 44,
+        .ts_size = 832,
+        .if_size = 88,
+        .if_owner = 74,
+        .co_size = 216,
+        .co_adaptive = 208,
+        .co_firsttraceable = 192,
+        .exec_tagged = true,
+        .ts_status = 32,
+        .ts_holds_gil_bit = -1,
+        .ts_gil_requested = -1,
+        .ts_current_exception = 112,
+        .ts_exc_info = 120,
+        .ts_exc_state = 256,
         .tuple_item = 32,
-        .rt_initialized = 760, .rt_core_initialized = 772,
-        .rt_py_initialized = 776, .rt_finalizing = 784, .is_finalizing = 7320,
+        .rt_initialized = 760,
+        .rt_core_initialized = 772,
+        .rt_py_initialized = 776,
+        .rt_finalizing = 784,
+        .is_finalizing = 7320,
 };
 
 static const struct version v315 = {
-        .name = "3.15.0a2", .hex = 0x030f00a2,
-        .offsets = offsets_315, .n_offsets = MS_ARRAY_SIZE(offsets_315),
-        .rt_head = 936, .rt_main = 944,
-        .is_next = 7264, .is_id = 7272, .is_threads = 7336,
-        .is_ceval_gil = 16, .is_gil = 7736, .gil_locked = 7752,
+        .name = "3.15.0a2",
+        .hex = 0x030f00a2,
+        .offsets = offsets_315,
+        .n_offsets = MS_ARRAY_SIZE(offsets_315),
+        .rt_head = 936,
+        .rt_main = 944,
+        .is_next = 7264,
+        .is_id = 7272,
+        .is_threads = 7336,
+        .is_ceval_gil = 16,
+        .is_gil = 7736,
+        .gil_locked = 7752,
         .gil_holder = 7744,
-        .ts_interp = 16, .ts_frame = 72, .ts_base_frame = 80,
-        .ts_thread_id = 176, .ts_native = 184, .ts_holds_gil = 36,
-        .ts_state = 48, .ts_size = 900, .if_size = 88, .base_frame = true,
-        .if_owner = 74, .co_size = 216, .co_adaptive = 208,
-        .co_firsttraceable = 192, .exec_tagged = true,
-        .ts_status = 32, .ts_holds_gil_bit = -1, .ts_gil_requested = 40,
-        .ts_current_exception = 136, .ts_exc_info = 144, .ts_exc_state = 288,
+        .ts_interp = 16,
+        .ts_frame = 72,
+        .ts_base_frame = 80,
+        .ts_thread_id = 176,
+        .ts_native = 184,
+        .ts_holds_gil = 36,
+        .ts_state = 48,
+        .ts_size = 900,
+        .if_size = 88,
+        .base_frame = true,
+        .if_owner = 74,
+        .co_size = 216,
+        .co_adaptive = 208,
+        .co_firsttraceable = 192,
+        .exec_tagged = true,
+        .ts_status = 32,
+        .ts_holds_gil_bit = -1,
+        .ts_gil_requested = 40,
+        .ts_current_exception = 136,
+        .ts_exc_info = 144,
+        .ts_exc_state = 288,
         .tuple_item = 32,
-        .rt_initialized = 888, .rt_core_initialized = 900,
-        .rt_py_initialized = 904, .rt_finalizing = 912, .is_finalizing = 7312,
+        .rt_initialized = 888,
+        .rt_core_initialized = 900,
+        .rt_py_initialized = 904,
+        .rt_finalizing = 912,
+        .is_finalizing = 7312,
 };
 
 /* ------------------------------------------------------------------------
@@ -318,7 +373,8 @@ IMG_FN uint64_t make_bytes(struct image *img, const struct types *ty,
 /* A location-table entry without columns (code 13): n units, line delta. */
 IMG_FN size_t loc_entry(uint8_t *out, unsigned units, int delta)
 {
-        uint32_t v = delta < 0 ? ((uint32_t)-delta << 1) | 1 : (uint32_t)delta << 1;
+        uint32_t v =
+                delta < 0 ? ((uint32_t)-delta << 1) | 1 : (uint32_t)delta << 1;
         size_t k = 0;
         out[k++] = (uint8_t)(0x80 | (13 << 3) | (units - 1));
         do {
@@ -398,20 +454,20 @@ IMG_FN void build(struct image *img, const struct version *v, struct built *b)
 
         /* "mod.py" (ASCII), "Klass.méthode" (Latin-1), "résumé_λ" (UCS2),
          * "/src/🐍/app.py" (UCS4). */
-        static const uint32_t latin1[] = {'K', 'l', 'a', 's', 's', '.', 'm',
+        static const uint32_t latin1[] = {'K',  'l', 'a', 's', 's', '.', 'm',
                                           0xe9, 't', 'h', 'o', 'd', 'e'};
-        static const uint32_t ucs2[] = {'r', 0xe9, 's', 'u', 'm', 0xe9, '_',
-                                        0x3bb};
+        static const uint32_t ucs2[] = {'r', 0xe9, 's', 'u',
+                                        'm', 0xe9, '_', 0x3bb};
         static const uint32_t ucs4[] = {'/', 's', 'r', 'c', '/', 0x1f40d, '/',
                                         'a', 'p', 'p', '.', 'p', 'y'};
         uint64_t file_a = make_str(img, &ty, ucs4, MS_ARRAY_SIZE(ucs4));
         uint64_t file_b = make_ascii(img, &ty, "mod.py");
-        uint64_t co_a = make_code(img, v, &ty, make_ascii(img, &ty, "inner"),
-                                  make_str(img, &ty, latin1, MS_ARRAY_SIZE(latin1)),
-                                  file_a, 10);
-        uint64_t co_b = make_code(img, v, &ty, make_str(img, &ty, ucs2, MS_ARRAY_SIZE(ucs2)),
-                                  make_str(img, &ty, ucs2, MS_ARRAY_SIZE(ucs2)),
-                                  file_b, 100);
+        uint64_t co_a = make_code(
+                img, v, &ty, make_ascii(img, &ty, "inner"),
+                make_str(img, &ty, latin1, MS_ARRAY_SIZE(latin1)), file_a, 10);
+        uint64_t co_b = make_code(
+                img, v, &ty, make_str(img, &ty, ucs2, MS_ARRAY_SIZE(ucs2)),
+                make_str(img, &ty, ucs2, MS_ARRAY_SIZE(ucs2)), file_b, 100);
         uint64_t co_c = make_code(img, v, &ty, make_ascii(img, &ty, "<module>"),
                                   make_ascii(img, &ty, "<module>"), file_b, 1);
 

@@ -14,8 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum json_type { JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY,
-                 JSON_OBJECT };
+enum json_type {
+        JSON_NULL,
+        JSON_BOOL,
+        JSON_NUMBER,
+        JSON_STRING,
+        JSON_ARRAY,
+        JSON_OBJECT
+};
 
 struct json {
         enum json_type type;
@@ -81,8 +87,9 @@ static bool json_hex4(const char *p, uint32_t *v)
         for (int i = 0; i < 4; i++) {
                 char c = p[i];
                 int d = isdigit((unsigned char)c) ? c - '0'
-                        : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-                        : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+                        : (c >= 'a' && c <= 'f')  ? c - 'a' + 10
+                        : (c >= 'A' && c <= 'F')  ? c - 'A' + 10
+                                                  : -1;
                 if (d < 0)
                         return false;
                 *v = *v * 16 + (uint32_t)d;
@@ -111,23 +118,36 @@ static char *json_string(struct json_parser *ps)
                 char c = *p++;
                 uint32_t u, lo;
                 switch (c) {
-                case 'n': *o++ = '\n'; break;
-                case 't': *o++ = '\t'; break;
-                case 'r': *o++ = '\r'; break;
-                case 'b': *o++ = '\b'; break;
-                case 'f': *o++ = '\f'; break;
+                case 'n':
+                        *o++ = '\n';
+                        break;
+                case 't':
+                        *o++ = '\t';
+                        break;
+                case 'r':
+                        *o++ = '\r';
+                        break;
+                case 'b':
+                        *o++ = '\b';
+                        break;
+                case 'f':
+                        *o++ = '\f';
+                        break;
                 case 'u':
                         if (!json_hex4(p, &u))
                                 goto bad;
                         p += 4;
                         if (u >= 0xD800 && u < 0xDC00 && p[0] == '\\' &&
                             p[1] == 'u' && json_hex4(p + 2, &lo)) {
-                                u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+                                u = 0x10000 + ((u - 0xD800) << 10) +
+                                    (lo - 0xDC00);
                                 p += 6;
                         }
                         json_put_utf8(&o, u);
                         break;
-                default: *o++ = c; break;
+                default:
+                        *o++ = c;
+                        break;
                 }
         }
         if (*p != '"')

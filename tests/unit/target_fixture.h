@@ -93,8 +93,8 @@ static __attribute__((unused)) void *fixture_thread(void *arg)
 
 /* Fork a child with n_threads extra threads; returns once they all run.
  * FIXTURE_ABORT children chdir to dir and abort with cores enabled. */
-static __attribute__((unused)) struct fixture_child fixture_spawn(int n_threads, enum fixture_mode mode,
-                                          const char *dir)
+static __attribute__((unused)) struct fixture_child fixture_spawn(
+        int n_threads, enum fixture_mode mode, const char *dir)
 {
         struct fixture_child child = {0, n_threads};
         if (!fixture_counter) {
@@ -224,7 +224,8 @@ static __attribute__((unused)) char fixture_state(pid_t pid)
 }
 
 /* A numeric field of /proc/PID/status, or -1. */
-static __attribute__((unused)) long fixture_status_field(pid_t pid, const char *field)
+static __attribute__((unused)) long fixture_status_field(pid_t pid,
+                                                         const char *field)
 {
         char path[64], buf[4096];
         snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
@@ -309,9 +310,11 @@ static __attribute__((unused)) bool fixture_core_pattern_local(void)
 
 /* Crash a child (mode FIXTURE_ABORT or FIXTURE_SEGV) in dir; returns its
  * core's path or NULL. */
-static __attribute__((unused)) char *fixture_crash_core(int n_threads, enum fixture_mode mode,
-                                const char *dir, pid_t *pid, int *tids,
-                                int *n_tids)
+static __attribute__((unused)) char *fixture_crash_core(int n_threads,
+                                                        enum fixture_mode mode,
+                                                        const char *dir,
+                                                        pid_t *pid, int *tids,
+                                                        int *n_tids)
 {
         struct fixture_child child = fixture_spawn(n_threads, mode, dir);
         *pid = child.pid;

@@ -67,7 +67,8 @@ struct sample {
 
 static void sample_deinit(struct sample *s)
 {
-        for (size_t i = 0; s->stacks && s->target && i < s->target->n_threads; i++)
+        for (size_t i = 0; s->stacks && s->target && i < s->target->n_threads;
+             i++)
                 ms_native_stack_deinit(&s->stacks[i]);
         free(s->stacks);
         ms_py_runtimes_destroy(s->rts, s->n_rts);
@@ -81,7 +82,8 @@ static bool sample_open(const char *core, struct sample *s)
         if (!err)
                 err = ms_unwinder_create(s->target, &s->unwinder);
         if (!err) {
-                s->stacks = calloc(s->target->n_threads + 1, sizeof(*s->stacks));
+                s->stacks =
+                        calloc(s->target->n_threads + 1, sizeof(*s->stacks));
                 if (!s->stacks)
                         err = &ms_error_no_memory;
         }
@@ -135,15 +137,15 @@ static const struct ms_py_interp *main_interp(const struct ms_py_runtime *rt)
 }
 
 /* A check that names the artefact when it fails. */
-#define EXPECT(s, cond, ...)                                                  \
-        do {                                                                  \
-                bool ok_ = (cond);                                            \
-                CHECK(ok_);                                                   \
-                if (!ok_) {                                                   \
-                        fprintf(stderr, "  %s: ", (s)->name);                 \
-                        fprintf(stderr, __VA_ARGS__);                         \
-                        fprintf(stderr, "\n");                                \
-                }                                                             \
+#define EXPECT(s, cond, ...)                                  \
+        do {                                                  \
+                bool ok_ = (cond);                            \
+                CHECK(ok_);                                   \
+                if (!ok_) {                                   \
+                        fprintf(stderr, "  %s: ", (s)->name); \
+                        fprintf(stderr, __VA_ARGS__);         \
+                        fprintf(stderr, "\n");                \
+                }                                             \
         } while (0)
 
 static const char *or_null(const char *s)
@@ -195,10 +197,11 @@ static void check_gil(const struct sample *s, const struct ms_py_runtime *rt,
                  * released or never attached (helper threads). */
                 bool ok = state == want_state ||
                           (want_state == MS_PY_GIL_RELEASED &&
-                           state == MS_PY_GIL_NONE && !same(role, "python-main") &&
+                           state == MS_PY_GIL_NONE &&
+                           !same(role, "python-main") &&
                            !same(role, "python-worker"));
-                EXPECT(s, ok, "thread %d (%s, %s): GIL %s, manifest %s", (int)tid,
-                       or_null(json_str(t, "name")), or_null(role),
+                EXPECT(s, ok, "thread %d (%s, %s): GIL %s, manifest %s",
+                       (int)tid, or_null(json_str(t, "name")), or_null(role),
                        ms_py_gil_state_name(state),
                        ms_py_gil_state_name(want_state));
                 if (state == MS_PY_GIL_WAITING && wait_frame != SIZE_MAX && st)
@@ -232,7 +235,8 @@ static void check_one_exception(const struct sample *s, const char *what,
                "%s exception message \"%s\", manifest \"%s\" (%s)", what,
                or_null(e->message), or_null(json_str(want, "message")),
                or_null(e->error));
-        bool panic = same(json_str(want, "type"), "pyo3_runtime.PanicException");
+        bool panic =
+                same(json_str(want, "type"), "pyo3_runtime.PanicException");
         EXPECT(s, e->is_panic_exception == panic, "%s is_panic_exception %d",
                what, e->is_panic_exception);
 }
@@ -250,7 +254,8 @@ static void check_exceptions(const struct sample *s,
                 EXPECT(s, t->pending.n == 0,
                        "thread %d has a pending %s \"%s\"", (int)t->native_tid,
                        t->pending.n ? or_null(t->pending.items[0].type) : "",
-                       t->pending.n ? or_null(t->pending.items[0].message) : "");
+                       t->pending.n ? or_null(t->pending.items[0].message)
+                                    : "");
         }
         if (!tid)
                 return;
@@ -258,7 +263,8 @@ static void check_exceptions(const struct sample *s,
         EXPECT(s, t != NULL, "no Python thread %d", (int)tid);
         if (!t)
                 return;
-        check_one_exception(s, "pending", &t->pending, json_get(exc, "pending"));
+        check_one_exception(s, "pending", &t->pending,
+                            json_get(exc, "pending"));
         struct ms_py_exc_chain none = {0};
         check_one_exception(s, "handled", t->n_handled ? &t->handled[0] : &none,
                             json_get(exc, "handled"));
@@ -311,7 +317,8 @@ static const struct ms_py_runtime *the_runtime(const struct sample *s)
         }
         EXPECT(s, s->n_rts == 1, "%zu runtimes found, expected 1", s->n_rts);
         for (size_t i = 0; s->n_rts > 1 && i < s->n_rts; i++)
-                fprintf(stderr, "    runtime 0x%" PRIx64 " (%s), %zu interpreters\n",
+                fprintf(stderr,
+                        "    runtime 0x%" PRIx64 " (%s), %zu interpreters\n",
                         s->rts[i].address, s->rts[i].found_by,
                         s->rts[i].n_interps);
         return rt;
@@ -418,8 +425,10 @@ int main(void)
         size_t n_tags = list_dir(artefacts, &tags);
         if (!n_tags) {
                 char *why;
-                if (asprintf(&why, "no crash samples in %s (make them with "
-                                   "scripts/samples run)", artefacts) < 0)
+                if (asprintf(&why,
+                             "no crash samples in %s (make them with "
+                             "scripts/samples run)",
+                             artefacts) < 0)
                         why = NULL;
                 free(tags);
                 unit_skip(why ? why : "no crash samples");

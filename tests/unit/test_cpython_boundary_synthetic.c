@@ -79,7 +79,9 @@ static uint64_t make_int(struct image *img, uint64_t type, bool tagged,
                          bool negative, const uint32_t *digits, size_t n)
 {
         uint64_t o = make_obj(img, type, 24 + 4 * n + 8);
-        uint64_t tag = tagged ? (n << 3) | (n == 0 ? 1 : negative ? 2 : 0)
+        uint64_t tag = tagged ? (n << 3) | (n == 0     ? 1
+                                            : negative ? 2
+                                                       : 0)
                               : (uint64_t)(negative ? -(int64_t)n : (int64_t)n);
         put64(img, o + 16, tag);
         for (size_t i = 0; i < n; i++)
@@ -202,8 +204,8 @@ static void make_more_types(struct image *img, const struct types *ty,
 static struct ms_target *image_target(struct image *img)
 {
         struct ms_target *target = NULL;
-        struct ms_error *err = ms_target_create_debugger(image_read, img, NULL,
-                                                         &target);
+        struct ms_error *err =
+                ms_target_create_debugger(image_read, img, NULL, &target);
         CHECK(err == NULL);
         ms_error_destroy(err);
         return target;
@@ -212,8 +214,8 @@ static struct ms_target *image_target(struct image *img)
 static bool read_one(struct ms_target *target, uint64_t runtime, int major,
                      int minor, struct ms_py_runtime **rts, size_t *n)
 {
-        const struct ms_py_find_options o = {.runtime_address = runtime,
-                                             .major = major, .minor = minor};
+        const struct ms_py_find_options o = {
+                .runtime_address = runtime, .major = major, .minor = minor};
         struct ms_error *err = ms_py_runtimes_find(target, NULL, &o, rts, n);
         CHECK(err == NULL);
         ms_error_destroy(err);
@@ -244,14 +246,14 @@ static void add_exceptions(struct image *img, const struct version *v,
         struct more_types mt;
         const struct types *ty = &b->ty;
         make_more_types(img, ty, &mt);
-        uint64_t panic = make_heap_type(img, ty, &mt, "PanicException",
-                                        "PanicException", "pyo3_runtime",
-                                        x->ht_qualname);
+        uint64_t panic =
+                make_heap_type(img, ty, &mt, "PanicException", "PanicException",
+                               "pyo3_runtime", x->ht_qualname);
         uint64_t tb_a = make_tb(img, &mt, 0, b->frames[0], 12, -1);
         uint64_t tb_b = make_tb(img, &mt, tb_a, b->frames[1], 6, -1);
         uint64_t a1[] = {make_ascii(img, ty, "boom 1234")};
-        x->e1 = make_exc(img, panic, make_tuple(img, mt.tuple, v->tuple_item,
-                                                a1, 1), tb_b);
+        x->e1 = make_exc(img, panic,
+                         make_tuple(img, mt.tuple, v->tuple_item, a1, 1), tb_b);
         uint64_t one[] = {make_small_int(img, mt.integer, true, 1)};
         uint64_t a2[] = {
                 make_small_int(img, mt.integer, true, 42),
@@ -263,9 +265,10 @@ static void add_exceptions(struct image *img, const struct version *v,
                 make_small_int(img, mt.integer, true, -7),
                 make_list(img, mt.list, one, 1),
         };
-        x->e2 = make_exc(img, mt.value_error,
-                         make_tuple(img, mt.tuple, v->tuple_item, a2,
-                                    MS_ARRAY_SIZE(a2)), 0);
+        x->e2 = make_exc(
+                img, mt.value_error,
+                make_tuple(img, mt.tuple, v->tuple_item, a2, MS_ARRAY_SIZE(a2)),
+                0);
         uint64_t a3[] = {make_ascii(img, ty, "k")};
         x->e3 = make_exc(img, mt.key_error,
                          make_tuple(img, mt.tuple, v->tuple_item, a3, 1), 0);
@@ -354,7 +357,8 @@ static void test_exceptions(struct image *img, const struct version *v,
         size_t n = 0;
         if (target && read_one(target, b.runtime, 0, 0, &rts, &n)) {
                 printf("%s: pending %zu, handled %zu\n", label,
-                       rts[0].threads[0].pending.n, rts[0].threads[0].n_handled);
+                       rts[0].threads[0].pending.n,
+                       rts[0].threads[0].n_handled);
                 check_exceptions(label, &rts[0].threads[0], &x);
         }
         ms_py_runtimes_destroy(rts, n);
@@ -487,16 +491,23 @@ static void test_free_threaded(struct image *img)
 
 /* Offsets of the 3.11 tables (cpython-internals.md §2, §7). */
 enum {
-        R311_HEAD = 40, R311_MAIN = 48, R311_GIL = 360, R311_CURRENT = 576,
-        I311_THREADS = 16, I311_ID = 48,
-        T311_INTERP = 16, T311_NEXT = 8, T311_THREAD_ID = 152,
-        T311_NATIVE = 160, T311_CUREXC = 96, T311_EXC_INFO = 120,
+        R311_HEAD = 40,
+        R311_MAIN = 48,
+        R311_GIL = 360,
+        R311_CURRENT = 576,
+        I311_THREADS = 16,
+        I311_ID = 48,
+        T311_INTERP = 16,
+        T311_NEXT = 8,
+        T311_THREAD_ID = 152,
+        T311_NATIVE = 160,
+        T311_CUREXC = 96,
+        T311_EXC_INFO = 120,
         T311_SIZE = 360,
 };
 
 /* A 3.8-3.11 compact ASCII str: data at 48, the ready bit set. */
-static uint64_t make_str311(struct image *img, uint64_t str_type,
-                            const char *s)
+static uint64_t make_str311(struct image *img, uint64_t str_type, const char *s)
 {
         size_t n = strlen(s);
         uint64_t o = make_obj(img, str_type, 48 + n + 1);
@@ -532,8 +543,8 @@ static void test_unnormalized_311(struct image *img)
                 {mt.runtime_error, 0, "builtins.RuntimeError", ""},
                 {mt.key_error, make_str311(img, ty.str, "k"),
                  "builtins.KeyError", "'k'"},
-                {mt.value_error, make_int(img, mt.integer, false, true,
-                                          big_digits, 4),
+                {mt.value_error,
+                 make_int(img, mt.integer, false, true, big_digits, 4),
                  "builtins.ValueError", "-1267650600228229401496703205376"},
         };
         size_t n = MS_ARRAY_SIZE(cases);
@@ -567,7 +578,8 @@ static void test_unnormalized_311(struct image *img)
                 CHECK(r->interps[0].gil_holder_tid == 100);
                 CHECK(r->tstate_current == next && r->warnings.n == 0);
                 for (size_t i = 0; i < r->n_threads && i < n; i++) {
-                        const struct ms_py_exc_chain *p = &r->threads[i].pending;
+                        const struct ms_py_exc_chain *p =
+                                &r->threads[i].pending;
                         CHECK(p->n == 1);
                         if (!p->n)
                                 continue;
@@ -638,9 +650,8 @@ static void test_repr(struct image *img)
                  "\"a\\x85\\n'\xc3\xa9\""},
                 {make_ascii(img, ty, "plain"), false, "plain"},
                 {zero, false, "0"},
-                {make_int(img, mt.integer, true, false,
-                          big_digits, 4),
-                 false, "1267650600228229401496703205376"},
+                {make_int(img, mt.integer, true, false, big_digits, 4), false,
+                 "1267650600228229401496703205376"},
                 {make_small_int(img, mt.integer, true, -1000000000), false,
                  "-1000000000"},
                 {make_small_int(img, mt.boolean, true, 0), true, "False"},
@@ -711,8 +722,9 @@ static void fake_stack(struct fake_stack *s, const char *const *names)
                         name += 3;
                         const char *colon = strchr(name, ':');
                         f->file = colon ? (char *)colon + 1 : NULL;
-                        f->function = colon ? strndup(name, (size_t)(colon - name))
-                                            : strdup(name);
+                        f->function =
+                                colon ? strndup(name, (size_t)(colon - name))
+                                      : strdup(name);
                 } else {
                         f->function = *name ? strdup(name) : NULL;
                 }
@@ -732,8 +744,8 @@ static enum ms_py_gil_state state_of(const struct ms_py_runtime *rt,
 {
         struct fake_stack s;
         fake_stack(&s, names);
-        enum ms_py_gil_state st = ms_py_thread_gil_state(rt, t, s.frames, s.n,
-                                                          wait);
+        enum ms_py_gil_state st =
+                ms_py_thread_gil_state(rt, t, s.frames, s.n, wait);
         fake_stack_deinit(&s);
         return st;
 }
@@ -741,34 +753,49 @@ static enum ms_py_gil_state state_of(const struct ms_py_runtime *rt,
 static void test_gil_stacks(void)
 {
         struct ms_py_interp in = {.id = 0, .gil_known = true};
-        struct ms_py_thread t = {.tstate = 0x1000, .interp_id = 0,
-                                 .gil_requested = -1};
-        struct ms_py_runtime rt = {.interps = &in, .n_interps = 1,
-                                   .threads = &t, .n_threads = 1};
+        struct ms_py_thread t = {
+                .tstate = 0x1000, .interp_id = 0, .gil_requested = -1};
+        struct ms_py_runtime rt = {
+                .interps = &in, .n_interps = 1, .threads = &t, .n_threads = 1};
         static const char *const waiting[] = {
-                "__futex_abstimed_wait_common", "__pthread_cond_wait_common",
-                "pthread_cond_timedwait", "PyCOND_TIMEDWAIT",
-                "take_gil.lto_priv.0", "PyEval_RestoreThread", "time_sleep",
-                "py:sleeper:/app.py", NULL,
+                "__futex_abstimed_wait_common",
+                "__pthread_cond_wait_common",
+                "pthread_cond_timedwait",
+                "PyCOND_TIMEDWAIT",
+                "take_gil.lto_priv.0",
+                "PyEval_RestoreThread",
+                "time_sleep",
+                "py:sleeper:/app.py",
+                NULL,
         };
         static const char *const attach[] = {
-                "syscall", "take_gil", "PyEval_RestoreThread",
+                "syscall",
+                "take_gil",
+                "PyEval_RestoreThread",
                 "PyGILState_Ensure",
                 "pyo3::gil::GILGuard::acquire_unchecked",
-                "mixsample::deadlock_thread_b", NULL,
+                "mixsample::deadlock_thread_b",
+                NULL,
         };
         static const char *const rust_in_python[] = {
-                "__lll_lock_wait", "PyThread_acquire_lock_timed",
-                "acquire_timed", "_PyEval_EvalFrameDefault",
-                "pyo3::marker::Python::attach", NULL,
+                "__lll_lock_wait",
+                "PyThread_acquire_lock_timed",
+                "acquire_timed",
+                "_PyEval_EvalFrameDefault",
+                "pyo3::marker::Python::attach",
+                NULL,
         };
         static const char *const dropping[] = {
-                "pthread_cond_wait", "drop_gil", "take_gil", NULL,
+                "pthread_cond_wait",
+                "drop_gil",
+                "take_gil",
+                NULL,
         };
         static const char *const mutex[] = {
                 "syscall",
                 "std::sys::sync::mutex::futex::Mutex::lock_contended",
-                "pyo3::marker::Python::attach", NULL,
+                "pyo3::marker::Python::attach",
+                NULL,
         };
         size_t w;
         CHECK(state_of(&rt, &t, waiting, &w) == MS_PY_GIL_WAITING && w == 4);
@@ -801,15 +828,17 @@ struct lc_case {
 
 static void run_lc_case(const struct lc_case *c)
 {
-        struct ms_py_interp in = {.id = 0, .is_main = true,
-                                  .finalizing = c->main_finalizing};
+        struct ms_py_interp in = {
+                .id = 0, .is_main = true, .finalizing = c->main_finalizing};
         struct ms_py_frame pyf[2] = {
                 {.function = "flush", .file = "/app.py"},
                 {.function = (char *)c->python_bottom,
                  .file = "/usr/lib/python3.11/threading.py"},
         };
         struct ms_py_thread threads[2] = {
-                {.tstate = 0x1000, .native_tid = 10, .frames = pyf,
+                {.tstate = 0x1000,
+                 .native_tid = 10,
+                 .frames = pyf,
                  .n_frames = c->python_bottom ? 2 : 0},
                 {.tstate = 0x2000, .native_tid = 11},
         };
@@ -818,8 +847,10 @@ static void run_lc_case(const struct lc_case *c)
                 .core_initialized = c->core_initialized,
                 .finalizing_tstate = c->finalizing_tstate ? 0x1000 : 0,
                 .interpreters_head = c->no_interpreters ? 0 : 0x5000,
-                .interps = &in, .n_interps = 1,
-                .threads = threads, .n_threads = 2,
+                .interps = &in,
+                .n_interps = 1,
+                .threads = threads,
+                .n_threads = 2,
         };
         static const char *const none[] = {NULL};
         struct fake_stack s10, s11;
@@ -837,8 +868,9 @@ static void run_lc_case(const struct lc_case *c)
                   lc.finalizing_tid == c->finalizing_tid;
         CHECK(ok);
         if (!ok)
-                fprintf(stderr, "%s: phase %s step %s inferred %d exiting %d "
-                                "tid %d (%s)\n",
+                fprintf(stderr,
+                        "%s: phase %s step %s inferred %d exiting %d "
+                        "tid %d (%s)\n",
                         c->label, ms_py_phase_name(lc.phase),
                         ms_py_finalize_step_text(lc.step), lc.step_inferred,
                         lc.process_exiting, (int)lc.finalizing_tid, lc.reason);
@@ -849,70 +881,111 @@ static void run_lc_case(const struct lc_case *c)
 static void test_lifecycle(void)
 {
         static const char *const atexit38[] = {
-                "raise", "abort", "mixsample::abort_now",
+                "raise",
+                "abort",
+                "mixsample::abort_now",
                 "pyo3::impl_::trampoline::trampoline",
-                "_PyEval_EvalFrameDefault", "function_code_fastcall",
-                "atexit_callfuncs", "call_py_exitfuncs", "Py_FinalizeEx",
-                "Py_RunMain", NULL,
+                "_PyEval_EvalFrameDefault",
+                "function_code_fastcall",
+                "atexit_callfuncs",
+                "call_py_exitfuncs",
+                "Py_FinalizeEx",
+                "Py_RunMain",
+                NULL,
         };
         static const char *const atexit313[] = {
-                "abort", "_PyEval_EvalFrameDefault", "atexit_callfuncs",
-                "_Py_Finalize.part.0.constprop.0", "Py_RunMain", NULL,
+                "abort",
+                "_PyEval_EvalFrameDefault",
+                "atexit_callfuncs",
+                "_Py_Finalize.part.0.constprop.0",
+                "Py_RunMain",
+                NULL,
         };
         static const char *const stripped[] = {
-                "abort", "", "_PyEval_EvalFrameDefault", "",
-                "Py_FinalizeEx", "Py_RunMain", NULL,
+                "abort",
+                "",
+                "_PyEval_EvalFrameDefault",
+                "",
+                "Py_FinalizeEx",
+                "Py_RunMain",
+                NULL,
         };
         static const char *const joining[] = {
-                "__futex_abstimed_wait_common", "",
+                "__futex_abstimed_wait_common",
+                "",
                 "py:_shutdown:/usr/lib/python3.11/threading.py",
-                "wait_for_thread_shutdown", "Py_FinalizeEx", NULL,
+                "wait_for_thread_shutdown",
+                "Py_FinalizeEx",
+                NULL,
         };
         static const char *const joining_stripped[] = {
-                "__futex_abstimed_wait_common", "", "Py_FinalizeEx", NULL,
+                "__futex_abstimed_wait_common",
+                "",
+                "Py_FinalizeEx",
+                NULL,
         };
         static const char *const gc_in_teardown[] = {
-                "subtract_refs", "gc_collect_main", "_PyGC_CollectNoFail",
-                "finalize_modules", "Py_FinalizeEx", NULL,
+                "subtract_refs",    "gc_collect_main", "_PyGC_CollectNoFail",
+                "finalize_modules", "Py_FinalizeEx",   NULL,
         };
         static const char *const teardown[] = {
-                "PyDict_Clear", "finalize_clear_modules_dict",
-                "finalize_modules", "Py_FinalizeEx", NULL,
+                "PyDict_Clear",
+                "finalize_clear_modules_dict",
+                "finalize_modules",
+                "Py_FinalizeEx",
+                NULL,
         };
         static const char *const interp_clear[] = {
-                "free", "PyInterpreterState_Clear", "finalize_interp_clear",
-                "Py_FinalizeEx", NULL,
+                "free",
+                "PyInterpreterState_Clear",
+                "finalize_interp_clear",
+                "Py_FinalizeEx",
+                NULL,
         };
         static const char *const runtime_clear[] = {
-                "free", "_PyRuntime_Finalize", "Py_FinalizeEx", NULL,
+                "free",
+                "_PyRuntime_Finalize",
+                "Py_FinalizeEx",
+                NULL,
         };
         static const char *const exiting[] = {
-                "abort", "my_destructor", "__cxa_finalize", "_dl_fini",
-                "__run_exit_handlers", "exit", "__libc_start_call_main", NULL,
+                "abort",
+                "my_destructor",
+                "__cxa_finalize",
+                "_dl_fini",
+                "__run_exit_handlers",
+                "exit",
+                "__libc_start_call_main",
+                NULL,
         };
         static const char *const sleeping[] = {
-                "clock_nanosleep", "time_sleep", "_PyEval_EvalFrameDefault",
+                "clock_nanosleep",
+                "time_sleep",
+                "_PyEval_EvalFrameDefault",
                 NULL,
         };
         static const char *const initializing[] = {
-                "PyImport_ImportModule", "init_interp_main", "pyinit_main",
-                "Py_InitializeFromConfig", NULL,
+                "PyImport_ImportModule",
+                "init_interp_main",
+                "pyinit_main",
+                "Py_InitializeFromConfig",
+                NULL,
         };
         const struct lc_case cases[] = {
                 {"running", 1, 1, false, false, false, sleeping, NULL, NULL,
                  MS_PY_PHASE_RUNNING, MS_PY_STEP_NONE, false, false, 0},
                 {"atexit 3.8", 1, 1, false, false, false, sleeping, atexit38,
-                 NULL, MS_PY_PHASE_FINALIZING, MS_PY_STEP_ATEXIT, false,
-                 false, 11},
+                 NULL, MS_PY_PHASE_FINALIZING, MS_PY_STEP_ATEXIT, false, false,
+                 11},
                 {"atexit 3.13 clone", 1, 1, false, true, false, atexit313, NULL,
-                 NULL, MS_PY_PHASE_FINALIZING, MS_PY_STEP_ATEXIT, false,
-                 false, 10},
+                 NULL, MS_PY_PHASE_FINALIZING, MS_PY_STEP_ATEXIT, false, false,
+                 10},
                 {"atexit stripped", 1, 1, false, false, false, stripped, NULL,
                  NULL, MS_PY_PHASE_FINALIZING, MS_PY_STEP_ATEXIT, true, false,
                  10},
                 {"joining", 1, 1, false, false, false, joining, NULL, NULL,
-                 MS_PY_PHASE_FINALIZING, MS_PY_STEP_WAITING_FOR_THREADS,
-                 false, false, 10},
+                 MS_PY_PHASE_FINALIZING, MS_PY_STEP_WAITING_FOR_THREADS, false,
+                 false, 10},
                 {"joining stripped", 1, 1, false, false, false,
                  joining_stripped, NULL, "_shutdown", MS_PY_PHASE_FINALIZING,
                  MS_PY_STEP_WAITING_FOR_THREADS, true, false, 10},
@@ -938,11 +1011,10 @@ static void test_lifecycle(void)
                  exiting, NULL, MS_PY_PHASE_RUNNING, MS_PY_STEP_NONE, false,
                  true, 0},
                 {"initializing", 0, 1, false, false, false, initializing, NULL,
-                 NULL, MS_PY_PHASE_INITIALIZING, MS_PY_STEP_NONE, false,
-                 false, 0},
-                {"not initialized", 0, 0, false, false, true, NULL, NULL, NULL,
-                 MS_PY_PHASE_NOT_INITIALIZED, MS_PY_STEP_NONE, false, false,
+                 NULL, MS_PY_PHASE_INITIALIZING, MS_PY_STEP_NONE, false, false,
                  0},
+                {"not initialized", 0, 0, false, false, true, NULL, NULL, NULL,
+                 MS_PY_PHASE_NOT_INITIALIZED, MS_PY_STEP_NONE, false, false, 0},
                 {"unknown", -1, -1, false, false, false, NULL, NULL, NULL,
                  MS_PY_PHASE_UNKNOWN, MS_PY_STEP_NONE, false, false, 0},
         };

@@ -33,11 +33,13 @@ static size_t check_dump(const char *name, FILE *f)
         static char cline[1 << 20], lline[1 << 22];
         static uint8_t table[1 << 19];
         size_t n_codes = 0, n_insns = 0, n_bad = 0;
-        while (fgets(cline, sizeof(cline), f) && fgets(lline, sizeof(lline), f)) {
+        while (fgets(cline, sizeof(cline), f) &&
+               fgets(lline, sizeof(lline), f)) {
                 int format, first;
                 char hex[sizeof(cline)], co_name[256];
                 if (sscanf(cline, "C %d %d %s %255s", &format, &first, hex,
-                           co_name) != 4 || lline[0] != 'L') {
+                           co_name) != 4 ||
+                    lline[0] != 'L') {
                         CHECK(!"malformed dump line");
                         break;
                 }
@@ -56,12 +58,13 @@ static size_t check_dump(const char *name, FILE *f)
                         n_insns++;
                         if (got != want && n_bad++ < 10)
                                 fprintf(stderr,
-                                        "%s: %s offset %ld: line %d, want %ld\n",
+                                        "%s: %s offset %ld: line %d, want "
+                                        "%ld\n",
                                         name, co_name, off, got, want);
                 }
         }
-        printf("%s: %zu code objects, %zu instructions, %zu mismatches\n",
-               name, n_codes, n_insns, n_bad);
+        printf("%s: %zu code objects, %zu instructions, %zu mismatches\n", name,
+               n_codes, n_insns, n_bad);
         CHECK(n_codes > 0);
         CHECK(n_bad == 0);
         return n_codes;
@@ -81,14 +84,20 @@ static void test_synthetic(void)
          * code 11 (+1, 1 unit, two column bytes). */
         const uint8_t tloc[] = {0x80 | (13 << 3) | 0, 6, 0x80 | (15 << 3) | 1,
                                 0x80 | (11 << 3) | 0, 4, 9};
-        CHECK(ms_py_linetable_line(MS_PY_LINETABLE_LOCATIONS, tloc, 6, 5, 0) == 8);
-        CHECK(ms_py_linetable_line(MS_PY_LINETABLE_LOCATIONS, tloc, 6, 5, 2) == -1);
-        CHECK(ms_py_linetable_line(MS_PY_LINETABLE_LOCATIONS, tloc, 6, 5, 4) == -1);
-        CHECK(ms_py_linetable_line(MS_PY_LINETABLE_LOCATIONS, tloc, 6, 5, 6) == 9);
-        CHECK(ms_py_linetable_line(MS_PY_LINETABLE_LOCATIONS, tloc, 6, 5, 8) == -1);
+        CHECK(ms_py_linetable_line(MS_PY_LINETABLE_LOCATIONS, tloc, 6, 5, 0) ==
+              8);
+        CHECK(ms_py_linetable_line(MS_PY_LINETABLE_LOCATIONS, tloc, 6, 5, 2) ==
+              -1);
+        CHECK(ms_py_linetable_line(MS_PY_LINETABLE_LOCATIONS, tloc, 6, 5, 4) ==
+              -1);
+        CHECK(ms_py_linetable_line(MS_PY_LINETABLE_LOCATIONS, tloc, 6, 5, 6) ==
+              9);
+        CHECK(ms_py_linetable_line(MS_PY_LINETABLE_LOCATIONS, tloc, 6, 5, 8) ==
+              -1);
         /* Truncated tables must not be read past their end. */
         const uint8_t trunc[] = {0x80 | (14 << 3) | 7, 0x41};
-        CHECK(ms_py_linetable_line(MS_PY_LINETABLE_LOCATIONS, trunc, 2, 1, 100) == -1);
+        CHECK(ms_py_linetable_line(MS_PY_LINETABLE_LOCATIONS, trunc, 2, 1,
+                                   100) == -1);
         CHECK(ms_py_linetable_line(99, trunc, 2, 1, 0) == -1);
 }
 

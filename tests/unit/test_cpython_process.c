@@ -63,9 +63,11 @@ static bool read_expected(const char *path, struct expected *e)
                 unsigned long long ident;
                 int tid;
                 size_t n;
-                if (sscanf(line, "version %63s %x", e->version, &e->hexversion) == 2)
+                if (sscanf(line, "version %63s %x", e->version,
+                           &e->hexversion) == 2)
                         continue;
-                if (sscanf(line, "thread %d %llu %15s %zu", &tid, &ident, role, &n) == 4) {
+                if (sscanf(line, "thread %d %llu %15s %zu", &tid, &ident, role,
+                           &n) == 4) {
                         ok = e->n_threads < MAX_EXP_THREADS;
                         if (!ok)
                                 break;
@@ -189,7 +191,8 @@ static void check_frames(const char *name, const struct exp_thread *et,
 {
         CHECK(t->n_frames == et->n_frames);
         if (t->error)
-                fprintf(stderr, "%s: thread %d: %s\n", name, (int)et->tid, t->error);
+                fprintf(stderr, "%s: thread %d: %s\n", name, (int)et->tid,
+                        t->error);
         for (size_t i = 0; i < et->n_frames && i < t->n_frames; i++) {
                 const struct exp_frame *e = &et->frames[i];
                 const struct ms_py_frame *f = &t->frames[i];
@@ -205,8 +208,9 @@ static void check_frames(const char *name, const struct exp_thread *et,
                         CHECK(f->qualname == NULL);
                 if (e->entry != '?') {
                         if (f->is_entry != (e->entry == 'E'))
-                                fprintf(stderr, "%s: %s: is_entry %d, want %c\n",
-                                        name, e->function, f->is_entry, e->entry);
+                                fprintf(stderr,
+                                        "%s: %s: is_entry %d, want %c\n", name,
+                                        e->function, f->is_entry, e->entry);
                         CHECK(f->is_entry == (e->entry == 'E'));
                 }
         }
@@ -223,15 +227,18 @@ static void check_runtime(const char *name, const struct expected *e,
         CHECK_STR(rt->version_string, e->version);
         CHECK(!rt->free_threaded);
         CHECK(rt->n_interps == 1);
-        CHECK(rt->n_interps >= 1 && rt->interps[0].id == 0 && rt->interps[0].is_main);
+        CHECK(rt->n_interps >= 1 && rt->interps[0].id == 0 &&
+              rt->interps[0].is_main);
         CHECK(rt->n_threads == e->n_threads);
         for (size_t i = 0; i < rt->warnings.n; i++)
-                fprintf(stderr, "%s: warning: %s\n", name, rt->warnings.items[i]);
+                fprintf(stderr, "%s: warning: %s\n", name,
+                        rt->warnings.items[i]);
         for (size_t i = 0; i < e->n_threads; i++) {
                 const struct exp_thread *et = &e->threads[i];
                 const struct ms_py_thread *t = find_thread(rt, et->tid);
                 if (!t)
-                        fprintf(stderr, "%s: no thread with tid %d\n", name, (int)et->tid);
+                        fprintf(stderr, "%s: no thread with tid %d\n", name,
+                                (int)et->tid);
                 CHECK(t != NULL);
                 if (!t)
                         continue;
@@ -248,8 +255,8 @@ static void check_find(const char *name, const char *what,
 {
         struct ms_py_runtime *rts = NULL;
         size_t n = 0;
-        struct ms_error *err = ms_py_runtimes_find(target, unwinder, options,
-                                                   &rts, &n);
+        struct ms_error *err =
+                ms_py_runtimes_find(target, unwinder, options, &rts, &n);
         if (err)
                 fprintf(stderr, "%s (%s): %s\n", name, what, err->message);
         CHECK(err == NULL);
@@ -259,8 +266,9 @@ static void check_find(const char *name, const char *what,
         CHECK(n == 1);
         if (n >= 1) {
                 printf("%s (%s): CPython %s at 0x%" PRIx64 " found by %s, "
-                       "%zu threads\n", name, what, rts[0].version_string,
-                       rts[0].address, rts[0].found_by, rts[0].n_threads);
+                       "%zu threads\n",
+                       name, what, rts[0].version_string, rts[0].address,
+                       rts[0].found_by, rts[0].n_threads);
                 check_runtime(name, e, &rts[0]);
                 if (*address)
                         CHECK(rts[0].address == *address);
@@ -275,10 +283,10 @@ static void test_python(const char *python)
         char script[4096];
         test_python_name(python, name, sizeof(name));
         test_helper_path("blocked_stacks.py", script, sizeof(script));
-        snprintf(expected_path, sizeof(expected_path), "%s/cpython-expected-%s.txt",
+        snprintf(expected_path, sizeof(expected_path),
+                 "%s/cpython-expected-%s.txt", test_scratch_dir(), name);
+        snprintf(prefix, sizeof(prefix), "%s/cpython-core-%s",
                  test_scratch_dir(), name);
-        snprintf(prefix, sizeof(prefix), "%s/cpython-core-%s", test_scratch_dir(),
-                 name);
         unlink(expected_path);
         struct child c = {0};
         CHECK(spawn(python, script, expected_path, &c));
@@ -310,7 +318,8 @@ static void test_python(const char *python)
         ms_error_destroy(err);
         if (target) {
                 uint64_t address = 0;
-                check_find(name, "unwinder", target, unwinder, NULL, e, &address);
+                check_find(name, "unwinder", target, unwinder, NULL, e,
+                           &address);
                 check_find(name, "elf only", target, NULL, NULL, e, &address);
                 struct ms_py_find_options scan = {.exhaustive = true,
                                                   .skip_modules = true};

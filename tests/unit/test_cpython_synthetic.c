@@ -79,8 +79,8 @@ static void test_version(struct image *img, const struct version *v,
         struct built b;
         build(img, v, &b);
         struct ms_target *target = NULL;
-        struct ms_error *err = ms_target_create_debugger(image_read, img, NULL,
-                                                         &target);
+        struct ms_error *err =
+                ms_target_create_debugger(image_read, img, NULL, &target);
         CHECK(err == NULL);
         if (err) {
                 ms_error_destroy(err);
@@ -92,7 +92,8 @@ static void test_version(struct image *img, const struct version *v,
         CHECK(err == NULL);
         ms_error_destroy(err);
 
-        const struct ms_py_find_options by_address = {.runtime_address = b.runtime};
+        const struct ms_py_find_options by_address = {.runtime_address =
+                                                              b.runtime};
         const struct ms_py_find_options by_scan = {.exhaustive = true,
                                                    .skip_modules = true};
         const struct ms_py_find_options *opts[] = {&by_address, &by_scan};
@@ -107,7 +108,8 @@ static void test_version(struct image *img, const struct version *v,
                         printf("%s (%s): %s found by %s, %zu frames\n", label,
                                i ? "scan" : "address", rts[0].version_string,
                                rts[0].found_by,
-                               rts[0].n_threads ? rts[0].threads[0].n_frames : 0);
+                               rts[0].n_threads ? rts[0].threads[0].n_frames
+                                                : 0);
                         check_runtime(v, &b, &rts[0]);
                         for (size_t j = 0; j < rts[0].warnings.n; j++)
                                 fprintf(stderr, "%s: warning: %s\n", label,
@@ -127,8 +129,8 @@ static void test_garbage(struct image *img)
         put64(img, b.frames[1] + 8, b.frames[0]); /* B -> A -> B ... */
         put64(img, b.tstate + 8, b.tstate);       /* tstate->next = itself */
         struct ms_target *target = NULL;
-        struct ms_error *err = ms_target_create_debugger(image_read, img, NULL,
-                                                         &target);
+        struct ms_error *err =
+                ms_target_create_debugger(image_read, img, NULL, &target);
         CHECK(err == NULL);
         const struct ms_py_find_options o = {.runtime_address = b.runtime,
                                              .max_frames = 50};
@@ -197,7 +199,8 @@ static void test_tables(void)
                 CHECK(derived == (minor >= 14));
                 /* One frame model or the other. */
                 CHECK((l->ts_frame >= 0) != (l->if_previous >= 0));
-                CHECK(l->co_linetable_format >= 1 && l->co_linetable_format <= 3);
+                CHECK(l->co_linetable_format >= 1 &&
+                      l->co_linetable_format <= 3);
         }
         const struct ms_py_layout *l = ms_py_layout_find(3, 12);
         int32_t v;

@@ -63,8 +63,7 @@ static void test_fixed(void)
         check("_PyEval_EvalFrameDefault.cold", "_PyEval_EvalFrameDefault.cold",
               C);
         check("take_gil.lto_priv.0", "take_gil.lto_priv.0", C);
-        check("_ZN3foo3bar17h0123456789abcdefE.llvm.42", "foo::bar.llvm.42",
-              R);
+        check("_ZN3foo3bar17h0123456789abcdefE.llvm.42", "foo::bar.llvm.42", R);
         check("_ZN3gen16Wrapper$LT$T$GT$4show17hd29ef5f20c69da9cE.0.llvm."
               "9875488600633596104",
               "gen::Wrapper<T>::show.0.llvm.9875488600633596104", R);
@@ -119,7 +118,8 @@ static char *native_demo(const char *name)
         if (system("command -v rustc >/dev/null 2>&1") != 0)
                 return NULL;
         char *cmd = NULL, *path = NULL;
-        if (asprintf(&cmd, "'%s/scripts/build-native-demo' >/dev/null", src) < 0)
+        if (asprintf(&cmd, "'%s/scripts/build-native-demo' >/dev/null", src) <
+            0)
                 return NULL;
         int status = system(cmd);
         free(cmd);

@@ -116,8 +116,7 @@ static void test_one_eval_per_frame(void)
                     "_PyFunction_Vectorcall <module>@5 Py_RunMain main",
                     0);
         build_310(&s);
-        check_merge(&s, MS_MERGE_PYTHON_ONLY, false, "crash@-1 <module>@-1",
-                    0);
+        check_merge(&s, MS_MERGE_PYTHON_ONLY, false, "crash@-1 <module>@-1", 0);
         build_310(&s);
         check_merge(&s, MS_MERGE_NATIVE_ONLY, false,
                     "mixsample::segfault_now "

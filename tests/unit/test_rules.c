@@ -54,8 +54,7 @@ static void test_builtin(void)
         check("core::panicking::panic_cannot_unwind", ext, R, "rust-panic");
         check("std::panicking::panic_with_hook", ext, R, "rust-panic");
         check("std::sys::pal::unix::abort_internal", ext, R, "rust-panic");
-        check("pyo3::impl_::trampoline::trampoline", ext, R,
-              "pyo3-trampoline");
+        check("pyo3::impl_::trampoline::trampoline", ext, R, "pyo3-trampoline");
         check("mixsample::_::__pyfunction_segfault_now", ext, R,
               "pyo3-trampoline");
         check("pyo3::marker::Python::attach", ext, R, "gil-acquire");
@@ -113,8 +112,8 @@ static void test_user_rules(void)
         CHECK_STR(ms_rules_match(rules, "foo", NULL), "b");
         CHECK_STR(ms_rules_match(rules, "foo.cold", NULL), "b");
         CHECK(ms_rules_match(rules, "bar", NULL) == NULL);
-        struct ms_error *err = ms_rules_add_text(rules, "c function (\n", "v",
-                                                 false);
+        struct ms_error *err =
+                ms_rules_add_text(rules, "c function (\n", "v", false);
         CHECK(err && strstr(err->message, "v:1: bad regex"));
         ms_error_destroy(err);
         err = ms_rules_add_text(rules, "c\n", "w", false);

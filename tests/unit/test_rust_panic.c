@@ -72,7 +72,8 @@ static const char manifest_script[] =
         "m=json.load(open(sys.argv[1]))\n"
         "p=m.get(\"panic\") or {}\n"
         "h=lambda s:(s or \"\").encode().hex() or \"-\"\n"
-        "print(1 if m.get(\"panic\") else 0, h(p.get(\"message\")), h(p.get(\"file\")),"
+        "print(1 if m.get(\"panic\") else 0, h(p.get(\"message\")), "
+        "h(p.get(\"file\")),"
         " p.get(\"line\") or 0, p.get(\"col\") or 0, p.get(\"tid\") or 0,"
         " m.get(\"crashed_tid\") or 0,"
         " 1 if (m.get(\"extension\") or {}).get(\"stripped\") else 0,"
@@ -217,8 +218,9 @@ static void dump(const char *what, const struct ms_rust_state *s)
         printf("  %s:\n", what);
         for (size_t i = 0; i < s->n_modules; i++) {
                 const struct ms_rust_module *m = &s->modules[i];
-                printf("    module %s: %s count=%" PRIu64 " abort=%d modid=%" PRIu64
-                       " (%s)\n", m->path, m->count_known ? "known" : "unknown",
+                printf("    module %s: %s count=%" PRIu64
+                       " abort=%d modid=%" PRIu64 " (%s)\n",
+                       m->path, m->count_known ? "known" : "unknown",
                        m->global_panic_count, m->always_abort, m->tls_modid,
                        m->count_unknown_reason ? m->count_unknown_reason : "");
         }
@@ -278,9 +280,9 @@ static void check_abort_in_callback(const struct manifest *m,
         bool object = false;
         for (size_t i = 0; i < s->n_exceptions; i++) {
                 const struct ms_rust_exception *e = &s->exceptions[i];
-                object = object || (e->tid == t->tid && e->canary_verified &&
-                                    e->message &&
-                                    strcmp(e->message, m->message) == 0);
+                object = object ||
+                         (e->tid == t->tid && e->canary_verified &&
+                          e->message && strcmp(e->message, m->message) == 0);
         }
         CHECK(s->exceptions_searched && object);
         /* Rust 1.95 aborts a cannot-unwind panic with both panics
@@ -363,9 +365,10 @@ static int run_scenario(const char *dir, const char *interp, size_t k)
 {
         char *core = NULL, *manifest = NULL, *ext = NULL;
         int ran = 0;
-        if (asprintf(&core, "%s/%s/%s/core", dir, interp,
-                     scenarios[k].name) < 0 ||
-            asprintf(&ext, "%s/%s/%s/ext", dir, interp, scenarios[k].name) < 0 ||
+        if (asprintf(&core, "%s/%s/%s/core", dir, interp, scenarios[k].name) <
+                    0 ||
+            asprintf(&ext, "%s/%s/%s/ext", dir, interp, scenarios[k].name) <
+                    0 ||
             asprintf(&manifest, "%s/%s/%s/manifest.json", dir, interp,
                      scenarios[k].name) < 0)
                 goto out;
@@ -431,7 +434,8 @@ static int test_samples(void)
         DIR *d = opendir(artefacts);
         if (!d) {
                 printf("no crash-sample artefacts in %s (scripts/samples run): "
-                       "core tests skipped\n", artefacts);
+                       "core tests skipped\n",
+                       artefacts);
                 free(artefacts);
                 return 0;
         }
@@ -486,8 +490,9 @@ static char *fixture_build(const char *src)
         if (asprintf(&exe, "%s/rust-panic-fixture", dir ? dir : "/tmp") < 0)
                 return NULL;
         if (system("command -v rustc >/dev/null 2>&1") != 0 ||
-            asprintf(&cmd, "rustc --edition=2021 -O -C panic=abort "
-                           "--crate-name fixture -o '%s' '%s' 2>/dev/null",
+            asprintf(&cmd,
+                     "rustc --edition=2021 -O -C panic=abort "
+                     "--crate-name fixture -o '%s' '%s' 2>/dev/null",
                      exe, src) < 0) {
                 free(exe);
                 return NULL;
@@ -558,7 +563,8 @@ static const struct ms_rust_module *find_suffix(const struct ms_rust_state *s,
 static void check_fixture(const struct ms_rust_state *s, pid_t pid, int line,
                           int col)
 {
-        const struct ms_rust_module *mod = find_suffix(s, "/rust-panic-fixture");
+        const struct ms_rust_module *mod =
+                find_suffix(s, "/rust-panic-fixture");
         CHECK(mod && mod->count_known && mod->global_panic_count == 1 &&
               !mod->always_abort);
         const struct ms_rust_thread *t = find_thread(s, pid);
@@ -589,9 +595,9 @@ static void check_scan_start(const struct analysis *a, pid_t pid, bool alt)
                 const struct ms_target_thread *th =
                         ms_target_find_thread(a->target, pid);
                 uint64_t sp = th->regs[MS_REG_RSP];
-                uint64_t start = ms_rust_scan_start(a->target, th,
-                                                    a->inputs[i].frames,
-                                                    a->inputs[i].n_frames);
+                uint64_t start =
+                        ms_rust_scan_start(a->target, th, a->inputs[i].frames,
+                                           a->inputs[i].n_frames);
                 CHECK(start > sp);
                 uint64_t d = start - sp;
                 CHECK(alt ? d > MS_RUST_STACK_SCAN : d < MS_RUST_STACK_SCAN);
@@ -608,11 +614,12 @@ static void test_live(void)
         if (asprintf(&src, "%s/tests/helpers/rust_panic_fixture.rs",
                      src_dir ? src_dir : ".") < 0)
                 return;
-        char *exe = fixture_position(src, &line, &col) ? fixture_build(src)
-                                                       : NULL;
+        char *exe =
+                fixture_position(src, &line, &col) ? fixture_build(src) : NULL;
         if (!exe) {
                 printf("live panic=abort fixture skipped (no rustc or no "
-                       "%s)\n", src);
+                       "%s)\n",
+                       src);
                 free(src);
                 return;
         }
@@ -675,7 +682,8 @@ static void test_text(void)
         CHECK(!ms_rust_text_ok((const uint8_t *)"a\x01", 2));
         CHECK(!ms_rust_text_ok((const uint8_t *)"\xc3", 1));
         CHECK(!ms_rust_text_ok((const uint8_t *)"\xc0\xaf", 2)); /* overlong */
-        CHECK(!ms_rust_text_ok((const uint8_t *)"\xed\xa0\x80", 3)); /* surrogate */
+        CHECK(!ms_rust_text_ok((const uint8_t *)"\xed\xa0\x80",
+                               3)); /* surrogate */
         CHECK(ms_rust_is_library_file(
                 "/rustc/59807616e/library/core/src/panicking.rs"));
         CHECK(!ms_rust_is_library_file("src/lib.rs"));
@@ -745,7 +753,8 @@ static void test_frames(void)
                 {.function = "__rust_start_panic"},
                 {.function = "rust_panic"},
                 {.function = "std::panicking::rust_panic_with_hook"},
-                {.function = "std::panicking::begin_panic_handler::{{closure}}"},
+                {.function =
+                         "std::panicking::begin_panic_handler::{{closure}}"},
                 {.function = "rust_begin_unwind"},
                 {.function = "core::panicking::panic_fmt"},
                 {.function = "core::option::unwrap_failed"},
@@ -1040,8 +1049,8 @@ static void test_synthetic_scan(struct ms_target *t)
 static void test_synthetic(void)
 {
         struct ms_target *t = NULL;
-        struct ms_error *err = ms_target_create_debugger(fake_read, NULL, NULL,
-                                                         &t);
+        struct ms_error *err =
+                ms_target_create_debugger(fake_read, NULL, NULL, &t);
         CHECK(!err);
         if (err) {
                 ms_error_destroy(err);

@@ -86,8 +86,7 @@ static struct ms_frame native(const char *function, const char *module)
         return f;
 }
 
-static struct ms_frame python(const char *function, const char *file,
-                              int line)
+static struct ms_frame python(const char *function, const char *file, int line)
 {
         struct ms_frame f = {
                 .kind = MS_FRAME_PYTHON,
@@ -134,10 +133,11 @@ static char *signature_of(struct ms_frame *frames, size_t n, unsigned max,
         struct ms_thread_report t = {.frames = frames, .n_frames = n};
         struct ms_signature_frame *sf = NULL;
         size_t n_sf = 0, cap = 0;
-        const struct ms_signature_rules *rules = ms_signature_rules_default(NULL);
+        const struct ms_signature_rules *rules =
+                ms_signature_rules_default(NULL);
         CHECK(rules != NULL);
-        struct ms_error *err = ms_signature_thread(rules, &t, 0, max, &sf,
-                                                   &n_sf, &cap);
+        struct ms_error *err =
+                ms_signature_thread(rules, &t, 0, max, &sf, &n_sf, &cap);
         CHECK(err == NULL);
         char *s = ms_signature_join(kind, sf, n_sf);
         for (size_t i = 0; i < n_sf; i++)
@@ -172,8 +172,7 @@ static void test_panic_stack(void)
                 native("mixsample::call_extern_callback", EXT),
                 native("mixsample::__pyfunction_abort_in_callback", EXT),
                 native("pyo3::impl_::trampoline::trampoline", EXT),
-                native("pyo3::impl_::trampoline::cfunction_with_keywords",
-                       EXT),
+                native("pyo3::impl_::trampoline::cfunction_with_keywords", EXT),
                 python("run_callbacks", "/s/abort-in-callback.py", 48),
                 python("main", "/s/abort-in-callback.py", 52),
                 python("<module>", "/s/abort-in-callback.py", 55),
@@ -253,8 +252,7 @@ static void test_prefix_and_collapse(void)
         /* Nothing but machinery. */
         struct ms_frame machinery[] = {native("raise", LIBC),
                                        native("abort", LIBC)};
-        check_sig(machinery, N(machinery), 5, "abort",
-                  "abort | (no frames)");
+        check_sig(machinery, N(machinery), 5, "abort", "abort | (no frames)");
 }
 
 /* A Python thread of a test suite: pytest and threading frames go. */
@@ -328,7 +326,8 @@ static void test_rules_files(void)
         CHECK(ms_signature_is_sentinel(rules, &sig, "raise"));
         CHECK(!ms_signature_is_sentinel(rules, &mine, "mine::f"));
         /* Lines added with prepend are tried first. */
-        CHECK(ms_signature_rules_add_text(rules, "irrelevant function ^mine::\n",
+        CHECK(ms_signature_rules_add_text(rules,
+                                          "irrelevant function ^mine::\n",
                                           "u.conf", true) == NULL);
         CHECK(ms_signature_label(rules, &mine, "mine::f") ==
               MS_SIGNATURE_IRRELEVANT);
@@ -392,13 +391,22 @@ static void test_triage_kinds(void)
                 python("parse_record", "/s/segfault-in-rust.py", 39),
         };
         struct ms_thread_report crashed = {
-                .tid = 100, .crashed = true, .frames = segv,
-                .n_frames = N(segv), .python = true, .gil = MS_GIL_HELD,
+                .tid = 100,
+                .crashed = true,
+                .frames = segv,
+                .n_frames = N(segv),
+                .python = true,
+                .gil = MS_GIL_HELD,
         };
         struct ms_report r = {
-                .target_kind = MS_TARGET_CORE, .pid = 100, .signo = SIGSEGV,
-                .crashed_tid = 100, .threads = &crashed, .n_threads = 1,
-                .python_version = "3.12.1", .phase = "running",
+                .target_kind = MS_TARGET_CORE,
+                .pid = 100,
+                .signo = SIGSEGV,
+                .crashed_tid = 100,
+                .threads = &crashed,
+                .n_threads = 1,
+                .python_version = "3.12.1",
+                .phase = "running",
         };
         struct ms_triage *t = triage_of(&r, false);
         CHECK_STR(t ? t->kind : NULL, "SIGSEGV");
@@ -432,10 +440,14 @@ static void test_triage_kinds(void)
 
         /* A Rust panic with its message. */
         struct ms_panic panic = {
-                .kind = "cannot-unwind", .panicking = true,
-                .site_function = "mixsample::boom", .site_index = 4,
-                .message = "boom 42", .location_file = "src/lib.rs",
-                .location_line = 7, .location_column = 9,
+                .kind = "cannot-unwind",
+                .panicking = true,
+                .site_function = "mixsample::boom",
+                .site_index = 4,
+                .message = "boom 42",
+                .location_file = "src/lib.rs",
+                .location_line = 7,
+                .location_column = 9,
         };
         crashed.panic = &panic;
         t = triage_of(&r, false);
@@ -455,7 +467,9 @@ static void test_triage_kinds(void)
         r.signo = 0;
         r.crashed_tid = 0;
         struct ms_interpreter_report interp = {
-                .gil_known = true, .gil_locked = true, .gil_holder_tid = 100,
+                .gil_known = true,
+                .gil_locked = true,
+                .gil_holder_tid = 100,
         };
         r.interpreters = &interp;
         r.n_interpreters = 1;
@@ -465,9 +479,8 @@ static void test_triage_kinds(void)
         t = triage_of(&r, true);
         CHECK_STR(t ? t->kind : NULL, "hang");
         check_contains(t ? t->reason : NULL, "thread 100 holds the GIL");
-        CHECK_STR(t ? t->signature : NULL,
-                  "hang | mixsample::segfault_now | "
-                  "segfault-in-rust.py:parse_record");
+        CHECK_STR(t ? t->signature : NULL, "hang | mixsample::segfault_now | "
+                                           "segfault-in-rust.py:parse_record");
         ms_triage_destroy(t);
 }
 
@@ -491,21 +504,31 @@ static void test_triage_deadlock(void)
                 native("start_thread", LIBC),
         };
         struct ms_thread_report threads[] = {
-                {.tid = 200, .frames = b, .n_frames = N(b),
+                {.tid = 200,
+                 .frames = b,
+                 .n_frames = N(b),
                  .gil = MS_GIL_WAITING},
-                {.tid = 100, .frames = a, .n_frames = N(a), .python = true,
+                {.tid = 100,
+                 .frames = a,
+                 .n_frames = N(a),
+                 .python = true,
                  .gil = MS_GIL_HELD},
         };
         pid_t pair[] = {100, 200};
         struct ms_diagnosis d = {
                 .kind = "deadlock",
                 .message = "deadlock: thread 100 holds the GIL and waits",
-                .tids = pair, .n_tids = 2,
+                .tids = pair,
+                .n_tids = 2,
         };
         struct ms_report r = {
-                .target_kind = MS_TARGET_PID, .pid = 100, .threads = threads,
-                .n_threads = N(threads), .python_version = "3.9.18",
-                .diagnoses = &d, .n_diagnoses = 1,
+                .target_kind = MS_TARGET_PID,
+                .pid = 100,
+                .threads = threads,
+                .n_threads = N(threads),
+                .python_version = "3.9.18",
+                .diagnoses = &d,
+                .n_diagnoses = 1,
         };
         struct ms_triage *t = triage_of(&r, true);
         CHECK_STR(t ? t->kind : NULL, "deadlock");

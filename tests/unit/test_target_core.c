@@ -135,14 +135,14 @@ static void check_core(struct ms_target *target, pid_t pid, const int *tids,
         ms_error_destroy(verr);
         CHECK(target->n_threads == (size_t)n_tids);
         for (int i = 0; i < n_tids; i++) {
-                struct ms_target_thread *t = ms_target_find_thread(target,
-                                                                   tids[i]);
+                struct ms_target_thread *t =
+                        ms_target_find_thread(target, tids[i]);
                 CHECK(t != NULL);
                 CHECK(t && t->have_regs && t->regs[MS_REG_RIP] != 0 &&
                       t->regs[MS_REG_RSP] != 0 && t->fs_base != 0);
         }
-        struct ms_target_thread *main_thread = ms_target_find_thread(target,
-                                                                     pid);
+        struct ms_target_thread *main_thread =
+                ms_target_find_thread(target, pid);
         CHECK(main_thread && main_thread->name &&
               strncmp(main_thread->name, "test_target_cor", 15) == 0);
 
@@ -197,10 +197,10 @@ static void check_core(struct ms_target *target, pid_t pid, const int *tids,
         size_t id_len = sizeof(id), here_len = sizeof(here), size;
         if (first) {
                 err = ms_target_build_id(target, first, id, &id_len);
-                const uint8_t *image = ms_target_map_file(target, first->path,
-                                                          &size);
-                CHECK(image && ms_elf_file_build_id(image, size, here,
-                                                    &here_len));
+                const uint8_t *image =
+                        ms_target_map_file(target, first->path, &size);
+                CHECK(image &&
+                      ms_elf_file_build_id(image, size, here, &here_len));
                 if (err)
                         printf("  %s: no build-id in the core: %s\n", what,
                                err->message);
@@ -271,7 +271,8 @@ static void test_missing_files(const char *core, const char *dir)
         }
         snprintf(path, sizeof(path), "%s/%s", libdir, base);
         CHECK_STR(target->host_executable, path);
-        CHECK(has_warning(target, "libc.so.6 on this machine does not match the core"));
+        CHECK(has_warning(target,
+                          "libc.so.6 on this machine does not match the core"));
         for (size_t i = 0; i < target->n_mappings; i++) {
                 if (strstr(target->mappings[i].path, "/libc.so.6"))
                         CHECK(target->mappings[i].host_path == NULL);
@@ -291,7 +292,8 @@ static void test_missing_files(const char *core, const char *dir)
         CHECK(!err);
         if (!err) {
                 CHECK_STR(target->host_executable, "/bin/true");
-                CHECK(has_warning(target, "/bin/true on this machine does not match"));
+                CHECK(has_warning(target,
+                                  "/bin/true on this machine does not match"));
                 ms_target_destroy(target);
         }
         ms_error_destroy(err);
@@ -433,7 +435,8 @@ static void test_no_nt_file(const char *core, const char *dir)
                                     &note, &malformed)) {
                         if (note.type == NT_FILE) {
                                 uint32_t other = 0x4f544852; /* unknown */
-                                memcpy(data + p.p_offset + start + 8, &other, 4);
+                                memcpy(data + p.p_offset + start + 8, &other,
+                                       4);
                                 patched = true;
                         }
                         start = off;
@@ -483,8 +486,8 @@ static void test_resolve(void)
                 .n_library_paths = 1,
         };
         struct ms_target *t = NULL;
-        struct ms_error *err = ms_target_create_debugger(no_memory, NULL,
-                                                         &options, &t);
+        struct ms_error *err =
+                ms_target_create_debugger(no_memory, NULL, &options, &t);
         CHECK(!err);
         if (err) {
                 ms_error_destroy(err);
@@ -506,13 +509,17 @@ static void test_resolve(void)
         CHECK(ms_target_resolve_path(t, "") == NULL);
         CHECK(ms_target_resolve_path(t, NULL) == NULL);
         /* Pseudo files are no missing files. */
-        err = ms_target_add_mapping(t, "/dev/zero (deleted)", 0x1000, 0x2000, 0);
+        err = ms_target_add_mapping(t, "/dev/zero (deleted)", 0x1000, 0x2000,
+                                    0);
         CHECK(!err && t->warnings.n == 0);
         ms_error_destroy(err);
         err = ms_target_add_mapping(t, "/no/such/lib.so", 0x3000, 0x4000, 0);
-        CHECK(!err && has_warning(t, "missing file: /no/such/lib.so (mapped at 0x3000)"));
+        CHECK(!err &&
+              has_warning(t,
+                          "missing file: /no/such/lib.so (mapped at 0x3000)"));
         ms_error_destroy(err);
-        err = ms_target_add_mapping(t, "/no/such/lib.so", 0x4000, 0x5000, 0x1000);
+        err = ms_target_add_mapping(t, "/no/such/lib.so", 0x4000, 0x5000,
+                                    0x1000);
         CHECK(!err && t->warnings.n == 1);
         ms_error_destroy(err);
         err = ms_target_add_mapping(t, "/bin/sh", 0x5000, 0x6000, 0);
@@ -600,10 +607,16 @@ static void test_truncated(const char *core, const char *dir)
          * or a warning; the others (gcore's section headers at the end)
          * need not. */
         size_t cuts[] = {
-                4, 16, 63, sizeof(Elf64_Ehdr),
+                4,
+                16,
+                63,
+                sizeof(Elf64_Ehdr),
                 sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr) + 10,
-                note_off + 30, note_off + note_size / 2,
-                load_off + load_size / 2, note_off + note_size, size - 1,
+                note_off + 30,
+                note_off + note_size / 2,
+                load_off + load_size / 2,
+                note_off + note_size,
+                size - 1,
         };
         size_t n_must_warn = 8;
         char path[4096];
@@ -662,7 +675,8 @@ static void test_gcore(const char *dir, char **core_out)
                        "test (gcore would dump the shadow memory)\n");
                 return;
         }
-        struct fixture_child child = fixture_spawn(N_THREADS, FIXTURE_SLEEP, dir);
+        struct fixture_child child =
+                fixture_spawn(N_THREADS, FIXTURE_SLEEP, dir);
         int tids[FIXTURE_MAX_THREADS];
         int n_tids = fixture_tids(child.pid, tids, FIXTURE_MAX_THREADS);
         char *core = fixture_gcore(child.pid, dir);
@@ -691,8 +705,7 @@ static void test_gcore(const char *dir, char **core_out)
         *core_out = core;
 }
 
-static void test_crash(const char *dir, enum fixture_mode mode,
-                       char **core_out)
+static void test_crash(const char *dir, enum fixture_mode mode, char **core_out)
 {
         if (!fixture_core_pattern_local()) {
                 printf("  core_pattern does not write cores to the cwd: "
@@ -705,11 +718,12 @@ static void test_crash(const char *dir, enum fixture_mode mode,
         mkdir(sub, 0755);
         pid_t pid;
         int tids[FIXTURE_MAX_THREADS], n_tids;
-        char *core = fixture_crash_core(N_THREADS, mode, sub, &pid, tids,
-                                        &n_tids);
+        char *core =
+                fixture_crash_core(N_THREADS, mode, sub, &pid, tids, &n_tids);
         free(sub);
         if (!core) {
-                printf("  the kernel wrote no core: skipping the crash core test\n");
+                printf("  the kernel wrote no core: skipping the crash core "
+                       "test\n");
                 return;
         }
         struct ms_target *target = NULL;
@@ -733,8 +747,8 @@ static void test_crash(const char *dir, enum fixture_mode mode,
                 CHECK(target->signal_tid != pid);
                 CHECK(target->fault_address == FIXTURE_FAULT_ADDRESS);
                 CHECK(target->si_code == SEGV_MAPERR);
-                struct ms_target_thread *t = ms_target_find_thread(
-                        target, target->signal_tid);
+                struct ms_target_thread *t =
+                        ms_target_find_thread(target, target->signal_tid);
                 CHECK(t && t->signo == SIGSEGV);
         }
         CHECK(target->threads[0].tid == target->signal_tid);

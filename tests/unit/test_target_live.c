@@ -48,8 +48,8 @@ static void check_released(pid_t pid, const char *what)
 
 static void test_attach(void)
 {
-        struct fixture_child child = fixture_spawn(N_THREADS, FIXTURE_SLEEP,
-                                                   NULL);
+        struct fixture_child child =
+                fixture_spawn(N_THREADS, FIXTURE_SLEEP, NULL);
         int tids[FIXTURE_MAX_THREADS];
         int n_tids = fixture_tids(child.pid, tids, FIXTURE_MAX_THREADS);
         CHECK(n_tids == N_THREADS + 1);
@@ -70,8 +70,8 @@ static void test_attach(void)
         CHECK(target->threads[0].tid == child.pid);
         CHECK(target->vdso_address != 0);
         for (int i = 0; i < n_tids; i++) {
-                struct ms_target_thread *t = ms_target_find_thread(target,
-                                                                   tids[i]);
+                struct ms_target_thread *t =
+                        ms_target_find_thread(target, tids[i]);
                 CHECK(t && t->have_regs && t->regs[MS_REG_RIP] != 0 &&
                       t->regs[MS_REG_RSP] != 0 && t->fs_base != 0);
                 CHECK(t && t->name);
@@ -186,8 +186,8 @@ static void test_already_traced(void)
 /* A helper attaches, then dies of sig: the child must be released. */
 static void test_killed_while_attached(int sig)
 {
-        struct fixture_child child = fixture_spawn(N_THREADS, FIXTURE_SLEEP,
-                                                   NULL);
+        struct fixture_child child =
+                fixture_spawn(N_THREADS, FIXTURE_SLEEP, NULL);
         int fds[2];
         if (pipe(fds) < 0)
                 return;
@@ -196,8 +196,8 @@ static void test_killed_while_attached(int sig)
         if (helper == 0) {
                 close(fds[0]);
                 struct ms_target *target = NULL;
-                struct ms_error *err = ms_target_attach_pid(child.pid, NULL,
-                                                            &target);
+                struct ms_error *err =
+                        ms_target_attach_pid(child.pid, NULL, &target);
                 if (err)
                         _exit(1);
                 (void)!write(fds[1], "x", 1);
@@ -240,8 +240,8 @@ static void measure_stop_time(enum fixture_mode mode, const char *what)
         uint64_t best = UINT64_MAX, worst = 0;
         for (int i = 0; i < 5; i++) {
                 struct ms_target *target = NULL;
-                struct ms_error *err = ms_target_attach_pid(child.pid, NULL,
-                                                            &target);
+                struct ms_error *err =
+                        ms_target_attach_pid(child.pid, NULL, &target);
                 CHECK(!err && target->n_threads == 65);
                 ms_error_destroy(err);
                 if (err)
@@ -259,7 +259,8 @@ static void measure_stop_time(enum fixture_mode mode, const char *what)
                 best = MS_MIN(best, ns);
                 worst = MS_MAX(worst, ns);
         }
-        printf("  64 %s threads stopped for %.2f ms (best of 5; worst %.2f ms)\n",
+        printf("  64 %s threads stopped for %.2f ms (best of 5; worst %.2f "
+               "ms)\n",
                what, best / 1e6, worst / 1e6);
         check_released(child.pid, what);
         fixture_kill(&child);
@@ -303,8 +304,10 @@ static void test_page_cache(void)
         /* Words around every boundary of the readable pages 0-4, twice. */
         for (int round = 0; round < 2; round++) {
                 for (size_t b = 1; b < 5; b++) {
-                        for (size_t at = b * page - 13; at < b * page + 13; at++) {
-                                err = ms_target_read(target, base + at, buf, 24);
+                        for (size_t at = b * page - 13; at < b * page + 13;
+                             at++) {
+                                err = ms_target_read(target, base + at, buf,
+                                                     24);
                                 CHECK(!err);
                                 ms_error_destroy(err);
                                 for (size_t k = 0; !err && k < 24; k++)

@@ -268,8 +268,8 @@ static void compare(const struct stacks *s, const struct ref *ref,
                         const struct ms_frame *f = &st->frames[j];
                         if (f->inlined)
                                 continue;
-                        if (k >= r->n || f->pc != r->pc[k] ||
-                            !f->raw_symbol || !r->name[k] ||
+                        if (k >= r->n || f->pc != r->pc[k] || !f->raw_symbol ||
+                            !r->name[k] ||
                             strcmp(f->raw_symbol, r->name[k]) != 0) {
                                 fprintf(stderr,
                                         "%s: tid %d frame %zu: 0x%" PRIx64
@@ -285,8 +285,8 @@ static void compare(const struct stacks *s, const struct ref *ref,
                         k++;
                 }
                 if (same && k != r->n)
-                        fprintf(stderr, "%s: tid %d: %zu frames vs %zu\n",
-                                what, (int)s->tids[i], k, r->n);
+                        fprintf(stderr, "%s: tid %d: %zu frames vs %zu\n", what,
+                                (int)s->tids[i], k, r->n);
                 CHECK(same && k == r->n);
                 if (st->error)
                         fprintf(stderr, "%s: tid %d: error %s\n", what,
@@ -323,9 +323,8 @@ static void check_frame(const struct ms_native_stack *st, const char *function,
                 fprintf(stderr,
                         "frame %s: %s:%d inlined %d language %d, want "
                         "%s:%d inlined %d language %d\n",
-                        function, f->file ? f->file : "?", f->line,
-                        f->inlined, f->language, file, want, inlined,
-                        language);
+                        function, f->file ? f->file : "?", f->line, f->inlined,
+                        f->language, file, want, inlined, language);
         CHECK(ok);
 }
 
@@ -339,8 +338,8 @@ static void check_demo_frames(const struct stacks *s, bool v0)
                 if (!find_function(st, "worker_main"))
                         continue;
                 workers++;
-                check_frame(st, "c_inlined", "native-demo.c",
-                            "c_inlined_call", true, C);
+                check_frame(st, "c_inlined", "native-demo.c", "c_inlined_call",
+                            true, C);
                 check_frame(st, "c_worker_level", "native-demo.c",
                             "c_worker_level_call", false, C);
                 check_frame(st, "worker_main", "native-demo.c",
@@ -354,7 +353,8 @@ static void check_demo_frames(const struct stacks *s, bool v0)
                 check_frame(st, "demo::closure_level", "rustlib.rs",
                             "rust_closure_level_call", false, R);
                 /* Even kinds call the i32 instance, odd ones u8. */
-                const struct ms_frame *f = find_function(st, "demo_rust_worker");
+                const struct ms_frame *f =
+                        find_function(st, "demo_rust_worker");
                 CHECK(f && f->language == R &&
                       (f->line == marker_line("rustlib.rs",
                                               "rust_worker_call_i32") ||
@@ -425,7 +425,8 @@ static void test_core_and_live(const char *name, bool v0)
         char core[512];
         snprintf(core, sizeof(core), "%s/%s.core", tmpdir, name);
         char *cmd = NULL;
-        if (asprintf(&cmd, "gcore -o '%s' %d >/dev/null 2>&1 && mv '%s.%d' '%s'",
+        if (asprintf(&cmd,
+                     "gcore -o '%s' %d >/dev/null 2>&1 && mv '%s.%d' '%s'",
                      core, (int)pid, core, (int)pid, core) < 0)
                 cmd = NULL;
         int status = cmd ? system(cmd) : -1;
@@ -450,12 +451,10 @@ static void test_core_and_live(const char *name, bool v0)
         uint64_t address = 0, size = 0;
         char suffix[64];
         snprintf(suffix, sizeof(suffix), "/%s", name);
-        err = ms_unwinder_find_symbol(u, suffix, "demo_block",
-                                      &address, &size);
+        err = ms_unwinder_find_symbol(u, suffix, "demo_block", &address, &size);
         CHECK(err == NULL && address && size);
         ms_error_destroy(err);
-        err = ms_unwinder_find_symbol(u, "libc.so.6", "abort", &address,
-                                      &size);
+        err = ms_unwinder_find_symbol(u, "libc.so.6", "abort", &address, &size);
         CHECK(err == NULL && address);
         ms_error_destroy(err);
         err = ms_unwinder_find_symbol(u, NULL, "no such symbol", &address,
@@ -680,8 +679,7 @@ static void test_hostile(void)
                         ms_target_add_thread(target, 100 + t, NULL, regs, 0);
                 }
                 /* A mapping of a file that is not ELF, and one that is. */
-                ms_target_add_mapping(target, "/etc/passwd", 0x1000, 0x2000,
-                                      0);
+                ms_target_add_mapping(target, "/etc/passwd", 0x1000, 0x2000, 0);
                 ms_target_set_process(target, 100, NULL, 0, 0);
                 struct stacks s = {0};
                 err = unwind_all(target, &s, 64, NULL);

@@ -9,28 +9,28 @@
 
 extern int unit_passed, unit_failed;
 
-#define CHECK(cond)                                                          \
-        do {                                                                 \
-                if (cond) {                                                  \
-                        unit_passed++;                                       \
-                } else {                                                     \
-                        unit_failed++;                                       \
+#define CHECK(cond)                                                            \
+        do {                                                                   \
+                if (cond) {                                                    \
+                        unit_passed++;                                         \
+                } else {                                                       \
+                        unit_failed++;                                         \
                         fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-                                __LINE__, #cond);                            \
-                }                                                            \
+                                __LINE__, #cond);                              \
+                }                                                              \
         } while (0)
 
-#define CHECK_STR(a, b)                                                      \
-        do {                                                                 \
-                const char *a_ = (a), *b_ = (b);                             \
-                if (a_ && b_ && strcmp(a_, b_) == 0) {                       \
-                        unit_passed++;                                       \
-                } else {                                                     \
-                        unit_failed++;                                       \
+#define CHECK_STR(a, b)                                                        \
+        do {                                                                   \
+                const char *a_ = (a), *b_ = (b);                               \
+                if (a_ && b_ && strcmp(a_, b_) == 0) {                         \
+                        unit_passed++;                                         \
+                } else {                                                       \
+                        unit_failed++;                                         \
                         fprintf(stderr, "%s:%d: \"%s\" != \"%s\"\n", __FILE__, \
-                                __LINE__, a_ ? a_ : "(null)",                \
-                                b_ ? b_ : "(null)");                         \
-                }                                                            \
+                                __LINE__, a_ ? a_ : "(null)",                  \
+                                b_ ? b_ : "(null)");                           \
+                }                                                              \
         } while (0)
 
 /* Print the summary line and return the process exit status. */

@@ -162,10 +162,9 @@ typedef int ms_read_memory_fn(void *arg, uint64_t address, void *buf,
  * threads and modules added by the functions below. This is the target of
  * the gdb and lldb plugins.
  */
-struct ms_error *ms_target_create_debugger(ms_read_memory_fn *read_memory,
-                                           void *arg,
-                                           const struct ms_target_options *options,
-                                           struct ms_target **ret);
+struct ms_error *ms_target_create_debugger(
+        ms_read_memory_fn *read_memory, void *arg,
+        const struct ms_target_options *options, struct ms_target **ret);
 
 /* Add a thread with its registers (MS_NUM_REGS values in DWARF order) and
  * its fs_base (0 if unknown). name may be NULL. */
@@ -537,9 +536,9 @@ struct ms_error *ms_report_print_section(const struct ms_report *report,
                                          FILE *out);
 
 /* The same into a newly allocated string; free it with free(). */
-struct ms_error *ms_report_format_section(const struct ms_report *report,
-                                          const struct ms_print_options *options,
-                                          char **ret);
+struct ms_error *ms_report_format_section(
+        const struct ms_report *report, const struct ms_print_options *options,
+        char **ret);
 
 /* Print a report. Text and JSON are produced by the same code for every
  * frontend. */
