@@ -19,6 +19,18 @@
  * Code objects
  * ------------------------------------------------------------------------ */
 
+/* Read a frame's fixed part; false (the error dropped) when it cannot be
+ * read: a frame walk stops there and says so itself. */
+static bool read_frame_blob(struct ms_target *target, uint64_t f, size_t size,
+                            size_t min_size, struct ms_py_blob *blob)
+{
+        if (!ms_py_plausible_pointer(f))
+                return false;
+        struct ms_error *err = ms_py_blob_read(target, f, size, min_size, blob);
+        ms_error_destroy(err);
+        return !err;
+}
+
 static size_t code_hash(uint64_t a, size_t capacity)
 {
         return (size_t)((a >> 3) * 0x9E3779B97F4A7C15ULL) & (capacity - 1);
@@ -138,6 +150,16 @@ struct ms_error *ms_py_code_get(struct ms_py_code_cache *cache,
                                 const struct ms_py_layout *l, uint64_t address,
                                 const struct ms_py_code **ret)
 {
+        /* Address 0 marks a free slot: a frame without a code object gets
+         * a shared answer instead of a slot that would never be freed. */
+        static struct ms_py_code no_code = {
+                .error = "the frame has no code object",
+                .first_traceable = -1,
+        };
+        if (!address) {
+                *ret = &no_code;
+                return NULL;
+        }
         if (2 * (cache->n + 1) > cache->capacity && !cache_grow(cache))
                 return &ms_error_no_memory;
         size_t h = code_hash(address, cache->capacity);
@@ -242,9 +264,8 @@ static struct ms_error *walk_frame_objects(struct ms_target *target,
                              f);
                         break;
                 }
-                if (!ms_py_plausible_pointer(f) ||
-                    ms_py_blob_read(target, f, size, (size_t)l->fo_lineno + 4,
-                                    fo)) {
+                if (!read_frame_blob(target, f, size, (size_t)l->fo_lineno + 4,
+                                     fo)) {
                         stop(fl->thread, "unreadable frame 0x%" PRIx64, f);
                         break;
                 }
@@ -302,8 +323,7 @@ static bool read_iframe(struct ms_target *target, const struct ms_py_layout *l,
 {
         /* Only the fixed part, not localsplus. */
         size_t size = l->if_localsplus > 0 ? (size_t)l->if_localsplus : 128;
-        if (!ms_py_plausible_pointer(f) ||
-            ms_py_blob_read(target, f, size, size, blob))
+        if (!read_frame_blob(target, f, size, size, blob))
                 return false;
         memset(out, 0, sizeof(*out));
         ms_py_blob_u64(blob, l->if_executable, &out->code);

@@ -23,11 +23,15 @@ struct ms_error *ms_py_blob_read(struct ms_target *target, uint64_t address,
          * page boundary, which is all a struct that small can span. */
         uint64_t page_end = (address | 4095) + 1;
         size_t part = (size_t)MS_MIN((uint64_t)size, page_end - address);
-        if (part >= min_size && part < size &&
-            !ms_target_read(target, address, blob->data, part)) {
-                ms_error_destroy(err);
-                blob->size = part;
-                return NULL;
+        if (part >= min_size && part < size) {
+                struct ms_error *again =
+                        ms_target_read(target, address, blob->data, part);
+                if (!again) {
+                        ms_error_destroy(err);
+                        blob->size = part;
+                        return NULL;
+                }
+                ms_error_destroy(again);
         }
         return err;
 }
