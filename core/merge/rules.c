@@ -174,12 +174,16 @@ struct ms_error *ms_rules_add_text(struct ms_rules *rules, const char *text,
         struct ms_error *err = NULL;
         size_t at = prepend ? 0 : rules->n;
         int line_no = 0;
-        char *save = NULL;
-        for (char *line = strtok_r(copy, "\n", &save); line && !err;
-             line = strtok_r(NULL, "\n", &save)) {
+        /* Every line counts, blank ones too, so that messages name the
+         * line of the file (strtok would skip the empty ones). */
+        for (char *line = copy, *next; line && !err; line = next) {
                 line_no++;
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
                 char *label, *field, *regex;
-                char *start = line + strspn(line, " \t");
+                /* White space only (\r of CRLF too) or a comment. */
+                char *start = line + strspn(line, " \t\r");
                 if (*start == '\0' || *start == '#')
                         continue;
                 if (!split_line(line, &label, &field, &regex)) {
