@@ -20,6 +20,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from samples_lib import elfcore  # noqa: E402
 from samples_lib import harness as H  # noqa: E402
+from interp_slots import FOUND, SLOT_IDS, interp_or_skip  # noqa: E402
 
 RUST_SRC = REPO / "crash-samples" / "ext" / "src" / "lib.rs"
 
@@ -43,51 +44,6 @@ REQUIRED_KEYS = {"scenario", "kind", "interpreter", "extension", "pid", "signal"
                  "phase", "finalizing_step", "expect_crash_frame"}
 THREAD_KEYS = {"tid", "name", "role", "python_stack", "holds_gil", "waits_gil"}
 PY_ROLES = {"python-main", "python-worker"}
-
-
-# ---------------------------------------------------------------------------
-# interpreter slots: a stable list of expected interpreters (skipped by name
-# when missing) plus whatever else is found (MIXSTACK_EXTRA_PYTHONS).
-# ---------------------------------------------------------------------------
-
-def _found():
-    sel = os.environ.get("MIXSTACK_SAMPLES_INTERPS", "").strip()
-    if sel:
-        return [H.find_interp(s.strip()) for s in sel.split(",") if s.strip()]
-    return H.interpreters()
-
-
-FOUND = _found()
-SLOTS = [("debian", "3.11")] + [("pyenv", "3.%d" % m) for m in range(8, 14)]
-
-
-def _slot_ids():
-    ids = ["cpython-%s-%s" % (minor, origin) for origin, minor in SLOTS]
-    covered = {_resolve(i).tag for i in ids if _resolve(i)}
-    ids += [it.tag for it in FOUND if it.tag not in covered]
-    return ids
-
-
-def _resolve(slot):
-    for it in FOUND:
-        if it.tag == slot:
-            return it
-    m = re.match(r"^cpython-(3\.\d+)-(\w+)$", slot)
-    if m:
-        for it in FOUND:
-            if it.origin == m.group(2) and it.version.startswith(m.group(1) + "."):
-                return it
-    return None
-
-
-SLOT_IDS = _slot_ids()
-
-
-def interp_or_skip(slot):
-    it = _resolve(slot)
-    if it is None:
-        pytest.skip("interpreter %s not found on this machine" % slot)
-    return it
 
 
 def cells():

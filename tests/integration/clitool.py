@@ -105,5 +105,18 @@ def process_state(pid):
     return state, tracer
 
 
+def task_states(pid):
+    """{tid: (state letter, TracerPid)} of every thread of pid."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            status = Path("/proc/%d/task/%s/status" % (pid, tid)).read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        out[int(tid)] = (fields["State"].split()[0], int(fields["TracerPid"]))
+    return out
+
+
 def which(tool):
     return shutil.which(tool)

@@ -20,11 +20,10 @@ import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from clitool import MIXSTACK, REPO
+from clitool import MIXSTACK, REPO, task_states
 
 SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT]
 # Delays after mixstack starts (it attaches after ~10-30 ms of start-up and
@@ -38,22 +37,9 @@ def _no_core():
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _tasks(pid):
-    """{tid: (state letter, TracerPid)} of every thread of pid."""
-    out = {}
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            status = Path("/proc/%d/task/%s/status" % (pid, tid)).read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        out[int(tid)] = (fields["State"].split()[0], int(fields["TracerPid"]))
-    return out
-
-
 def _traced(pid):
     try:
-        return any(tracer for _, tracer in _tasks(pid).values())
+        return any(tracer for _, tracer in task_states(pid).values())
     except OSError:
         return False
 
@@ -63,7 +49,7 @@ def assert_running_untraced(pid, what, grace=2.0):
     a moment to finish detaching)."""
     deadline = time.monotonic() + grace
     while True:
-        tasks = _tasks(pid)
+        tasks = task_states(pid)
         bad = {tid: st for tid, st in tasks.items() if st[0] in "tT" or st[1] != 0}
         if tasks and not bad:
             return

@@ -3,17 +3,18 @@ recorded about itself (manifest.json): signal, crashing thread and frame,
 Rust names demangled, and every thread's Python stack, interleaved with the
 native frames where the sample crossed into Rust."""
 import json
-import re
 from pathlib import Path
 
 import pytest
 
 from clitool import MIXSTACK, run_mixstack
+from manifest_checks import (RUST_HASH, check_native_expectations,
+                             check_python_stacks, check_python_threads_marked,
+                             check_signal_and_crashing_thread, expected_python,
+                             python_frames, thread_by_tid)
 
 pytestmark = pytest.mark.skipif(not MIXSTACK.exists(),
                                 reason=f"{MIXSTACK} not built")
-
-RUST_HASH = re.compile(r"::h[0-9a-f]{16}\b")
 
 
 def report(artefact, *options):
@@ -38,37 +39,9 @@ def each_artefact(samples, reports):
         yield a, reports[(a.interp_tag, a.scenario)]
 
 
-def thread_by_tid(doc, tid):
-    for t in doc["threads"]:
-        if t["tid"] == tid:
-            return t
-    raise AssertionError(f"thread {tid} missing from the report")
-
-
-def python_frames(thread):
-    return [(f["function"], f["file"], f["line"])
-            for f in thread["frames"] if f["kind"] == "python"]
-
-
-def expected_python(manifest_thread):
-    return [(f["function"], f["file"], f["line"])
-            for f in manifest_thread.get("python_stack") or []]
-
-
 def test_signal_and_crashing_thread(samples, reports):
     for a, doc in each_artefact(samples, reports):
-        m = a.manifest
-        where = f"{a.interp_tag}/{a.scenario}"
-        if m["kind"] == "crash":
-            assert doc["target"]["signal"] == m["signal"], where
-            assert doc["target"]["crashed_tid"] == m["crashed_tid"], where
-            assert doc["threads"][0]["tid"] == m["crashed_tid"], where
-            assert doc["threads"][0]["crashed"], where
-        else:
-            assert doc["target"]["signal"] is None, where
-        assert doc["target"]["pid"] == m["pid"], where
-        assert {t["tid"] for t in doc["threads"]} >= {
-            t["tid"] for t in m["threads"]}, where
+        check_signal_and_crashing_thread(a.manifest, doc)
 
 
 def test_crash_frame_is_rust_and_demangled(samples, reports):
@@ -90,40 +63,19 @@ def test_crash_frame_is_rust_and_demangled(samples, reports):
 def test_native_expectations(samples, reports):
     """Rust functions each thread was known to be in appear on its stack."""
     for a, doc in each_artefact(samples, reports):
-        if a.manifest["extension"]["stripped"]:
-            continue
-        for mt in a.manifest["threads"]:
-            names = [f["function"] or "" for f in
-                     thread_by_tid(doc, mt["tid"])["frames"]]
-            for want in mt.get("native_expect") or []:
-                assert any(want in n for n in names), (
-                    f"{a.interp_tag}/{a.scenario} thread {mt['tid']}", want, names)
+        check_native_expectations(a.manifest, doc)
 
 
 def test_python_stacks_equal_manifest(samples, reports):
     """Function, file, line and order of every Python frame of every thread."""
-    checked = 0
-    for a, doc in each_artefact(samples, reports):
-        assert doc["python"] is not None, f"{a.interp_tag}/{a.scenario}"
-        assert doc["python"]["version"] == a.manifest["interpreter"]["version"]
-        for mt in a.manifest["threads"]:
-            want = expected_python(mt)
-            got = python_frames(thread_by_tid(doc, mt["tid"]))
-            assert got == want, (f"{a.interp_tag}/{a.scenario} thread {mt['tid']}",
-                                 got, want)
-            checked += bool(want)
+    checked = sum(check_python_stacks(a.manifest, doc)
+                  for a, doc in each_artefact(samples, reports))
     assert checked > 0
 
 
 def test_python_threads_are_marked(samples, reports):
     for a, doc in each_artefact(samples, reports):
-        for mt in a.manifest["threads"]:
-            t = thread_by_tid(doc, mt["tid"])
-            where = (a.interp_tag, a.scenario, mt["tid"], mt.get("role"))
-            if mt.get("python_stack"):
-                assert t["python"] and t["interpreter_id"] == 0, where
-            if mt.get("role") == "rust-only":
-                assert not t["python"], where
+        check_python_threads_marked(a.manifest, doc)
 
 
 def test_deep_interleave_alternates(samples, reports):

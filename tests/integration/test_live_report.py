@@ -1,0 +1,150 @@
+"""mixstack's report of live crash samples (`mixstack pid PID --json`)
+against the facts each sample process recorded about itself (manifest.json),
+the same facts test_samples_report.py and test_boundary.py check in the
+reports of the samples' cores: every thread's Python stack (function, file,
+line, order) and the Rust functions it is in, the GIL holder and waiters,
+pending and handled exceptions, no panic under way, the lifecycle phase and
+the diagnoses of hangs.
+
+Every snapshot scenario runs live once per interpreter (the harness's live
+mode starts it and waits until it is blocked in its known state), and
+mixstack reports on it once. mixstack must leave the process as it found
+it: alive, TracerPid 0, no thread in a tracing stop.
+"""
+import collections
+import json
+from pathlib import Path
+
+import pytest
+
+from clitool import MIXSTACK, run_mixstack, task_states
+from interp_slots import SLOT_IDS, interp_or_skip
+from manifest_checks import (PANICKING_SCENARIOS, check_gil_deadlock_diagnosed,
+                             check_gil_hog_diagnosed, check_gil_holder_and_waiters,
+                             check_handled_panic_traceback, check_native_expectations,
+                             check_no_panic, check_pending_and_handled_exceptions,
+                             check_phase, check_python_stacks,
+                             check_python_threads_marked, check_schema,
+                             check_signal_and_crashing_thread)
+from samples_lib import harness as H
+
+pytestmark = pytest.mark.skipif(not MIXSTACK.exists(),
+                                reason=f"{MIXSTACK} not built")
+
+SNAPSHOTS = sorted(name for name, sc in H.scenarios().items()
+                   if sc.meta["kind"] == "snapshot")
+
+# manifest, the parsed report (None when mixstack failed), why it failed,
+# and the state of the process right after mixstack ended.
+Cell = collections.namedtuple("Cell", "manifest doc error after")
+
+
+def check_live_target(m, doc):
+    assert doc["target"]["kind"] == "pid", doc["target"]
+    check_signal_and_crashing_thread(m, doc)
+
+
+def check_python_stacks_present(m, doc):
+    assert check_python_stacks(m, doc) > 0
+
+
+# The facts of every snapshot sample, as the core tests check them ...
+FACTS = [check_live_target, check_python_stacks_present, check_python_threads_marked,
+         check_native_expectations, check_gil_holder_and_waiters,
+         check_pending_and_handled_exceptions, check_no_panic, check_phase,
+         check_schema]
+# ... and those of one scenario.
+SCENARIO_FACTS = {
+    "handled-panic": [check_handled_panic_traceback],
+    "gil-deadlock": [check_gil_deadlock_diagnosed],
+    "gil-hog": [check_gil_hog_diagnosed],
+}
+
+
+def fact_cells():
+    for slot in SLOT_IDS:
+        for sc in SNAPSHOTS:
+            for check in FACTS + SCENARIO_FACTS.get(sc, []):
+                if check is check_no_panic and sc in PANICKING_SCENARIOS:
+                    continue
+                name = check.__name__[len("check_"):].replace("_", "-")
+                yield pytest.param(slot, sc, check, id=f"{slot}-{sc}-{name}")
+
+
+def target_state(pid):
+    """Whether pid is alive, its TracerPid line and {tid: (state, TracerPid)}."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        tasks = task_states(pid)
+    except OSError:
+        return {"alive": False, "tracer_line": None, "tasks": {}}
+    tracer = next((line for line in status.splitlines()
+                   if line.startswith("TracerPid:")), None)
+    return {"alive": H.pid_alive(pid), "tracer_line": tracer, "tasks": tasks}
+
+
+class LiveReports:
+    """One `mixstack pid --json` per (interpreter, scenario), made on first
+    use, while the sample runs."""
+
+    def __init__(self, build_info):
+        self.build_info = build_info
+        self.cache = {}
+
+    def __call__(self, slot, scenario, need_report=True):
+        it = interp_or_skip(slot)
+        if not H.applicable(H.scenarios()[scenario], it):
+            pytest.skip(f"{scenario} does not run on {it.tag}")
+        key = (it.tag, scenario)
+        if key not in self.cache:
+            self.cache[key] = self._run(it, scenario)
+        cell = self.cache[key]
+        if cell.manifest is None or (need_report and cell.doc is None):
+            pytest.fail(cell.error)
+        return cell
+
+    def _run(self, it, scenario):
+        where = f"{it.tag}/{scenario}"
+        try:
+            with H.live(scenario, it, build_info=self.build_info) as live:
+                proc = run_mixstack("pid", live.pid, "--json", timeout=120)
+                after = target_state(live.pid)
+        except H.HarnessError as e:
+            return Cell(None, None, f"{where}: the sample did not start: {e}", None)
+        if proc.returncode not in (0, 1):
+            return Cell(live.manifest, None,
+                        f"{where}: mixstack pid exit {proc.returncode}: "
+                        f"{proc.stderr[-2000:]}", after)
+        try:
+            doc = json.loads(proc.stdout)
+        except ValueError as e:
+            return Cell(live.manifest, None,
+                        f"{where}: mixstack pid --json printed no JSON ({e}): "
+                        f"{proc.stdout[:500]!r} {proc.stderr[-2000:]}", after)
+        return Cell(live.manifest, doc, None, after)
+
+
+@pytest.fixture(scope="module")
+def live_reports(samples_build):
+    return LiveReports(samples_build)
+
+
+@pytest.mark.parametrize("slot,scenario", [
+    pytest.param(slot, sc, id=f"{slot}-{sc}") for slot in SLOT_IDS for sc in SNAPSHOTS])
+def test_target_left_running(live_reports, slot, scenario):
+    """After `mixstack pid`: alive, untraced, no thread stopped, every
+    thread the sample listed still there."""
+    cell = live_reports(slot, scenario, need_report=False)
+    after = cell.after
+    assert after["alive"], "the target died under mixstack"
+    assert after["tracer_line"] == "TracerPid:\t0", after["tracer_line"]
+    held = {tid: st for tid, st in after["tasks"].items()
+            if st[0] in "tT" or st[1] != 0}
+    assert not held, f"threads left stopped or traced: {sorted(held.items())[:8]}"
+    assert set(after["tasks"]) >= {t["tid"] for t in cell.manifest["threads"]}
+
+
+@pytest.mark.parametrize("slot,scenario,check", list(fact_cells()))
+def test_report_matches_manifest(live_reports, slot, scenario, check):
+    cell = live_reports(slot, scenario)
+    check(cell.manifest, cell.doc)
