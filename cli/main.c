@@ -68,6 +68,8 @@ static const char usage_text[] =
         "  --locals            show arguments and locals of Python frames\n"
         "  --exhaustive        scan memory for the Python runtime when no\n"
         "                      symbol or section shows it\n"
+        "  --no-debug-files    no source lines or inlined frames from\n"
+        "                      separate debug files (/usr/lib/debug): faster\n"
         "  --sysroot DIR       look for the target's files under DIR\n"
         "  --lib-path DIR      also look for files by name in DIR "
         "(repeatable)\n"
@@ -95,6 +97,7 @@ static int parse_options(int argc, char **argv, struct cli_options *opts)
                 {"all-frames", no_argument, NULL, 'a'},
                 {"locals", no_argument, NULL, 'l'},
                 {"exhaustive", no_argument, NULL, 'x'},
+                {"no-debug-files", no_argument, NULL, 'D'},
                 {"sysroot", required_argument, NULL, 's'},
                 {"lib-path", required_argument, NULL, 'L'},
                 {"max-frames", required_argument, NULL, 'n'},
@@ -124,6 +127,9 @@ static int parse_options(int argc, char **argv, struct cli_options *opts)
                         break;
                 case 'x':
                         opts->report.exhaustive = true;
+                        break;
+                case 'D':
+                        opts->report.skip_debug_files = true;
                         break;
                 case 's':
                         opts->target.sysroot = optarg;
@@ -218,7 +224,7 @@ static struct ms_error *open_target(const char *command, char **operands,
         if (!parse_pid(operands[0], &pid))
                 return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
                                        "not a process id: %s", operands[0]);
-        return ms_target_attach_pid(pid, &opts->target, target);
+        return ms_target_open_pid(pid, &opts->target, target);
 }
 
 static int fail(struct ms_error *err)

@@ -176,7 +176,7 @@ struct ms_error *cli_triage_pid(const struct cli_triage_config *cfg, pid_t pid,
         struct ms_target *target;
         struct ms_report *report = NULL;
         *is_python = false;
-        struct ms_error *err = ms_target_attach_pid(pid, &cfg->target, &target);
+        struct ms_error *err = ms_target_open_pid(pid, &cfg->target, &target);
         if (!err)
                 err = report_of(target, &report);
         if (err)

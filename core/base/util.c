@@ -78,3 +78,20 @@ void ms_warnings_deinit(struct ms_warnings *w)
         w->items = NULL;
         w->n = w->capacity = 0;
 }
+
+size_t ms_count_at_or_below(const void *base, size_t n, size_t size,
+                            size_t key_offset, uint64_t key)
+{
+        size_t lo = 0, hi = n;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                uint64_t k;
+                memcpy(&k, (const char *)base + mid * size + key_offset,
+                       sizeof(k));
+                if (k <= key)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}

@@ -36,4 +36,10 @@ void ms_warnings_add(struct ms_warnings *w, const char *fmt, ...)
 void ms_warnings_move(struct ms_warnings *dst, struct ms_warnings *src);
 void ms_warnings_deinit(struct ms_warnings *w);
 
+/* In an array of n elements of size bytes sorted by the uint64_t at
+ * key_offset of each, the number of elements whose key is <= key: the index
+ * after the last one that starts at or before key. */
+size_t ms_count_at_or_below(const void *base, size_t n, size_t size,
+                            size_t key_offset, uint64_t key);
+
 #endif /* MIXSTACK_BASE_UTIL_H */

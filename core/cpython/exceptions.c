@@ -186,7 +186,7 @@ static struct ms_error *read_tb_entry(struct exc_reader *r, uint64_t tb,
                 err = frame_code(r, frame, &code);
         if (err)
                 return err;
-        const struct ms_py_code *c;
+        struct ms_py_code *c;
         err = ms_py_code_get(r->cache, r->target, l, code, &c);
         if (err)
                 return err;

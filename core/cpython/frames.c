@@ -148,7 +148,7 @@ static struct ms_error *code_read(struct ms_target *target,
 struct ms_error *ms_py_code_get(struct ms_py_code_cache *cache,
                                 struct ms_target *target,
                                 const struct ms_py_layout *l, uint64_t address,
-                                const struct ms_py_code **ret)
+                                struct ms_py_code **ret)
 {
         /* Address 0 marks a free slot: a frame without a code object gets
          * a shared answer instead of a slot that would never be freed. */
@@ -227,13 +227,23 @@ static struct ms_error *push_frame(struct frame_list *fl,
         return NULL;
 }
 
-int ms_py_code_line(const struct ms_py_layout *l, const struct ms_py_code *c,
+int ms_py_code_line(const struct ms_py_layout *l, struct ms_py_code *c,
                     int64_t offset)
 {
         if (!c->linetable)
                 return offset < 0 ? c->firstlineno : -1;
-        return ms_py_linetable_line(l->co_linetable_format, c->linetable,
-                                    c->linetable_len, c->firstlineno, offset);
+        unsigned n = MS_MIN(c->memo_n, MS_PY_LINE_MEMO);
+        for (unsigned i = 0; i < n; i++) {
+                if (c->memo_offset[i] == offset)
+                        return c->memo_line[i];
+        }
+        int line =
+                ms_py_linetable_line(l->co_linetable_format, c->linetable,
+                                     c->linetable_len, c->firstlineno, offset);
+        unsigned slot = c->memo_n++ % MS_PY_LINE_MEMO;
+        c->memo_offset[slot] = offset;
+        c->memo_line[slot] = line;
+        return line;
 }
 
 static void stop(struct ms_py_thread *t, const char *fmt, uint64_t address)
@@ -276,7 +286,7 @@ static struct ms_error *walk_frame_objects(struct ms_target *target,
                 ms_py_blob_u64(fo, l->fo_trace, &trace);
                 ms_py_blob_i32(fo, l->fo_lasti, &lasti);
                 ms_py_blob_i32(fo, l->fo_lineno, &lineno);
-                const struct ms_py_code *c;
+                struct ms_py_code *c;
                 err = ms_py_code_get(cache, target, l, code, &c);
                 if (err)
                         break;
@@ -384,7 +394,7 @@ static struct ms_error *walk_interpreter_frames(struct ms_target *target,
                         f = fr.previous;
                         continue;
                 }
-                const struct ms_py_code *c;
+                struct ms_py_code *c;
                 err = ms_py_code_get(cache, target, l, fr.code, &c);
                 if (err)
                         break;

@@ -148,6 +148,8 @@ struct ms_error *ms_py_dict_get(struct ms_target *target,
                                 const char *key, uint64_t *value);
 
 /* What frames.c keeps of a code object, shared by all frames running it. */
+#define MS_PY_LINE_MEMO 4
+
 struct ms_py_code {
         uint64_t address;
         char *function;
@@ -162,6 +164,11 @@ struct ms_py_code {
         int64_t first_traceable;
         /* Reading failed: the frame shows error instead. */
         char *error;
+        /* The lines of the last offsets looked up: recursion repeats them,
+         * and decoding a line table is linear in its length. */
+        int64_t memo_offset[MS_PY_LINE_MEMO];
+        int memo_line[MS_PY_LINE_MEMO];
+        unsigned memo_n;
 };
 
 /* A cache of decoded code objects keyed by address (open addressing). */
@@ -175,7 +182,7 @@ void ms_py_code_cache_deinit(struct ms_py_code_cache *cache);
 
 /* The line of the instruction at byte offset `offset` of code c (negative:
  * the first line); -1 when the table has none. */
-int ms_py_code_line(const struct ms_py_layout *l, const struct ms_py_code *c,
+int ms_py_code_line(const struct ms_py_layout *l, struct ms_py_code *c,
                     int64_t offset);
 
 /* The decoded code object at address, read on first use. *ret is owned by
@@ -184,7 +191,7 @@ int ms_py_code_line(const struct ms_py_layout *l, const struct ms_py_code *c,
 struct ms_error *ms_py_code_get(struct ms_py_code_cache *cache,
                                 struct ms_target *target,
                                 const struct ms_py_layout *l, uint64_t address,
-                                const struct ms_py_code **ret);
+                                struct ms_py_code **ret);
 
 /* Read the Python frames of one thread state (ts holds the copy of the
  * tstate) into thread->frames. */

@@ -117,6 +117,31 @@ struct ms_error *ms_panic_take(struct ms_rust_thread *rt, struct ms_panic **ret)
         return NULL;
 }
 
+struct ms_error *ms_panic_refresh_site(struct ms_panic *p,
+                                       const struct ms_frame *frames,
+                                       size_t n_frames)
+{
+        struct ms_rust_thread rt = {0};
+        bool ok = ms_rust_frames_classify(frames, n_frames, &rt);
+        if (ok && rt.in_machinery) {
+                p->kind = ms_rust_panic_kind_name(rt.kind);
+                p->panicking = rt.panicking || p->local_panic_count > 0;
+                free(p->site_function);
+                free(p->site_module);
+                free(p->site_file);
+                p->site_function = take(&rt.site_function);
+                p->site_module = take(&rt.site_module);
+                p->site_file = take(&rt.site_file);
+                p->site_line = rt.site_line;
+                p->site_column = rt.site_column;
+                p->site_index = rt.site_index;
+        }
+        free(rt.site_function);
+        free(rt.site_module);
+        free(rt.site_file);
+        return ok ? NULL : &ms_error_no_memory;
+}
+
 void ms_panic_free(struct ms_panic *p)
 {
         if (!p)

@@ -23,6 +23,13 @@ struct ms_error *ms_panic_take(struct ms_rust_thread *rt,
                                struct ms_panic **ret);
 void ms_panic_free(struct ms_panic *panic);
 
+/* Find the kind and site of a panic again in frames that now have their
+ * inlined frames and source positions (the panic was found in frames named
+ * from symbol tables only). What came from memory stays. */
+struct ms_error *ms_panic_refresh_site(struct ms_panic *panic,
+                                       const struct ms_frame *frames,
+                                       size_t n_frames);
+
 /* The Rust modules of state into the report. */
 struct ms_error *ms_rust_modules_take(struct ms_rust_state *state,
                                       struct ms_report *report);

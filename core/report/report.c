@@ -1,14 +1,20 @@
 /*
  * Building the one report model from a target, in stages:
  *
- * 1. unwind every thread and classify its native frames (the crashing
- *    thread first);
- * 2. read the Python runtimes and give each thread its Python state: GIL,
- *    exceptions;
- * 3. read the Rust panic state of every thread, and the lifecycle phase;
- * 4. diagnose (deadlocks, GIL holder blocked) while the native stacks are
- *    whole;
- * 5. merge each thread's native and Python stacks as the options ask.
+ * 1. unwind every thread (the crashing thread first), naming frames from
+ *    symbol tables only, and classify its native frames;
+ * 2. read the Python runtimes;
+ * 3. read the Rust panic state of every thread;
+ * -- everything that reads target memory is done: a live process goes on;
+ * 4. symbolize the native frames with DWARF (inlined frames, source
+ *    positions) and classify them again;
+ * 5. give each thread its Python state (GIL, exceptions), find the
+ *    lifecycle phase, and diagnose (deadlocks, GIL holder blocked) while
+ *    the native stacks are whole;
+ * 6. merge each thread's native and Python stacks as the options ask.
+ *
+ * A live process opened running is stopped for stages 1-3 only, with the
+ * symbol tables and CFI of its modules loaded before.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +36,9 @@ struct report_inputs {
         const struct ms_report_options *options;
         unsigned max_frames;
         struct ms_unwinder *unwinder;
+        /* Per report thread: its native stack until stage 4 (names only,
+         * borrowed from the unwinder, while the target is read). */
+        struct ms_native_stack *native;
         struct ms_py_runtime *runtimes;
         size_t n_runtimes;
         /* Which Python threads were matched to an OS thread. */
@@ -70,7 +79,7 @@ static size_t crashed_index(const struct ms_target *target)
 }
 
 /* ------------------------------------------------------------------------
- * Stage 1: native stacks
+ * Stages 1 and 4: native stacks
  * ------------------------------------------------------------------------ */
 
 static void classify_native(struct ms_native_stack *stack)
@@ -88,6 +97,7 @@ static struct ms_error *report_native_thread(struct ms_report *report,
                                              size_t index)
 {
         const struct ms_target_thread *t = &in->target->threads[index];
+        struct ms_native_stack *stack = &in->native[report->n_threads];
         struct ms_thread_report *out = &report->threads[report->n_threads++];
         bool ok = true;
         out->tid = t->tid;
@@ -99,22 +109,40 @@ static struct ms_error *report_native_thread(struct ms_report *report,
                 return &ms_error_no_memory;
         if (!in->unwinder)
                 return NULL;
-        struct ms_native_stack stack = {0};
         struct ms_error *err =
-                ms_unwind_thread(in->unwinder, index, in->max_frames, &stack);
+                ms_unwind_thread(in->unwinder, index, in->max_frames, stack);
         if (err)
                 return err;
-        classify_native(&stack);
-        out->frames = stack.frames;
-        out->n_frames = stack.n_frames;
-        out->unwind_error = stack.error;
+        classify_native(stack);
         out->lock_owner_tid =
-                ms_lock_owner(in->target, t, out->frames, out->n_frames);
+                ms_lock_owner(in->target, t, stack->frames, stack->n_frames);
         return NULL;
 }
 
+/* Stage 4: the frames of thread i, unwound names-only, with DWARF. */
+static struct ms_error *report_debuginfo(struct report_inputs *in, size_t i,
+                                         struct ms_thread_report *out)
+{
+        struct ms_native_stack *stack = &in->native[i];
+        if (!in->unwinder)
+                return NULL;
+        struct ms_error *err =
+                ms_unwinder_add_debuginfo(in->unwinder, stack, in->max_frames);
+        if (err)
+                return err;
+        classify_native(stack);
+        out->frames = stack->frames;
+        out->n_frames = stack->n_frames;
+        out->unwind_error = stack->error;
+        memset(stack, 0, sizeof(*stack));
+        if (out->panic)
+                err = ms_panic_refresh_site(out->panic, out->frames,
+                                            out->n_frames);
+        return err;
+}
+
 /* ------------------------------------------------------------------------
- * Stage 2: Python state
+ * Stages 2 and 5: Python state
  * ------------------------------------------------------------------------ */
 
 /* The Python thread running on OS thread tid, and its runtime. */
@@ -277,7 +305,7 @@ static void inputs_warn_unmatched(struct report_inputs *in)
 }
 
 /* ------------------------------------------------------------------------
- * Stage 3: Rust panics and the lifecycle phase
+ * Stages 3 and 5: Rust panics and the lifecycle phase
  * ------------------------------------------------------------------------ */
 
 static struct ms_error *report_rust(struct report_inputs *in,
@@ -290,8 +318,8 @@ static struct ms_error *report_rust(struct report_inputs *in,
                 return &ms_error_no_memory;
         for (size_t i = 0; i < n; i++) {
                 threads[i].tid = report->threads[i].tid;
-                threads[i].frames = report->threads[i].frames;
-                threads[i].n_frames = report->threads[i].n_frames;
+                threads[i].frames = in->native[i].frames;
+                threads[i].n_frames = in->native[i].n_frames;
         }
         struct ms_rust_state state;
         struct ms_error *err = ms_rust_analyse(in->target, threads, n, &state);
@@ -335,7 +363,7 @@ static struct ms_error *report_phase(struct report_inputs *in,
 }
 
 /* ------------------------------------------------------------------------
- * Stage 5: merging
+ * Stage 6: merging
  * ------------------------------------------------------------------------ */
 
 static enum ms_merge_mode merge_mode(enum ms_stack_mode mode)
@@ -471,6 +499,9 @@ static struct ms_error *report_fill_target(struct ms_report *report,
 static void inputs_create_unwinder(struct report_inputs *in)
 {
         struct ms_error *err = ms_unwinder_create(in->target, &in->unwinder);
+        if (!err)
+                ms_unwinder_set_separate_debuginfo(
+                        in->unwinder, !in->options->skip_debug_files);
         if (err) {
                 /* Without an unwinder the threads are still worth listing. */
                 ms_warnings_add(&in->warnings, "no native stacks: %s",
@@ -493,19 +524,44 @@ static void inputs_deinit(struct report_inputs *in)
         free(in->matched);
         free(in->py);
         free(in->py_runtime);
+        for (size_t i = 0; in->native && i < in->target->n_threads; i++)
+                ms_native_stack_deinit(&in->native[i]);
+        free(in->native);
         ms_py_runtimes_destroy(in->runtimes, in->n_runtimes);
         ms_unwinder_destroy(in->unwinder);
         ms_warnings_deinit(&in->warnings);
 }
 
-static struct ms_error *build(struct report_inputs *in,
-                              struct ms_report *report)
+/* Stop a target that runs (a live process) for as short a time as
+ * possible: its modules are loaded before. Files mapped or unmapped
+ * meanwhile call for a new unwinder, made while stopped. */
+static struct ms_error *inputs_freeze(struct report_inputs *in, bool *froze)
+{
+        bool changed = false;
+        if (in->unwinder && ms_target_runs(in->target))
+                ms_unwinder_load_modules(in->unwinder);
+        struct ms_error *err = ms_target_freeze(in->target, froze, &changed);
+        if (!err && changed) {
+                ms_unwinder_destroy(in->unwinder);
+                inputs_create_unwinder(in);
+        }
+        return err;
+}
+
+/* Stages 1-3: everything that reads the target. */
+static struct ms_error *read_target(struct report_inputs *in,
+                                    struct ms_report *report)
 {
         struct ms_target *target = in->target;
         struct ms_error *err = report_fill_target(report, target);
         if (err)
                 return err;
-        inputs_create_unwinder(in);
+        in->native = calloc(target->n_threads ? target->n_threads : 1,
+                            sizeof(*in->native));
+        if (!in->native)
+                return &ms_error_no_memory;
+        if (in->unwinder)
+                ms_unwinder_set_names_only(in->unwinder, true);
         size_t first = crashed_index(target);
         if (target->n_threads)
                 err = report_native_thread(report, in, first);
@@ -515,16 +571,43 @@ static struct ms_error *build(struct report_inputs *in,
         }
         if (!err)
                 err = inputs_read_python(in, report);
+        if (!err)
+                err = report_rust(in, report);
+        return err;
+}
+
+/* Stages 4-5: what is known from the reads. */
+static struct ms_error *finish_threads(struct report_inputs *in,
+                                       struct ms_report *report)
+{
+        struct ms_error *err = NULL;
+        for (size_t i = 0; !err && i < report->n_threads; i++)
+                err = report_debuginfo(in, i, &report->threads[i]);
         for (size_t i = 0; !err && i < report->n_threads; i++)
                 err = report_python_thread(in, i, &report->threads[i]);
         if (!err)
                 err = report_interpreters(in, report);
         if (!err)
-                err = report_rust(in, report);
-        if (!err)
                 err = report_phase(in, report);
         if (!err)
                 err = ms_report_diagnose(report);
+        return err;
+}
+
+static struct ms_error *build(struct report_inputs *in,
+                              struct ms_report *report)
+{
+        struct ms_target *target = in->target;
+        bool froze = false;
+        inputs_create_unwinder(in);
+        struct ms_error *err = inputs_freeze(in, &froze);
+        if (!err)
+                err = read_target(in, report);
+        if (froze)
+                ms_target_thaw(target);
+        if (!err)
+                err = finish_threads(in, report);
+        /* Stage 6. */
         for (size_t i = 0; !err && i < report->n_threads; i++)
                 err = merge_thread(in, i, &report->threads[i]);
         if (err)

@@ -80,11 +80,6 @@ struct ms_error *ms_rust_local_count(struct ms_target *target,
  * has "panic_with_hook". */
 bool ms_rust_name_has(const char *function, const char *component);
 
-/* Set in_machinery, panicking (from frames only), kind and the site of
- * out. Returns false when out of memory. */
-bool ms_rust_frames_classify(const struct ms_frame *frames, size_t n,
-                             struct ms_rust_thread *out);
-
 /* ------------------------------------------------------------------------
  * text.c: validated strings and structures from target memory.
  * ------------------------------------------------------------------------ */

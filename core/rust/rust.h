@@ -175,6 +175,11 @@ struct ms_rust_thread {
         char *hook_thread_name;
 };
 
+/* Set in_machinery, panicking (from frames only), kind and the site of
+ * out. Returns false when out of memory. */
+bool ms_rust_frames_classify(const struct ms_frame *frames, size_t n,
+                             struct ms_rust_thread *out);
+
 /* A live unwinder exception object ("MOZ\0RUST") found in memory. */
 struct ms_rust_exception {
         uint64_t address;

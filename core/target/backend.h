@@ -25,8 +25,9 @@ void ms_regs_from_user_regs(const uint64_t user[MS_USER_REGS_WORDS],
  * for a live process). Only for backends whose memory cannot change while
  * the target lives, such as a stopped process. At most a bounded number of
  * pages is kept (memory stays proportional to what is read); past that,
- * reads go straight to the backend. Returns false when out of memory (the
- * target then works uncached). */
+ * reads go straight to the backend. Pages cached by an earlier call are
+ * forgotten. Returns false when out of memory (the target then works
+ * uncached). */
 bool ms_target_cache_pages(struct ms_target *target);
 
 /* One ELF note, pointing into the buffer it was parsed from. */

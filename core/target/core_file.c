@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -103,14 +104,9 @@ static uint32_t get_u32(const uint8_t *p)
 static const struct core_segment *find_segment(const struct core_target *core,
                                                uint64_t address)
 {
-        size_t lo = 0, hi = core->n_segments;
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                if (core->segments[mid].start <= address)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
+        size_t lo = ms_count_at_or_below(
+                core->segments, core->n_segments, sizeof(*core->segments),
+                offsetof(struct core_segment, start), address);
         if (lo == 0)
                 return NULL;
         const struct core_segment *s = &core->segments[lo - 1];

@@ -1,6 +1,11 @@
 /*
- * The live process backend: every thread is seized and interrupted with
- * ptrace, read, and detached again by ms_target_destroy().
+ * The live process backend. A target is opened with the process running:
+ * its mappings and files are read then, and the unwinder can load its
+ * modules' symbol tables and CFI while the process goes on. Freezing seizes
+ * and interrupts every thread with ptrace and reads the registers; thawing
+ * (or ms_target_destroy()) detaches them again. Pages read while frozen
+ * stay cached after the thaw; memory not read by then is gone, so reads
+ * after the thaw that miss the cache fail rather than mix two moments.
  *
  * PTRACE_SEIZE + PTRACE_INTERRUPT rather than PTRACE_ATTACH: no SIGSTOP is
  * queued, so nothing is left pending after the detach and the process
@@ -55,8 +60,13 @@ struct live_target {
         struct live_thread *threads;
         size_t n_threads, capacity;
         struct timespec first_interrupt;
+        /* The file-backed lines of /proc/PID/maps when opened, to notice
+         * libraries loaded or unloaded before the freeze. */
+        char *maps_text;
         /* Signal handlers are installed: detach and restore them. */
         bool attached;
+        /* Frozen and thawed again: the process runs on. */
+        bool resumed;
 };
 
 /* ------------------------------------------------------------------------
@@ -513,6 +523,11 @@ static struct ms_error *live_read(struct ms_target *target, uint64_t address,
                 return ms_error_create(MS_ERROR_INTERRUPTED,
                                        "interrupted: process %d was detached",
                                        (int)target->pid);
+        if (live->resumed)
+                return ms_error_create(MS_ERROR_FAULT,
+                                       "0x%" PRIx64 " was not read while "
+                                       "process %d was stopped",
+                                       address, (int)target->pid);
         size_t done = 0;
         struct iovec local = {buf, size};
         struct iovec remote = {(void *)(uintptr_t)address, size};
@@ -545,13 +560,9 @@ static void live_destroy(struct ms_target *target)
         if (live->mem_fd >= 0)
                 close(live->mem_fd);
         free(live->threads);
+        free(live->maps_text);
         free(live);
 }
-
-static const struct ms_target_ops live_ops = {
-        .read = live_read,
-        .destroy = live_destroy,
-};
 
 /* ------------------------------------------------------------------------
  * Filling the target
@@ -602,35 +613,83 @@ static struct ms_error *read_threads(struct live_target *live)
 #endif
 }
 
-static struct ms_error *read_maps(struct live_target *live)
+/* The file-backed lines of /proc/PID/maps (only files are mappings, like
+ * a core's NT_FILE), malloc'd; *vdso gets the vdso's address. */
+static struct ms_error *read_maps_text(pid_t pid, char **ret, uint64_t *vdso)
 {
         char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/maps", (int)live->target.pid);
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
         FILE *f = fopen(path, "re");
         if (!f)
                 return ms_error_from_errno(errno, "cannot open %s", path);
-        char *line = NULL;
-        size_t cap = 0;
+        char *text = NULL, *line = NULL;
+        size_t text_size = 0, cap = 0;
+        FILE *out = open_memstream(&text, &text_size);
+        if (!out) {
+                fclose(f);
+                return &ms_error_no_memory;
+        }
+        while (getline(&line, &cap, f) > 0) {
+                const char *name = strchr(line, '/');
+                if (strstr(line, "[vdso]"))
+                        *vdso = strtoull(line, NULL, 16);
+                if (name)
+                        fputs(line, out);
+        }
+        free(line);
+        fclose(f);
+        if (fclose(out) != 0 || !text) {
+                free(text);
+                return &ms_error_no_memory;
+        }
+        *ret = text;
+        return NULL;
+}
+
+/* Append the mappings of the lines of text (which is cut up). */
+static struct ms_error *add_mappings(struct live_target *live, char *text)
+{
         struct ms_error *err = NULL;
-        while (!err && getline(&line, &cap, f) > 0) {
+        char *save = NULL;
+        for (char *line = strtok_r(text, "\n", &save); line && !err;
+             line = strtok_r(NULL, "\n", &save)) {
                 uint64_t start, end, offset;
                 int name = 0;
-                line[strcspn(line, "\n")] = '\0';
                 if (sscanf(line,
                            "%" SCNx64 "-%" SCNx64 " %*s %" SCNx64 " %*s %*s %n",
                            &start, &end, &offset, &name) < 3 ||
-                    !name)
-                        continue;
-                if (strcmp(line + name, "[vdso]") == 0)
-                        live->target.vdso_address = start;
-                /* Files only, like a core's NT_FILE. */
-                if (line[name] != '/')
+                    !name || line[name] != '/')
                         continue;
                 err = ms_target_append_mapping(&live->target, line + name,
                                                start, end, offset);
         }
-        free(line);
-        fclose(f);
+        if (!err)
+                ms_target_finish_mappings(&live->target);
+        return err;
+}
+
+/* Read the mappings; when the target has some already (read when opened),
+ * replace them only if the process mapped or unmapped files since. */
+static struct ms_error *read_maps(struct live_target *live, bool *changed)
+{
+        char *text = NULL;
+        struct ms_error *err = read_maps_text(live->target.pid, &text,
+                                              &live->target.vdso_address);
+        if (err)
+                return err;
+        *changed = !live->maps_text || strcmp(text, live->maps_text) != 0;
+        if (!*changed) {
+                free(text);
+                return NULL;
+        }
+        free(live->maps_text);
+        live->maps_text = text;
+        char *copy = strdup(text);
+        if (!copy)
+                return &ms_error_no_memory;
+        ms_target_clear_mappings(&live->target);
+        err = add_mappings(live, copy);
+        free(copy);
         return err;
 }
 
@@ -662,39 +721,68 @@ static struct ms_error *check_pid(pid_t pid, pid_t *tgid)
                 return ms_error_create(
                         MS_ERROR_INVALID_ARGUMENT,
                         "cannot attach to mixstack itself (pid %d)", (int)pid);
-        if (live_attached)
-                return ms_error_create(MS_ERROR_UNSUPPORTED,
-                                       "already attached to a process: destroy "
-                                       "that target first");
         *tgid = (pid_t)t;
         return NULL;
 }
 
-static struct ms_error *attach(struct live_target *live)
+/* Stop every thread and read what only a stopped process can give: the
+ * registers, and memory that holds still. */
+static struct ms_error *live_freeze(struct ms_target *target,
+                                    bool *mappings_changed)
 {
-        char path[64];
+        struct live_target *live = to_live(target);
+        *mappings_changed = false;
+        if (live_attached)
+                return ms_error_create(MS_ERROR_UNSUPPORTED,
+                                       "already attached to a process: destroy "
+                                       "that target first");
+        live_attached = true;
+        live->attached = true;
+        install_handlers();
         struct ms_error *err = stop_all_threads(live);
         if (err)
                 return err;
-        snprintf(path, sizeof(path), "/proc/%d/mem", (int)live->target.pid);
-        live->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
-        /* Every thread is stopped until the detach: memory cannot change,
-         * so whole pages are read once (a system call per 8-byte read of
-         * the unwinder was most of the time the process stayed stopped). */
-        ms_target_cache_pages(&live->target);
+        /* Pages cached before the stop may have changed: start afresh.
+         * From here memory cannot change, so whole pages are read once (a
+         * system call per 8-byte read of the unwinder was most of the time
+         * the process stayed stopped). */
+        ms_target_cache_pages(target);
         err = read_threads(live);
         if (!err)
-                err = read_maps(live);
-        if (!err)
-                err = read_executable(live);
-        if (!err)
-                ms_target_finish_mappings(&live->target);
+                err = read_maps(live, mappings_changed);
         return err;
 }
 
-struct ms_error *ms_target_attach_pid(pid_t pid,
-                                      const struct ms_target_options *options,
-                                      struct ms_target **ret)
+static void live_thaw(struct ms_target *target)
+{
+        struct live_target *live = to_live(target);
+        if (live->resumed)
+                return;
+        detach_all(live);
+        live->resumed = true;
+}
+
+static const struct ms_target_ops live_ops = {
+        .read = live_read,
+        .freeze = live_freeze,
+        .thaw = live_thaw,
+        .destroy = live_destroy,
+};
+
+static struct ms_error *open_running(struct live_target *live)
+{
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/mem", (int)live->target.pid);
+        live->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+        /* The executable first: the mappings resolve it to a host file. */
+        bool changed;
+        struct ms_error *err = read_executable(live);
+        return err ? err : read_maps(live, &changed);
+}
+
+struct ms_error *ms_target_open_pid(pid_t pid,
+                                    const struct ms_target_options *options,
+                                    struct ms_target **ret)
 {
         if (!ret)
                 return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
@@ -708,25 +796,38 @@ struct ms_error *ms_target_attach_pid(pid_t pid,
                 return &ms_error_no_memory;
         live->mem_fd = -1;
         err = ms_target_init(&live->target, &live_ops, MS_TARGET_PID, options);
-        if (err) {
-                ms_target_destroy(&live->target);
-                return err;
+        if (!err) {
+                live->target.pid = tgid;
+                if (tgid != pid)
+                        ms_warnings_add(&live->target.warnings,
+                                        "%d is a thread of process %d: "
+                                        "showing the whole process",
+                                        (int)pid, (int)tgid);
+                err = open_running(live);
         }
-        live->target.pid = tgid;
-        if (tgid != pid)
-                ms_warnings_add(&live->target.warnings,
-                                "%d is a thread of process %d: showing the "
-                                "whole process",
-                                (int)pid, (int)tgid);
-        live_attached = true;
-        live->attached = true;
-        install_handlers();
-        err = attach(live);
         if (err) {
-                /* Destroy detaches whatever was seized. */
                 ms_target_destroy(&live->target);
                 return err;
         }
         *ret = &live->target;
+        return NULL;
+}
+
+struct ms_error *ms_target_attach_pid(pid_t pid,
+                                      const struct ms_target_options *options,
+                                      struct ms_target **ret)
+{
+        struct ms_target *target;
+        struct ms_error *err = ms_target_open_pid(pid, options, &target);
+        if (err)
+                return err;
+        bool froze, changed;
+        err = ms_target_freeze(target, &froze, &changed);
+        if (err) {
+                /* Destroy detaches whatever was seized. */
+                ms_target_destroy(target);
+                return err;
+        }
+        *ret = target;
         return NULL;
 }

@@ -9,12 +9,14 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/u64_table.h"
 #include "target/backend.h"
 
 /* Reads that fail as a whole are retried page by page. */
@@ -655,63 +657,38 @@ static void check_build_id(struct ms_target *target, struct host_file *f,
 #define PAGE_CACHE_MAX_READ (4 * TARGET_PAGE_SIZE)
 
 struct cached_page {
-        uint64_t page; /* address of the page */
+        struct ms_u64_entry entry; /* key: the address of the page */
         /* TARGET_PAGE_SIZE bytes, or NULL when the page cannot be read as
          * a whole (unmapped): reads of it go to the backend each time. */
         uint8_t *data;
-        bool used;
 };
 
 struct ms_page_cache {
-        struct cached_page *slots; /* open addressing */
-        size_t n_slots;            /* a power of two, > 2 * n */
-        size_t n;
+        struct ms_u64_table pages;
 };
-
-bool ms_target_cache_pages(struct ms_target *target)
-{
-        if (target->page_cache)
-                return true;
-        target->page_cache = calloc(1, sizeof(*target->page_cache));
-        return target->page_cache != NULL;
-}
 
 static void page_cache_destroy(struct ms_page_cache *cache)
 {
         if (!cache)
                 return;
-        for (size_t i = 0; i < cache->n_slots; i++)
-                free(cache->slots[i].data);
-        free(cache->slots);
+        for (size_t i = 0; i < cache->pages.n_slots; i++) {
+                struct cached_page *p = ms_u64_table_slot(&cache->pages, i);
+                if (p)
+                        free(p->data);
+        }
+        ms_u64_table_deinit(&cache->pages);
         free(cache);
 }
 
-static struct cached_page *page_slot(struct cached_page *slots, size_t n_slots,
-                                     uint64_t page)
+bool ms_target_cache_pages(struct ms_target *target)
 {
-        uint64_t h = (page / TARGET_PAGE_SIZE) * 0x9e3779b97f4a7c15ULL;
-        size_t mask = n_slots - 1;
-        for (size_t i = (size_t)(h >> 20) & mask;; i = (i + 1) & mask) {
-                if (!slots[i].used || slots[i].page == page)
-                        return &slots[i];
-        }
-}
-
-static bool page_cache_grow(struct ms_page_cache *cache)
-{
-        size_t n_slots = cache->n_slots ? cache->n_slots * 2 : 1024;
-        struct cached_page *slots = calloc(n_slots, sizeof(*slots));
-        if (!slots)
-                return false;
-        for (size_t i = 0; i < cache->n_slots; i++) {
-                if (cache->slots[i].used)
-                        *page_slot(slots, n_slots, cache->slots[i].page) =
-                                cache->slots[i];
-        }
-        free(cache->slots);
-        cache->slots = slots;
-        cache->n_slots = n_slots;
-        return true;
+        /* Pages cached before are forgotten: they may be stale. */
+        page_cache_destroy(target->page_cache);
+        target->page_cache = malloc(sizeof(*target->page_cache));
+        if (target->page_cache)
+                ms_u64_table_init(&target->page_cache->pages,
+                                  sizeof(struct cached_page));
+        return target->page_cache != NULL;
 }
 
 /* The cached copy of page, reading it when new. NULL when the page is not
@@ -719,17 +696,12 @@ static bool page_cache_grow(struct ms_page_cache *cache)
 static const struct cached_page *page_cache_get(struct ms_target *target,
                                                 uint64_t page)
 {
-        struct ms_page_cache *cache = target->page_cache;
-        if (cache->n_slots) {
-                struct cached_page *slot =
-                        page_slot(cache->slots, cache->n_slots, page);
-                if (slot->used)
-                        return slot;
-        }
-        if (cache->n >= PAGE_CACHE_MAX_PAGES ||
+        struct ms_u64_table *pages = &target->page_cache->pages;
+        struct cached_page *p = ms_u64_table_find(pages, page);
+        if (p)
+                return p;
+        if (pages->n >= PAGE_CACHE_MAX_PAGES ||
             page > UINT64_MAX - TARGET_PAGE_SIZE + 1)
-                return NULL;
-        if (2 * (cache->n + 1) > cache->n_slots && !page_cache_grow(cache))
                 return NULL;
         uint8_t *data = malloc(TARGET_PAGE_SIZE);
         if (!data)
@@ -745,11 +717,13 @@ static const struct cached_page *page_cache_get(struct ms_target *target,
                         return NULL;
                 data = NULL;
         }
-        struct cached_page *slot =
-                page_slot(cache->slots, cache->n_slots, page);
-        *slot = (struct cached_page){.page = page, .data = data, .used = true};
-        cache->n++;
-        return slot;
+        p = ms_u64_table_insert(pages, page);
+        if (!p) {
+                free(data);
+                return NULL;
+        }
+        p->data = data;
+        return p;
 }
 
 /* Read from the backend only: what the target itself holds. */
@@ -921,6 +895,39 @@ static void update_host_executable(struct ms_target *target)
         target->host_executable = found ? strdup(found) : NULL;
 }
 
+void ms_target_clear_mappings(struct ms_target *target)
+{
+        for (size_t i = 0; i < target->n_mappings; i++)
+                free(target->mappings[i].path);
+        target->n_mappings = 0;
+        target->have_modules = false;
+}
+
+struct ms_error *ms_target_freeze(struct ms_target *target, bool *froze,
+                                  bool *mappings_changed)
+{
+        *froze = false;
+        *mappings_changed = false;
+        if (!ms_target_runs(target))
+                return NULL;
+        /* Frozen even on failure: thaw and destroy undo a partial stop. */
+        target->frozen = true;
+        struct ms_error *err = target->ops->freeze(target, mappings_changed);
+        *froze = !err;
+        return err;
+}
+
+bool ms_target_runs(const struct ms_target *target)
+{
+        return target->ops->freeze && !target->frozen;
+}
+
+void ms_target_thaw(struct ms_target *target)
+{
+        if (target->frozen && target->ops->thaw)
+                target->ops->thaw(target);
+}
+
 void ms_target_finish_mappings(struct ms_target *target)
 {
         if (target->n_mappings > 1)
@@ -1024,14 +1031,9 @@ const struct ms_mapping *ms_target_find_mapping(const struct ms_target *target,
                                                 uint64_t address)
 {
         /* The last mapping that starts at or before address. */
-        size_t lo = 0, hi = target->n_mappings;
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                if (target->mappings[mid].start <= address)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
+        size_t lo = ms_count_at_or_below(
+                target->mappings, target->n_mappings, sizeof(*target->mappings),
+                offsetof(struct ms_mapping, start), address);
         if (lo == 0)
                 return NULL;
         const struct ms_mapping *m = &target->mappings[lo - 1];

@@ -66,6 +66,15 @@ struct ms_target_ops {
          * an error (MS_ERROR_FAULT for unreadable memory). */
         struct ms_error *(*read)(struct ms_target *target, uint64_t address,
                                  void *buf, size_t size);
+        /* Stop the target so that it holds still while it is read, and
+         * read its threads (live processes; NULL for targets that hold
+         * still anyway). *mappings_changed says the mappings were read
+         * again and differ from those read before. */
+        struct ms_error *(*freeze)(struct ms_target *target,
+                                   bool *mappings_changed);
+        /* Let a frozen target go on; reads afterwards see only what was
+         * read while it was frozen. */
+        void (*thaw)(struct ms_target *target);
         /* Release what the backend owns (detach a live process). */
         void (*destroy)(struct ms_target *target);
 };
@@ -115,6 +124,8 @@ struct ms_target {
          * calls or callbacks and whose memory cannot change while the
          * target lives. NULL when off. */
         struct ms_page_cache *page_cache;
+        /* ms_target_freeze() stopped the target once. */
+        bool frozen;
 };
 
 /*
@@ -173,6 +184,20 @@ const struct ms_mapping *ms_target_find_mapping(const struct ms_target *target,
 struct ms_target_thread *ms_target_find_thread(struct ms_target *target,
                                                pid_t tid);
 
+/*
+ * Stop a target that runs (a live process opened with ms_target_open_pid())
+ * and read its threads; a no-op for targets that hold still. *froze says
+ * whether this call stopped it: the caller then thaws it. *mappings_changed
+ * says the target's mappings were replaced (files mapped or unmapped since
+ * the target was opened): anything built from them must be built again.
+ */
+struct ms_error *ms_target_freeze(struct ms_target *target, bool *froze,
+                                  bool *mappings_changed);
+/* Whether ms_target_freeze() would stop the target (it runs now). */
+bool ms_target_runs(const struct ms_target *target);
+/* Resume a target stopped by ms_target_freeze(). */
+void ms_target_thaw(struct ms_target *target);
+
 /* Backends use these to build a target. */
 struct ms_error *ms_target_init(struct ms_target *target,
                                 const struct ms_target_ops *ops,
@@ -186,6 +211,8 @@ struct ms_error *ms_target_append_thread(struct ms_target *target, pid_t tid,
 struct ms_error *ms_target_append_mapping(struct ms_target *target,
                                           const char *path, uint64_t start,
                                           uint64_t end, uint64_t file_offset);
+/* Forget every mapping (before appending a new set). */
+void ms_target_clear_mappings(struct ms_target *target);
 /* Sort mappings, resolve each path to a host file (sysroot, library paths,
  * the path itself), and warn once per file that cannot be found. */
 void ms_target_finish_mappings(struct ms_target *target);

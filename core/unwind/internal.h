@@ -9,6 +9,8 @@
 #include "target/target.h"
 
 struct ms_symbol_cache;
+struct ms_symtabs;
+struct ms_cfi_cache;
 
 struct ms_unwinder {
         struct ms_target *target;
@@ -29,8 +31,17 @@ struct ms_unwinder {
         /* Whether DWARF from separate debug files is used (it always is
          * from the modules' own files). */
         bool separate_dwarf;
-        /* Symbolized addresses, shared by every thread. */
-        struct ms_symbol_cache *cache;
+        /* Frames are named from symbol tables only (no DWARF): see
+         * ms_unwinder_set_names_only(). */
+        bool names_only;
+        /* Symbolized addresses, shared by every thread: with DWARF, and
+         * names only. */
+        struct ms_symbol_cache *cache, *names_cache;
+        /* Sorted symbol tables of the modules. */
+        struct ms_symtabs *symtabs;
+        /* Unwinding rules per address; NULL: every walk goes through
+         * libdwfl's unwinder. */
+        struct ms_cfi_cache *cfi;
 };
 
 /* Fill dwfl's callbacks and report every module of the target. */

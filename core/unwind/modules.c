@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "unwind/internal.h"
+#include "unwind/symtab.h"
 
 /* The vdso is two or three pages; anything much larger is not one. */
 #define MAX_VDSO_SIZE (1024 * 1024)
@@ -247,4 +248,22 @@ struct ms_error *ms_unwinder_report_modules(struct ms_unwinder *u)
                 err = ms_error_create(MS_ERROR_LIBRARY, "dwfl_report_end: %s",
                                       dwfl_errmsg(-1));
         return err;
+}
+
+/* What naming and unwinding frames needs of a module: its symbol tables
+ * (which may come from a separate debug file) and its CFI. DWARF is left
+ * for later: it is read after a live process goes on. */
+static int load_module(Dwfl_Module *mod, void **userdata, const char *name,
+                       Dwarf_Addr start, void *arg)
+{
+        struct ms_unwinder *u = arg;
+        Dwarf_Addr bias;
+        ms_symtabs_load(u->symtabs, mod);
+        dwfl_module_eh_cfi(mod, &bias);
+        return DWARF_CB_OK;
+}
+
+void ms_unwinder_load_modules(struct ms_unwinder *u)
+{
+        dwfl_getmodules(u->dwfl, load_module, u, 0);
 }

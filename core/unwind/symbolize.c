@@ -12,6 +12,7 @@
 
 #include "symbols/symbols.h"
 #include "unwind/symbolize.h"
+#include "unwind/symtab.h"
 
 /* DWARF 5/6 language codes newer than some dwarf.h. */
 #define LANG_C_PLUS_PLUS_17 0x2a
@@ -108,6 +109,7 @@ struct builder {
         size_t n;
         size_t capacity;
         bool ok;
+        struct ms_symtabs *symtabs;
 };
 
 static struct ms_sym_level *builder_add(struct builder *b)
@@ -327,14 +329,12 @@ static void set_physical(struct builder *b, struct ms_sym_level *level,
                          Dwfl_Module *mod, uint64_t address,
                          Dwarf_Die *subprogram, enum ms_language cu_lang)
 {
-        GElf_Off offset;
-        GElf_Sym sym;
-        const char *raw = dwfl_module_addrinfo(mod, address, &offset, &sym,
-                                               NULL, NULL, NULL);
-        if (raw) {
+        const char *raw;
+        uint64_t start;
+        if (ms_symtabs_lookup(b->symtabs, mod, address, &raw, &start)) {
                 set_name(b, level, raw);
                 level->has_symbol = true;
-                level->symbol_address = address - offset;
+                level->symbol_address = start;
         } else if (subprogram) {
                 set_die_name(b, level, subprogram, cu_lang);
         }
@@ -371,10 +371,10 @@ static bool has_debug_info(Elf *elf)
  * from a separate debug file only when allowed, because opening one costs
  * (libc6-dbg's: ~50 ms of decompression) while the symbol table, which is
  * all names need, comes from it anyway. */
-static bool use_dwarf(Dwfl_Module *mod, bool separate_dwarf)
+static bool use_dwarf(Dwfl_Module *mod, enum ms_dwarf_use use)
 {
-        if (separate_dwarf)
-                return true;
+        if (use != MS_DWARF_EMBEDDED)
+                return use == MS_DWARF_ALL;
         void **userdata;
         dwfl_module_info(mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL);
         if (!*userdata) {
@@ -388,7 +388,7 @@ static bool use_dwarf(Dwfl_Module *mod, bool separate_dwarf)
 
 /* Fill b with the levels at address, innermost first. */
 static void symbolize_into(struct builder *b, Dwfl *dwfl, uint64_t address,
-                           bool separate_dwarf)
+                           enum ms_dwarf_use use)
 {
         Dwfl_Module *mod = dwfl_addrmodule(dwfl, address);
         if (!mod) {
@@ -398,7 +398,7 @@ static void symbolize_into(struct builder *b, Dwfl *dwfl, uint64_t address,
         const char *module =
                 dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
         /* NULL when the module has no DWARF: no scopes to look at then. */
-        bool dwarf = use_dwarf(mod, separate_dwarf);
+        bool dwarf = use_dwarf(mod, use);
         Dwarf_Addr bias = 0;
         Dwarf_Die *cudie =
                 dwarf ? dwfl_module_addrdie(mod, address, &bias) : NULL;
@@ -440,8 +440,9 @@ static void symbolize_into(struct builder *b, Dwfl *dwfl, uint64_t address,
         free(search);
 }
 
-struct ms_error *ms_symbolize(struct ms_symbol_cache *cache, Dwfl *dwfl,
-                              uint64_t address, bool separate_dwarf,
+struct ms_error *ms_symbolize(struct ms_symbol_cache *cache,
+                              struct ms_symtabs *symtabs, Dwfl *dwfl,
+                              uint64_t address, enum ms_dwarf_use use,
                               const struct ms_symbolized **ret)
 {
         if (cache->n * 2 >= cache->capacity && !cache_grow(cache))
@@ -451,8 +452,8 @@ struct ms_error *ms_symbolize(struct ms_symbol_cache *cache, Dwfl *dwfl,
                 *ret = *slot;
                 return NULL;
         }
-        struct builder b = {.ok = true};
-        symbolize_into(&b, dwfl, address, separate_dwarf);
+        struct builder b = {.ok = true, .symtabs = symtabs};
+        symbolize_into(&b, dwfl, address, use);
         struct ms_symbolized *s = malloc(sizeof(*s));
         if (!b.ok || !s || !b.n) {
                 levels_free(b.levels, b.n);

@@ -34,15 +34,25 @@ struct ms_symbolized {
 };
 
 struct ms_symbol_cache;
+struct ms_symtabs;
 
 struct ms_symbol_cache *ms_symbol_cache_create(void);
 void ms_symbol_cache_destroy(struct ms_symbol_cache *cache);
 
+/* Which DWARF symbolization reads: none (names come from symbol tables),
+ * only the modules' own, or also separate debug files. */
+enum ms_dwarf_use {
+        MS_DWARF_NONE,
+        MS_DWARF_EMBEDDED,
+        MS_DWARF_ALL,
+};
+
 /* The levels at address (a lookup address: the return address minus one
- * for caller frames). DWARF in separate debug files is used only when
- * separate_dwarf. The result belongs to the cache. */
-struct ms_error *ms_symbolize(struct ms_symbol_cache *cache, Dwfl *dwfl,
-                              uint64_t address, bool separate_dwarf,
+ * for caller frames), reading the DWARF that use allows. A cache must
+ * always be used with the same use. The result belongs to the cache. */
+struct ms_error *ms_symbolize(struct ms_symbol_cache *cache,
+                              struct ms_symtabs *symtabs, Dwfl *dwfl,
+                              uint64_t address, enum ms_dwarf_use use,
                               const struct ms_symbolized **ret);
 
 #endif /* MIXSTACK_UNWIND_SYMBOLIZE_H */

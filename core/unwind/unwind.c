@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "unwind/cfi_rules.h"
 #include "unwind/internal.h"
 #include "unwind/symbolize.h"
+#include "unwind/symtab.h"
 #include "unwind/unwind.h"
 
 /* Frames (pc, sp) compared for loops: catches cycles up to this long. */
@@ -133,7 +135,13 @@ struct ms_error *ms_unwinder_create(struct ms_target *target,
         u->target = target;
         u->separate_dwarf = true;
         u->cache = ms_symbol_cache_create();
-        struct ms_error *err = u->cache ? NULL : &ms_error_no_memory;
+        u->names_cache = ms_symbol_cache_create();
+        u->symtabs = ms_symtabs_create();
+        u->cfi = ms_cfi_cache_create();
+        struct ms_error *err =
+                u->cache && u->names_cache && u->symtabs && u->cfi
+                        ? NULL
+                        : &ms_error_no_memory;
         if (!err)
                 err = ms_unwinder_report_modules(u);
         if (!err)
@@ -157,6 +165,9 @@ void ms_unwinder_destroy(struct ms_unwinder *u)
                 elf_end(u->arch_elf);
         free(u->arch_image);
         ms_symbol_cache_destroy(u->cache);
+        ms_symbol_cache_destroy(u->names_cache);
+        ms_symtabs_destroy(u->symtabs);
+        ms_cfi_cache_destroy(u->cfi);
         free(u->debuginfo_path);
         free(u);
 }
@@ -166,19 +177,35 @@ void ms_unwinder_set_separate_debuginfo(struct ms_unwinder *u, bool use)
         u->separate_dwarf = use;
 }
 
+void ms_unwinder_set_names_only(struct ms_unwinder *u, bool on)
+{
+        u->names_only = on;
+}
+
+void ms_unwinder_set_cfi_cache(struct ms_unwinder *u, bool on)
+{
+        if (on && !u->cfi)
+                u->cfi = ms_cfi_cache_create();
+        if (!on) {
+                ms_cfi_cache_destroy(u->cfi);
+                u->cfi = NULL;
+        }
+}
+
 /* ------------------------------------------------------------------------
  * Frames
  * ------------------------------------------------------------------------ */
 
 void ms_native_stack_deinit(struct ms_native_stack *stack)
 {
-        for (size_t i = 0; i < stack->n_frames; i++)
+        for (size_t i = 0; !stack->borrowed && i < stack->n_frames; i++)
                 ms_frame_deinit(&stack->frames[i]);
         free(stack->frames);
         free(stack->error);
         stack->frames = NULL;
         stack->n_frames = 0;
         stack->error = NULL;
+        stack->borrowed = false;
 }
 
 struct walk {
@@ -213,29 +240,43 @@ static void walk_error(struct walk *w, const char *fmt, ...)
         va_end(ap);
 }
 
-static bool copy_level(struct ms_frame *f, const struct ms_sym_level *level)
+/* Fill f from level, with strings copied or, for a borrowed stack, the
+ * symbol cache's own (one walk copied millions of strings otherwise). */
+static bool copy_level(struct ms_frame *f, const struct ms_sym_level *level,
+                       bool borrow)
 {
         bool ok = true;
         f->language = level->language;
         f->inlined = level->inlined;
+        f->line = level->line;
+        f->column = level->column;
+        if (borrow) {
+                f->module = level->module;
+                f->raw_symbol = level->raw_symbol;
+                f->function = level->function;
+                f->file = level->file;
+                return true;
+        }
         f->module = ms_strdup_or_null(level->module, &ok);
         f->raw_symbol = ms_strdup_or_null(level->raw_symbol, &ok);
         f->function = ms_strdup_or_null(level->function, &ok);
         f->file = ms_strdup_or_null(level->file, &ok);
-        f->line = level->line;
-        f->column = level->column;
         return ok;
 }
 
 /* Append the frames (inlined ones first) of one physical frame. */
 static int add_frames(struct walk *w, uint64_t pc, bool activation)
 {
+        struct ms_unwinder *u = w->u;
         /* A return address points after the call, which may be past the end
          * of a noreturn caller: look up the call instruction instead. */
         uint64_t lookup = activation || pc == 0 ? pc : pc - 1;
+        enum ms_dwarf_use use = u->names_only       ? MS_DWARF_NONE
+                                : u->separate_dwarf ? MS_DWARF_ALL
+                                                    : MS_DWARF_EMBEDDED;
         const struct ms_symbolized *s;
-        w->err = ms_symbolize(w->u->cache, w->u->dwfl, lookup,
-                              w->u->separate_dwarf, &s);
+        w->err = ms_symbolize(u->names_only ? u->names_cache : u->cache,
+                              u->symtabs, u->dwfl, lookup, use, &s);
         if (w->err)
                 return DWARF_CB_ABORT;
         w->last_pc = pc;
@@ -261,7 +302,7 @@ static int add_frames(struct walk *w, uint64_t pc, bool activation)
                 if (level->has_symbol)
                         f->offset = pc - level->symbol_address;
                 stack->n_frames++;
-                if (!copy_level(f, level)) {
+                if (!copy_level(f, level, stack->borrowed)) {
                         w->err = &ms_error_no_memory;
                         return DWARF_CB_ABORT;
                 }
@@ -287,6 +328,25 @@ static bool walk_loops(struct walk *w, uint64_t pc, bool have_sp, uint64_t sp)
         return false;
 }
 
+/* One physical frame found: bound the walk and add its frames. */
+static int visit(struct walk *w, uint64_t pc, bool activation, bool have_sp,
+                 uint64_t sp)
+{
+        /* A zero return address ends some stacks (threads of runtimes
+         * without CFI for their entry): the end, not an error. */
+        if (pc == 0 && w->n_physical > 0)
+                return DWARF_CB_ABORT;
+        if (walk_loops(w, pc, have_sp, sp)) {
+                walk_error(w, "unwinding loops at 0x%" PRIx64, pc);
+                return DWARF_CB_ABORT;
+        }
+        if (w->stack->n_frames >= w->max_frames) {
+                walk_error(w, "stopped after %u frames", w->max_frames);
+                return DWARF_CB_ABORT;
+        }
+        return add_frames(w, pc, activation);
+}
+
 static int frame_callback(Dwfl_Frame *state, void *arg)
 {
         struct walk *w = arg;
@@ -297,21 +357,42 @@ static int frame_callback(Dwfl_Frame *state, void *arg)
                            dwfl_errmsg(-1));
                 return DWARF_CB_ABORT;
         }
-        /* A zero return address ends some stacks (threads of runtimes
-         * without CFI for their entry): the end, not an error. */
-        if (pc == 0 && w->n_physical > 0)
-                return DWARF_CB_ABORT;
         Dwarf_Word sp = 0;
         bool have_sp = dwfl_frame_reg(state, MS_REG_RSP, &sp) == 0;
-        if (walk_loops(w, pc, have_sp, sp)) {
-                walk_error(w, "unwinding loops at 0x%" PRIx64, pc);
-                return DWARF_CB_ABORT;
+        return visit(w, pc, activation, have_sp, sp);
+}
+
+/* Unwind with the cached CFI rules. Returns false as soon as a frame needs
+ * libdwfl: the walk is then made again by libdwfl, from the start, so that
+ * both ways give one answer. */
+static bool walk_with_rules(struct walk *w, const struct ms_target_thread *t)
+{
+        struct ms_unwinder *u = w->u;
+        struct ms_cfi_regs regs, caller;
+        for (size_t i = 0; i < MS_CFI_NUM_REGS; i++) {
+                regs.value[i] = t->regs[i];
+                regs.known[i] = true;
         }
-        if (w->stack->n_frames >= w->max_frames) {
-                walk_error(w, "stopped after %u frames", w->max_frames);
-                return DWARF_CB_ABORT;
+        for (bool activation = true;; activation = false) {
+                uint64_t pc = regs.value[MS_REG_RIP];
+                if (visit(w, pc, activation, regs.known[MS_REG_RSP],
+                          regs.value[MS_REG_RSP]) != DWARF_CB_OK)
+                        return true;
+                uint64_t lookup = activation ? pc : pc - 1;
+                switch (ms_cfi_step(u->cfi, u->dwfl, u->target, lookup, &regs,
+                                    &caller)) {
+                case MS_CFI_STEP_CALLER:
+                        regs = caller;
+                        break;
+                case MS_CFI_STEP_END:
+                        return true;
+                case MS_CFI_STEP_NO_MEMORY:
+                        w->err = &ms_error_no_memory;
+                        return true;
+                case MS_CFI_STEP_UNSUPPORTED:
+                        return false;
+                }
         }
-        return add_frames(w, pc, activation);
 }
 
 /* Why dwfl stopped, when it says it failed. */
@@ -348,6 +429,22 @@ struct ms_error *ms_unwind_thread(struct ms_unwinder *u, size_t index,
                 walk_error(&w, "no registers for thread %d", (int)t->tid);
                 return NULL;
         }
+        stack->borrowed = u->names_only;
+        if (u->cfi && walk_with_rules(&w, t)) {
+                if (w.err)
+                        ms_native_stack_deinit(stack);
+                else if (!stack->n_frames)
+                        walk_error(&w, "no frames");
+                return w.err;
+        }
+        /* Again with libdwfl. */
+        ms_native_stack_deinit(stack);
+        stack->borrowed = u->names_only;
+        w = (struct walk){
+                .u = u,
+                .stack = stack,
+                .max_frames = max_frames ? max_frames : 1,
+        };
         u->current = index;
         u->read_failed = false;
         dwfl_errno(); /* forget errors of earlier calls */
@@ -361,6 +458,42 @@ struct ms_error *ms_unwind_thread(struct ms_unwinder *u, size_t index,
                 walk_failed(&w, dwfl_err);
         if (!stack->n_frames)
                 walk_error(&w, "no frames");
+        return NULL;
+}
+
+struct ms_error *ms_unwinder_add_debuginfo(struct ms_unwinder *u,
+                                           struct ms_native_stack *stack,
+                                           unsigned max_frames)
+{
+        struct ms_native_stack full = {0};
+        struct walk w = {
+                .u = u,
+                .stack = &full,
+                .max_frames = max_frames ? max_frames : 1,
+        };
+        bool names_only = u->names_only;
+        u->names_only = false;
+        for (size_t i = 0; i < stack->n_frames; i++) {
+                const struct ms_frame *f = &stack->frames[i];
+                /* Already expanded frames are not expanded twice. */
+                if (f->inlined)
+                        continue;
+                if (add_frames(&w, f->pc, f->is_activation) != DWARF_CB_OK)
+                        break;
+        }
+        u->names_only = names_only;
+        if (w.err) {
+                ms_native_stack_deinit(&full);
+                return w.err;
+        }
+        /* Why unwinding stopped early, unless the frames added ran out
+         * of room first. */
+        if (!full.error) {
+                full.error = stack->error;
+                stack->error = NULL;
+        }
+        ms_native_stack_deinit(stack);
+        *stack = full;
         return NULL;
 }
 

@@ -23,6 +23,9 @@ struct ms_native_stack {
         size_t n_frames;
         /* Why unwinding stopped before the outermost frame, or NULL. */
         char *error;
+        /* The frames' strings belong to the unwinder (a names-only stack):
+         * valid while it lives, never freed with the stack. */
+        bool borrowed;
 };
 
 /* Report the target's modules to libdw and attach its threads. Files that
@@ -37,6 +40,32 @@ void ms_unwinder_destroy(struct ms_unwinder *unwinder);
  * symbol tables. Opening a distribution's libc debug file costs ~50 ms of
  * decompression. Call before unwinding. */
 void ms_unwinder_set_separate_debuginfo(struct ms_unwinder *unwinder, bool use);
+
+/* While on, ms_unwind_thread() names frames from symbol tables only: one
+ * frame per physical frame, without inlined frames or source positions,
+ * which take DWARF and time, and with borrowed strings. That is what to do
+ * while a live process is stopped; ms_unwinder_add_debuginfo() adds the
+ * rest after. */
+void ms_unwinder_set_names_only(struct ms_unwinder *unwinder, bool on);
+
+/* Whether frames are unwound with rules cached per address (on by
+ * default), falling back to libdwfl's unwinder for a thread with a frame
+ * those rules do not cover; off, libdwfl unwinds every frame. Both give the
+ * same stacks; the switch is for tests and measurements. */
+void ms_unwinder_set_cfi_cache(struct ms_unwinder *unwinder, bool on);
+
+/* Symbolize the frames of a stack unwound names-only again, with DWARF:
+ * inlined frames, source positions, DWARF names; the strings are then the
+ * stack's own. At most max_frames frames (stack->error then says so).
+ * Reads no target memory. */
+struct ms_error *ms_unwinder_add_debuginfo(struct ms_unwinder *unwinder,
+                                           struct ms_native_stack *stack,
+                                           unsigned max_frames);
+
+/* Load every module's symbol tables and CFI now rather than at the first
+ * frame that needs them: for a live process, so that it is done before the
+ * process is stopped. */
+void ms_unwinder_load_modules(struct ms_unwinder *unwinder);
 
 /* Unwind thread number index of the target (an index into
  * target->threads), at most max_frames frames including inlined ones. An

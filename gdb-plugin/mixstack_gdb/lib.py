@@ -202,6 +202,7 @@ class MsReportOptions(ctypes.Structure):
                 ("all_frames", ctypes.c_bool),
                 ("locals", ctypes.c_bool),
                 ("exhaustive", ctypes.c_bool),
+                ("skip_debug_files", ctypes.c_bool),
                 ("_padding", ctypes.c_char * _OPTION_PADDING)]
 
 

@@ -5,6 +5,7 @@
  * partial stacks, not crashes or hangs. The comparisons are skipped without
  * rustc, gcore or eu-stack.
  */
+#include <glob.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -705,6 +706,80 @@ static void test_hostile(void)
         }
 }
 
+/* The unwinding rules cached per address and libdwfl's own unwinder give
+ * the same stacks (pcs, activation flags, reasons for stopping) on every
+ * thread of every crash-sample core there is: the cache is a shortcut, not
+ * a second opinion. */
+static void compare_unwinders(struct ms_target *target, size_t *n_threads,
+                              size_t *n_frames)
+{
+        struct ms_unwinder *cached = NULL, *plain = NULL;
+        CHECK(ms_unwinder_create(target, &cached) == NULL);
+        CHECK(ms_unwinder_create(target, &plain) == NULL);
+        if (!cached || !plain) {
+                ms_unwinder_destroy(cached);
+                ms_unwinder_destroy(plain);
+                return;
+        }
+        ms_unwinder_set_names_only(cached, true);
+        ms_unwinder_set_names_only(plain, true);
+        ms_unwinder_set_cfi_cache(plain, false);
+        for (size_t i = 0; i < target->n_threads; i++) {
+                struct ms_native_stack a, b;
+                CHECK(ms_unwind_thread(cached, i, 1024, &a) == NULL);
+                CHECK(ms_unwind_thread(plain, i, 1024, &b) == NULL);
+                bool same = a.n_frames == b.n_frames && !a.error == !b.error &&
+                            (!a.error || strcmp(a.error, b.error) == 0);
+                for (size_t k = 0; same && k < a.n_frames; k++)
+                        same = a.frames[k].pc == b.frames[k].pc &&
+                               a.frames[k].is_activation ==
+                                       b.frames[k].is_activation;
+                if (!same)
+                        printf("  thread %d: %zu frames (%s) vs %zu (%s)\n",
+                               (int)target->threads[i].tid, a.n_frames,
+                               a.error ? a.error : "-", b.n_frames,
+                               b.error ? b.error : "-");
+                CHECK(same);
+                *n_threads += 1;
+                *n_frames += a.n_frames;
+                ms_native_stack_deinit(&a);
+                ms_native_stack_deinit(&b);
+        }
+        ms_unwinder_destroy(cached);
+        ms_unwinder_destroy(plain);
+}
+
+static void test_rules_agree(void)
+{
+        const char *samples = getenv("MIXSTACK_SAMPLES_DIR");
+        char *pattern = NULL;
+        int n = samples ? asprintf(&pattern, "%s/artefacts/*/*/core", samples)
+                        : asprintf(&pattern,
+                                   "%s/build/samples/artefacts/*/*/core",
+                                   source_dir ? source_dir : ".");
+        if (n < 0)
+                return;
+        glob_t g;
+        int r = glob(pattern, 0, NULL, &g);
+        free(pattern);
+        if (r != 0) {
+                printf("cached rules vs libdwfl: skipped (no sample cores)\n");
+                return;
+        }
+        size_t n_threads = 0, n_frames = 0;
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+                struct ms_target *target = open_core(g.gl_pathv[i], NULL);
+                if (!target)
+                        continue;
+                compare_unwinders(target, &n_threads, &n_frames);
+                ms_target_destroy(target);
+        }
+        printf("cached rules vs libdwfl: %zu cores, %zu threads, %zu frames\n",
+               g.gl_pathc, n_threads, n_frames);
+        CHECK(n_frames > 0);
+        globfree(&g);
+}
+
 int main(void)
 {
         source_dir = getenv("MIXSTACK_SOURCE_DIR");
@@ -714,6 +789,7 @@ int main(void)
                 unit_skip("cannot create a temporary directory");
         test_hostile();
         test_vdso();
+        test_rules_agree();
         if (!have_tool("eu-stack") || !have_tool("gcore")) {
                 printf("eu-stack/gcore comparisons skipped\n");
         } else {

@@ -137,10 +137,25 @@ struct ms_error *ms_target_open_core(const char *path,
                                      struct ms_target **ret);
 
 /*
- * Attach to a live process: every thread is stopped with ptrace and stays
- * stopped until ms_target_destroy(), which detaches and resumes them. The
- * threads are also detached if the calling process gets SIGINT, SIGTERM,
- * SIGHUP or SIGQUIT, or a fatal signal, while attached.
+ * Open a live process without stopping it: its mappings and files are read
+ * now. ms_report_create() stops every thread with ptrace only while it
+ * reads registers and memory (unwinding, naming frames from symbol tables,
+ * Python and Rust state): symbol tables are loaded before, and source
+ * positions, inlined frames, merging and diagnoses come after the process
+ * has been resumed. A target is stopped at most once:
+ * reports made later from it show that same moment. The threads are also
+ * detached if the calling process gets SIGINT, SIGTERM, SIGHUP or SIGQUIT,
+ * or a fatal signal, while attached.
+ */
+struct ms_error *ms_target_open_pid(pid_t pid,
+                                    const struct ms_target_options *options,
+                                    struct ms_target **ret);
+
+/*
+ * Attach to a live process: every thread is stopped with ptrace at once and
+ * stays stopped until ms_target_destroy(), which detaches and resumes them
+ * (for callers that read the process between reports). Signals are handled
+ * as for ms_target_open_pid().
  */
 struct ms_error *ms_target_attach_pid(pid_t pid,
                                       const struct ms_target_options *options,
@@ -486,6 +501,11 @@ struct ms_report_options {
         /* When no runtime is found by symbol, section or debug offsets,
          * scan writable memory for one. */
         bool exhaustive;
+        /* Do not read DWARF (source positions, inlined frames) from
+         * separate debug files (/usr/lib/debug, .gnu_debuglink); their
+         * symbol tables are still used. Decompressing a distribution's
+         * libc debug file is most of the start-up time on small targets. */
+        bool skip_debug_files;
 };
 
 /* Analyse a target. The target must outlive nothing: the report copies
