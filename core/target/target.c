@@ -924,8 +924,10 @@ bool ms_target_runs(const struct ms_target *target)
 
 void ms_target_thaw(struct ms_target *target)
 {
-        if (target->frozen && target->ops->thaw)
+        if (target->frozen && target->ops->thaw) {
                 target->ops->thaw(target);
+                target->thawed = true;
+        }
 }
 
 void ms_target_finish_mappings(struct ms_target *target)
@@ -1079,7 +1081,7 @@ struct ms_error *ms_target_read(struct ms_target *target, uint64_t address,
         if (!buf || address + (size - 1) < address)
                 return fault(address, size);
         struct ms_error *err = backend_read(target, address, buf, size);
-        if (!err || err->code != MS_ERROR_FAULT)
+        if (!err || err->code != MS_ERROR_FAULT || target->thawed)
                 return err;
         ms_error_destroy(err);
         /* Piece by piece: pages, cut at mapping ends, from the backend or

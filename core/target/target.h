@@ -124,8 +124,11 @@ struct ms_target {
          * calls or callbacks and whose memory cannot change while the
          * target lives. NULL when off. */
         struct ms_page_cache *page_cache;
-        /* ms_target_freeze() stopped the target once. */
-        bool frozen;
+        /* ms_target_freeze() stopped the target once; ms_target_thaw()
+         * let it go on: memory not read by then is not read at all, not
+         * even from the mapped files (a private mapping's pages differ
+         * from its file). */
+        bool frozen, thawed;
 };
 
 /*

@@ -57,6 +57,12 @@ def test_help_and_version():
     assert "--json" in proc.stdout and "--sysroot" in proc.stdout
     proc = run_mixstack("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("mixstack ")
+    # The library the CLI was built with says the same at run time (what
+    # the ctypes-based gdb plugin can check).
+    import ctypes
+    lib = ctypes.CDLL(str(MIXSTACK.parent / "libmixstack.so"))
+    lib.ms_version.restype = ctypes.c_char_p
+    assert proc.stdout.split()[1] == lib.ms_version().decode()
 
 
 def test_usage_errors():

@@ -348,6 +348,94 @@ static void test_page_cache(void)
         munmap(region, size);
 }
 
+static bool has_mapping_of(const struct ms_target *target, const char *path)
+{
+        for (size_t i = 0; i < target->n_mappings; i++) {
+                if (strcmp(target->mappings[i].path, path) == 0)
+                        return true;
+        }
+        return false;
+}
+
+/* A target opened running is not stopped until frozen; a file the process
+ * maps meanwhile is among the mappings read at the freeze; after the thaw
+ * the process runs untraced, and memory not read while it was stopped is
+ * not read at all. */
+static void test_open_freeze_thaw(void)
+{
+        static const char path[] = "/etc/passwd";
+        int go[2], done[2];
+        CHECK(pipe(go) == 0 && pipe(done) == 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+                char c;
+                if (read(go[0], &c, 1) == 1) {
+                        int fd = open(path, O_RDONLY);
+                        void *p = fd >= 0 ? mmap(NULL, 4096, PROT_READ,
+                                                 MAP_PRIVATE, fd, 0)
+                                          : MAP_FAILED;
+                        ssize_t n =
+                                write(done[1], p == MAP_FAILED ? "n" : "y", 1);
+                        (void)n;
+                }
+                for (;;)
+                        pause();
+        }
+        struct ms_target *target = NULL;
+        struct ms_error *err = ms_target_open_pid(pid, NULL, &target);
+        CHECK(!err && target);
+        ms_error_destroy(err);
+        if (!target) {
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+                return;
+        }
+        CHECK(target->n_threads == 0);
+        CHECK(!has_mapping_of(target, path));
+        CHECK(fixture_status_field(pid, "TracerPid:") == 0);
+
+        char c = 0;
+        CHECK(write(go[1], "g", 1) == 1 && read(done[0], &c, 1) == 1);
+        CHECK(c == 'y');
+        bool froze = false, changed = false;
+        err = ms_target_freeze(target, &froze, &changed);
+        CHECK(!err && froze && changed);
+        ms_error_destroy(err);
+        CHECK(has_mapping_of(target, path));
+        CHECK(target->n_threads == 1 && target->threads[0].have_regs);
+        CHECK(fixture_status_field(pid, "TracerPid:") == getpid());
+        uint64_t marker = 0;
+        err = ms_target_read_u64(target, (uint64_t)(uintptr_t)&fixture_marker,
+                                 &marker);
+        CHECK(!err && marker == 1);
+        ms_error_destroy(err);
+
+        ms_target_thaw(target);
+        CHECK(fixture_status_field(pid, "TracerPid:") == 0);
+        /* Read while stopped: still there. */
+        err = ms_target_read_u64(target, (uint64_t)(uintptr_t)&fixture_marker,
+                                 &marker);
+        CHECK(!err && marker == 1);
+        ms_error_destroy(err);
+        /* Not read while stopped: refused rather than read now. */
+        err = ms_target_read_u64(target, (uint64_t)(uintptr_t)fixture_rodata,
+                                 &marker);
+        CHECK(err && err->code == MS_ERROR_FAULT);
+        ms_error_destroy(err);
+        /* Stopped once: a second freeze stops nothing. */
+        err = ms_target_freeze(target, &froze, &changed);
+        CHECK(!err && !froze);
+        ms_error_destroy(err);
+        CHECK(fixture_status_field(pid, "TracerPid:") == 0);
+        ms_target_destroy(target);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        close(go[0]);
+        close(go[1]);
+        close(done[0]);
+        close(done[1]);
+}
+
 int main(void)
 {
         if (geteuid() != 0) {
@@ -364,6 +452,8 @@ int main(void)
         }
         printf("attach\n");
         test_attach();
+        printf("open, freeze, thaw\n");
+        test_open_freeze_thaw();
         printf("page cache\n");
         test_page_cache();
         printf("bad pids\n");

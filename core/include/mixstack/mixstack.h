@@ -38,6 +38,10 @@ extern "C" {
 
 #define MIXSTACK_VERSION "0.1.0"
 
+/* The version of the library loaded (MIXSTACK_VERSION when it was built):
+ * for frontends that load it at run time and cannot see the header. */
+const char *ms_version(void);
+
 /* ------------------------------------------------------------------------
  * Errors
  * ------------------------------------------------------------------------ */
