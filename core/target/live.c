@@ -725,6 +725,16 @@ static struct ms_error *check_pid(pid_t pid, pid_t *tgid)
         return NULL;
 }
 
+/* /proc/PID/mem, when allowed: before the process is ours to trace, a
+ * restricted ptrace scope (yama 1) refuses it. */
+static void open_mem(struct live_target *live)
+{
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/mem", (int)live->target.pid);
+        if (live->mem_fd < 0)
+                live->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+}
+
 /* Stop every thread and read what only a stopped process can give: the
  * registers, and memory that holds still. */
 static struct ms_error *live_freeze(struct ms_target *target,
@@ -742,6 +752,7 @@ static struct ms_error *live_freeze(struct ms_target *target,
         struct ms_error *err = stop_all_threads(live);
         if (err)
                 return err;
+        open_mem(live);
         /* Pages cached before the stop may have changed: start afresh.
          * From here memory cannot change, so whole pages are read once (a
          * system call per 8-byte read of the unwinder was most of the time
@@ -771,9 +782,7 @@ static const struct ms_target_ops live_ops = {
 
 static struct ms_error *open_running(struct live_target *live)
 {
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/mem", (int)live->target.pid);
-        live->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+        open_mem(live);
         /* The executable first: the mappings resolve it to a host file. */
         bool changed;
         struct ms_error *err = read_executable(live);
