@@ -18,6 +18,9 @@
  * scan. */
 #define MAX_VERSION_SCAN (8u << 20)
 #define MAX_SCAN_MAPPING (64u << 20)
+/* The exhaustive scan reads at most this much in all: a hostile core's
+ * mappings can send it over gigabytes of unbacked addresses. */
+#define MAX_SCAN_TOTAL (512ull << 20)
 #define SCAN_CHUNK 65536
 /* At most this many candidates are examined. */
 #define MAX_CANDIDATES 256
@@ -452,6 +455,8 @@ struct scan_ctx {
         int major, minor;
         struct candidates *c;
         bool found;
+        /* Bytes the scan may still look at (shared by every module). */
+        uint64_t *budget;
 };
 
 static bool scan_layout_wanted(const struct scan_ctx *s,
@@ -502,13 +507,16 @@ static struct ms_error *scan_range(struct scan_ctx *s, uint8_t *buf,
                                    bool stop_at_hole)
 {
         struct ms_error *err = NULL;
-        for (uint64_t a = start; a < end && !err && !s->found;
-             a += SCAN_CHUNK) {
-                size_t n = (size_t)MS_MIN((uint64_t)SCAN_CHUNK, end - a);
+        /* a + n <= end: no wrap-around at the top of the address space. */
+        for (uint64_t a = start; a < end && !err && !s->found && *s->budget;) {
+                size_t n = (size_t)MS_MIN(MS_MIN((uint64_t)SCAN_CHUNK, end - a),
+                                          *s->budget);
+                *s->budget -= n;
                 size_t got = read_prefix(s->target, a, buf, n);
                 err = scan_chunk(s, buf, got, a);
                 if (got < n && stop_at_hole)
                         break;
+                a += n;
         }
         return err;
 }
@@ -544,10 +552,12 @@ static uint32_t module_version(struct ms_target *target, uint64_t last_start,
  * before 3.10 _PyRuntime is zero-initialized, so it lives in .bss. */
 static struct ms_error *scan_module_memory(struct ms_target *target,
                                            size_t first, uint8_t *buf,
+                                           uint64_t *budget,
                                            struct candidates *c)
 {
         const char *path = target->mappings[first].path;
-        struct scan_ctx s = {.target = target, .path = path, .c = c};
+        struct scan_ctx s = {
+                .target = target, .path = path, .c = c, .budget = budget};
         version_from_name(path, &s.major, &s.minor);
         uint64_t last_start = 0, last_end = 0;
         struct ms_error *err = NULL;
@@ -589,13 +599,19 @@ static struct ms_error *scan_memory(struct ms_target *target,
         if (!buf)
                 return &ms_error_no_memory;
         struct ms_error *err = NULL;
+        uint64_t budget = MAX_SCAN_TOTAL;
         for (size_t i = 0; i < target->n_mappings && !err; i++) {
                 const struct ms_mapping *map = &target->mappings[i];
                 if (!map->path || seen_path(target, i, map->path))
                         continue;
-                err = scan_module_memory(target, i, buf, c);
+                err = scan_module_memory(target, i, buf, &budget, c);
         }
         free(buf);
+        if (!err && !budget)
+                ms_warnings_add(&target->warnings,
+                                "the scan for a Python runtime stopped after "
+                                "%llu MiB",
+                                (unsigned long long)(MAX_SCAN_TOTAL >> 20));
         return err;
 }
 
