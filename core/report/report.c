@@ -1,20 +1,22 @@
 /*
  * Building the one report model from a target, in stages:
  *
- * 1. unwind every thread (the crashing thread first), naming frames from
- *    symbol tables only, and classify its native frames;
+ * 1. unwind every thread (the crashing thread first) and classify its
+ *    native frames;
  * 2. read the Python runtimes;
  * 3. read the Rust panic state of every thread;
  * -- everything that reads target memory is done: a live process goes on;
- * 4. symbolize the native frames with DWARF (inlined frames, source
- *    positions) and classify them again;
+ * 4. for a stopped live process, symbolize the native frames with DWARF
+ *    (inlined frames, source positions) and classify them again;
  * 5. give each thread its Python state (GIL, exceptions), find the
  *    lifecycle phase, and diagnose (deadlocks, GIL holder blocked) while
  *    the native stacks are whole;
  * 6. merge each thread's native and Python stacks as the options ask.
  *
  * A live process opened running is stopped for stages 1-3 only, with the
- * symbol tables and CFI of its modules loaded before.
+ * symbol tables and CFI of its modules loaded before, and its frames are
+ * named from symbol tables only while it is stopped (stage 4 adds the
+ * rest). Other targets are symbolized with DWARF in stage 1.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +38,8 @@ struct report_inputs {
         const struct ms_report_options *options;
         unsigned max_frames;
         struct ms_unwinder *unwinder;
-        /* Per report thread: its native stack until stage 4 (names only,
-         * borrowed from the unwinder, while the target is read). */
+        /* Per report thread: its native stack until stage 4 (for a
+         * stopped process: names only, borrowed from the unwinder). */
         struct ms_native_stack *native;
         struct ms_py_runtime *runtimes;
         size_t n_runtimes;
@@ -550,7 +552,7 @@ static struct ms_error *inputs_freeze(struct report_inputs *in, bool *froze)
 
 /* Stages 1-3: everything that reads the target. */
 static struct ms_error *read_target(struct report_inputs *in,
-                                    struct ms_report *report)
+                                    struct ms_report *report, bool stopped)
 {
         struct ms_target *target = in->target;
         struct ms_error *err = report_fill_target(report, target);
@@ -560,8 +562,10 @@ static struct ms_error *read_target(struct report_inputs *in,
                             sizeof(*in->native));
         if (!in->native)
                 return &ms_error_no_memory;
+        /* A stopped process waits for us: DWARF comes after it goes on.
+         * Other targets are symbolized in one pass. */
         if (in->unwinder)
-                ms_unwinder_set_names_only(in->unwinder, true);
+                ms_unwinder_set_names_only(in->unwinder, stopped);
         size_t first = crashed_index(target);
         if (target->n_threads)
                 err = report_native_thread(report, in, first);
@@ -602,7 +606,7 @@ static struct ms_error *build(struct report_inputs *in,
         inputs_create_unwinder(in);
         struct ms_error *err = inputs_freeze(in, &froze);
         if (!err)
-                err = read_target(in, report);
+                err = read_target(in, report, froze);
         if (froze)
                 ms_target_thaw(target);
         if (!err)

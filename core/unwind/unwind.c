@@ -465,6 +465,9 @@ struct ms_error *ms_unwinder_add_debuginfo(struct ms_unwinder *u,
                                            struct ms_native_stack *stack,
                                            unsigned max_frames)
 {
+        /* Symbolized with DWARF already. */
+        if (!stack->borrowed)
+                return NULL;
         struct ms_native_stack full = {0};
         struct walk w = {
                 .u = u,
