@@ -58,11 +58,18 @@ def test_help_and_version():
     proc = run_mixstack("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("mixstack ")
     # The library the CLI was built with says the same at run time (what
-    # the ctypes-based gdb plugin can check).
-    import ctypes
-    lib = ctypes.CDLL(str(MIXSTACK.parent / "libmixstack.so"))
-    lib.ms_version.restype = ctypes.c_char_p
-    assert proc.stdout.split()[1] == lib.ms_version().decode()
+    # the ctypes-based gdb plugin can check). In a child: an ASan build's
+    # library cannot be loaded into this process.
+    import sys
+    code = ("import ctypes, sys; lib = ctypes.CDLL(sys.argv[1]); "
+            "lib.ms_version.restype = ctypes.c_char_p; "
+            "print(lib.ms_version().decode())")
+    env = dict(os.environ, ASAN_OPTIONS="verify_asan_link_order=0:detect_leaks=0")
+    child = subprocess.run([sys.executable, "-c", code,
+                            str(MIXSTACK.parent / "libmixstack.so")],
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert child.returncode == 0, child.stderr
+    assert proc.stdout.split()[1] == child.stdout.strip()
 
 
 def test_usage_errors():
