@@ -507,7 +507,7 @@ static void on_exit_status(struct run *run, pid_t pid, int status)
                 run->child_done = true;
                 run->child_status = status;
         }
-        if (!WIFSIGNALED(status) || !run_is_core_signal(WTERMSIG(status)))
+        if (!WIFSIGNALED(status) || !ms_signal_is_crash(WTERMSIG(status), true))
                 return;
         dead.signo = WTERMSIG(status);
         dead.dumped = WCOREDUMP(status);

@@ -125,7 +125,4 @@ pid_t *run_cores_systemd_pids(time_t since, size_t *n);
  * the process's name into comm (NULL: not wanted). */
 pid_t run_core_pid(const char *path, char comm[17]);
 
-/* Whether a signal's default action dumps core. */
-bool run_is_core_signal(int signo);
-
 #endif /* MIXSTACK_CLI_RUN_H */

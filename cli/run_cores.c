@@ -33,24 +33,6 @@
 /* How long systemd-coredump may take to store a core. */
 #define COREDUMPCTL_SECONDS 15
 
-bool run_is_core_signal(int signo)
-{
-        switch (signo) {
-        case SIGQUIT:
-        case SIGILL:
-        case SIGTRAP:
-        case SIGABRT:
-        case SIGBUS:
-        case SIGFPE:
-        case SIGSEGV:
-        case SIGXCPU:
-        case SIGXFSZ:
-        case SIGSYS:
-                return true;
-        }
-        return false;
-}
-
 static void read_line(const char *path, char *buf, size_t size)
 {
         buf[0] = '\0';

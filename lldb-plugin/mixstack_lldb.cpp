@@ -232,30 +232,6 @@ bool is_core(lldb::SBProcess &process)
         return plugin && strstr(plugin, "core") != nullptr;
 }
 
-// Signals whose default action dumps core: the only ones a crash core can
-// hold. A core that shows another (gdb's gcore of a process stopped by
-// SIGSTOP) is a snapshot, and so is a live process stopped by the debugger
-// (SIGSTOP on attach, SIGINT, SIGTRAP of breakpoints and steps).
-bool is_crash_signal(int signo, bool core)
-{
-        switch (signo) {
-        case SIGQUIT:
-        case SIGILL:
-        case SIGABRT:
-        case SIGBUS:
-        case SIGFPE:
-        case SIGSEGV:
-        case SIGXCPU:
-        case SIGXFSZ:
-        case SIGSYS:
-                return true;
-        case SIGTRAP:
-                return core;
-        default:
-                return false;
-        }
-}
-
 // The signal that stopped the process and the thread it hit: for a core,
 // the first thread stopped by a crash signal (the kernel writes the thread
 // that dumped first); 0 for snapshots and debugger stops.
@@ -273,7 +249,7 @@ void stop_signal(lldb::SBProcess &process, int *signo, pid_t *tid)
                 uint64_t sig = thread.GetStopReasonDataAtIndex(0);
                 if (sig == 0 || sig >= 65)
                         continue;
-                if (!is_crash_signal((int)sig, core))
+                if (!ms_signal_is_crash((int)sig, core))
                         continue;
                 *signo = (int)sig;
                 *tid = (pid_t)thread.GetThreadID();

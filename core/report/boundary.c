@@ -88,6 +88,20 @@ void ms_exception_chain_free(struct ms_exception_chain *chain)
         memset(chain, 0, sizeof(*chain));
 }
 
+/* Replace the site of p by rt's (its strings change owner). */
+static void take_site(struct ms_panic *p, struct ms_rust_thread *rt)
+{
+        free(p->site_function);
+        free(p->site_module);
+        free(p->site_file);
+        p->site_function = take(&rt->site_function);
+        p->site_module = take(&rt->site_module);
+        p->site_file = take(&rt->site_file);
+        p->site_line = rt->site_line;
+        p->site_column = rt->site_column;
+        p->site_index = rt->site_index;
+}
+
 struct ms_error *ms_panic_take(struct ms_rust_thread *rt, struct ms_panic **ret)
 {
         *ret = NULL;
@@ -98,12 +112,7 @@ struct ms_error *ms_panic_take(struct ms_rust_thread *rt, struct ms_panic **ret)
                 return &ms_error_no_memory;
         p->kind = ms_rust_panic_kind_name(rt->kind);
         p->panicking = rt->panicking;
-        p->site_function = take(&rt->site_function);
-        p->site_module = take(&rt->site_module);
-        p->site_file = take(&rt->site_file);
-        p->site_line = rt->site_line;
-        p->site_column = rt->site_column;
-        p->site_index = rt->site_index;
+        take_site(p, rt);
         p->message = take(&rt->message);
         p->message_recovered_by = rt->message_recovered_by;
         p->location_file = take(&rt->file);
@@ -126,15 +135,7 @@ struct ms_error *ms_panic_refresh_site(struct ms_panic *p,
         if (ok && rt.in_machinery) {
                 p->kind = ms_rust_panic_kind_name(rt.kind);
                 p->panicking = rt.panicking || p->local_panic_count > 0;
-                free(p->site_function);
-                free(p->site_module);
-                free(p->site_file);
-                p->site_function = take(&rt.site_function);
-                p->site_module = take(&rt.site_module);
-                p->site_file = take(&rt.site_file);
-                p->site_line = rt.site_line;
-                p->site_column = rt.site_column;
-                p->site_index = rt.site_index;
+                take_site(p, &rt);
         }
         free(rt.site_function);
         free(rt.site_module);

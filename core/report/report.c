@@ -121,23 +121,27 @@ static struct ms_error *report_native_thread(struct ms_report *report,
         return NULL;
 }
 
-/* Stage 4: the frames of thread i, unwound names-only, with DWARF. */
+/* Stage 4: the frames of thread i, with DWARF when they were unwound
+ * names-only; either way they become the thread's. */
 static struct ms_error *report_debuginfo(struct report_inputs *in, size_t i,
                                          struct ms_thread_report *out)
 {
         struct ms_native_stack *stack = &in->native[i];
+        bool names_only = stack->borrowed;
         if (!in->unwinder)
                 return NULL;
         struct ms_error *err =
                 ms_unwinder_add_debuginfo(in->unwinder, stack, in->max_frames);
         if (err)
                 return err;
-        classify_native(stack);
+        if (names_only)
+                classify_native(stack);
         out->frames = stack->frames;
         out->n_frames = stack->n_frames;
         out->unwind_error = stack->error;
         memset(stack, 0, sizeof(*stack));
-        if (out->panic)
+        /* Found on frames without inlined functions: again on these. */
+        if (names_only && out->panic)
                 err = ms_panic_refresh_site(out->panic, out->frames,
                                             out->n_frames);
         return err;

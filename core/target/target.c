@@ -82,6 +82,11 @@ void ms_regs_from_user_regs(const uint64_t user[MS_USER_REGS_WORDS],
                 *fs_base = user[21];
 }
 
+bool ms_signal_is_crash(int signo, bool in_core)
+{
+        return signo == SIGTRAP ? in_core : ms_signal_dumps_core(signo);
+}
+
 bool ms_signal_dumps_core(int signo)
 {
         switch (signo) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/u64_table.h"
 #include "symbols/symbols.h"
 #include "unwind/symbolize.h"
 #include "unwind/symtab.h"
@@ -26,10 +27,15 @@
 #define MAX_SCOPE_DEPTH 256
 #define MAX_SCOPE_VISITS 10000000
 
+/* Symbolized addresses: the levels live on the heap, so a pointer to
+ * them stays valid when the table grows. */
+struct cached_symbol {
+        struct ms_u64_entry entry; /* key: the lookup address */
+        struct ms_symbolized *symbolized;
+};
+
 struct ms_symbol_cache {
-        struct ms_symbolized **slots; /* open addressing, NULL = free */
-        size_t capacity;              /* a power of two */
-        size_t n;
+        struct ms_u64_table table;
 };
 
 static void levels_free(struct ms_sym_level *levels, size_t n)
@@ -53,54 +59,23 @@ static void symbolized_free(struct ms_symbolized *s)
 
 struct ms_symbol_cache *ms_symbol_cache_create(void)
 {
-        return calloc(1, sizeof(struct ms_symbol_cache));
+        struct ms_symbol_cache *cache = malloc(sizeof(*cache));
+        if (cache)
+                ms_u64_table_init(&cache->table, sizeof(struct cached_symbol));
+        return cache;
 }
 
 void ms_symbol_cache_destroy(struct ms_symbol_cache *cache)
 {
         if (!cache)
                 return;
-        for (size_t i = 0; i < cache->capacity; i++)
-                symbolized_free(cache->slots[i]);
-        free(cache->slots);
+        for (size_t i = 0; i < cache->table.n_slots; i++) {
+                struct cached_symbol *c = ms_u64_table_slot(&cache->table, i);
+                if (c)
+                        symbolized_free(c->symbolized);
+        }
+        ms_u64_table_deinit(&cache->table);
         free(cache);
-}
-
-static size_t hash_address(uint64_t address)
-{
-        address ^= address >> 33;
-        address *= 0xff51afd7ed558ccdULL;
-        address ^= address >> 33;
-        return (size_t)address;
-}
-
-static struct ms_symbolized **cache_slot(struct ms_symbol_cache *cache,
-                                         uint64_t address)
-{
-        size_t mask = cache->capacity - 1;
-        for (size_t i = hash_address(address) & mask;; i = (i + 1) & mask) {
-                if (!cache->slots[i] || cache->slots[i]->address == address)
-                        return &cache->slots[i];
-        }
-}
-
-static bool cache_grow(struct ms_symbol_cache *cache)
-{
-        size_t old_capacity = cache->capacity;
-        struct ms_symbolized **old = cache->slots;
-        size_t capacity = old_capacity ? old_capacity * 2 : 256;
-        cache->slots = calloc(capacity, sizeof(*cache->slots));
-        if (!cache->slots) {
-                cache->slots = old;
-                return false;
-        }
-        cache->capacity = capacity;
-        for (size_t i = 0; i < old_capacity; i++) {
-                if (old[i])
-                        *cache_slot(cache, old[i]->address) = old[i];
-        }
-        free(old);
-        return true;
 }
 
 /* Builds the levels of one address, innermost first. */
@@ -445,17 +420,17 @@ struct ms_error *ms_symbolize(struct ms_symbol_cache *cache,
                               uint64_t address, enum ms_dwarf_use use,
                               const struct ms_symbolized **ret)
 {
-        if (cache->n * 2 >= cache->capacity && !cache_grow(cache))
-                return &ms_error_no_memory;
-        struct ms_symbolized **slot = cache_slot(cache, address);
-        if (*slot) {
-                *ret = *slot;
+        struct cached_symbol *c = ms_u64_table_find(&cache->table, address);
+        if (c) {
+                *ret = c->symbolized;
                 return NULL;
         }
         struct builder b = {.ok = true, .symtabs = symtabs};
         symbolize_into(&b, dwfl, address, use);
         struct ms_symbolized *s = malloc(sizeof(*s));
-        if (!b.ok || !s || !b.n) {
+        c = b.ok && s && b.n ? ms_u64_table_insert(&cache->table, address)
+                             : NULL;
+        if (!c) {
                 levels_free(b.levels, b.n);
                 free(s);
                 return &ms_error_no_memory;
@@ -463,8 +438,7 @@ struct ms_error *ms_symbolize(struct ms_symbol_cache *cache,
         s->address = address;
         s->levels = b.levels;
         s->n_levels = b.n;
-        *slot = s;
-        cache->n++;
+        c->symbolized = s;
         *ret = s;
         return NULL;
 }

@@ -8,7 +8,6 @@ process, in the form the library asks for.
 import ctypes
 import os
 import re
-import signal as _signal
 import struct
 
 import gdb
@@ -16,15 +15,6 @@ import gdb
 from . import lib as L
 
 PAGE = 4096
-
-# Signals a kernel writes a core for: a live process stopped by one of these
-# under gdb is reported as "crashed" like a core would be. SIGTRAP (breakpoints,
-# single steps), SIGINT (Ctrl-C) and SIGSTOP (attach) are not.
-_FATAL_SIGNALS = {
-    getattr(_signal, name) for name in (
-        "SIGQUIT", "SIGILL", "SIGABRT", "SIGBUS", "SIGFPE", "SIGSEGV",
-        "SIGXCPU", "SIGXFSZ", "SIGSYS") if hasattr(_signal, name)}
-
 
 class Interrupted(Exception):
     """The user pressed Ctrl-C while the report was being built."""
@@ -476,11 +466,15 @@ class GdbTarget:
                            self.threads[0].tid if self.threads else 0)
                 self.signo, self.signal_tid = signo, tid
             return
-        if stop_signal and stop_signal[0] in _FATAL_SIGNALS:
+        # A live process stopped by a signal a kernel writes a core for is
+        # reported as crashed; SIGTRAP (breakpoints, steps), SIGINT (Ctrl-C)
+        # and SIGSTOP (attach) are not.
+        crash = self.library.signal_is_crash
+        if stop_signal and crash(stop_signal[0], False):
             self.signo, self.signal_tid = stop_signal
             return
         for t in self.threads:
-            if t.signo in _FATAL_SIGNALS:
+            if t.signo and crash(t.signo, False):
                 self.signo, self.signal_tid = t.signo, t.tid
                 return
 

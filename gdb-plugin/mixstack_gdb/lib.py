@@ -339,6 +339,8 @@ class Library:
         L.ms_target_add_region.restype = _ErrorPtr
         L.ms_target_destroy.argtypes = [ctypes.c_void_p]
         L.ms_target_destroy.restype = None
+        L.ms_signal_is_crash.argtypes = [ctypes.c_int, ctypes.c_bool]
+        L.ms_signal_is_crash.restype = ctypes.c_bool
         L.ms_report_create.argtypes = [
             ctypes.c_void_p, ctypes.POINTER(MsReportOptions),
             ctypes.POINTER(ctypes.c_void_p)]
@@ -394,6 +396,11 @@ class Library:
     def target_add_region(self, target, start, end, writable):
         self._check(self.cdll.ms_target_add_region(target, start, end,
                                                    bool(writable)))
+
+    def signal_is_crash(self, signo, in_core):
+        """Whether signo is a crash (the library's rule, shared by every
+        frontend)."""
+        return bool(self.cdll.ms_signal_is_crash(int(signo), bool(in_core)))
 
     def target_set_process(self, target, pid, executable, signo, signal_tid):
         self._check(self.cdll.ms_target_set_process(

@@ -166,6 +166,14 @@ struct ms_error *ms_target_attach_pid(pid_t pid,
                                       struct ms_target **ret);
 
 /*
+ * Whether signal signo is a crash: one whose default action dumps core.
+ * SIGTRAP counts only for a core written by the kernel (in_core); a
+ * debugger stops a live process on it for breakpoints and steps. For
+ * frontends that decide which thread of a debugger target crashed.
+ */
+bool ms_signal_is_crash(int signo, bool in_core);
+
+/*
  * Memory reader of a debugger-fed target: copy size bytes at address into
  * buf. Return 0 on success, nonzero when any byte cannot be read.
  */
