@@ -58,6 +58,12 @@ struct ms_error *cli_triage_pid(const struct cli_triage_config *cfg, pid_t pid,
                                 struct ms_triage_printer *const *printers,
                                 size_t n_printers, bool *is_python);
 
+/* Detach target's process if mixstack gets a fatal signal until
+ * cli_unguard() (cli/guard.c): call it before the target is frozen (before
+ * ms_report_create()), and cli_unguard() before destroying it. */
+void cli_guard(struct ms_target *target);
+void cli_unguard(void);
+
 /* The commands: argv[0] is the command's name; the result is the exit
  * status. */
 int cli_triage_main(int argc, char **argv);

@@ -270,8 +270,10 @@ int main(int argc, char **argv)
         if (err)
                 return fail(err);
         struct ms_report *report = NULL;
+        cli_guard(target);
         err = ms_report_create(target, &opts.report, &report);
         /* Detach a live process before printing: it is stopped meanwhile. */
+        cli_unguard();
         ms_target_destroy(target);
         if (err)
                 return fail(err);

@@ -122,8 +122,10 @@ static struct ms_error *report_of(struct ms_target *target,
                                   struct ms_report **report)
 {
         struct ms_error *err = ms_triage_check_target(target);
+        cli_guard(target);
         if (!err)
                 err = ms_report_create(target, NULL, report);
+        cli_unguard();
         ms_target_destroy(target);
         return err;
 }

@@ -273,7 +273,7 @@ struct ms_error *ms_py_read_str(struct ms_target *target,
         if (err)
                 return err;
         uint64_t length;
-        int32_t state;
+        int32_t state = 0;
         err = ms_py_read_field(target, address, l->u_length, &length);
         if (!err)
                 err = ms_py_read_field_i32(target, address, l->u_state, &state);

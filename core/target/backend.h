@@ -80,9 +80,12 @@ struct ms_error *ms_target_set_executable(struct ms_target *target,
  * signals a kernel-written core can carry). */
 bool ms_signal_dumps_core(int signo);
 
-/* How long the last live target kept its process stopped, from the first
+/* How long a live target kept its process stopped, from the first
  * PTRACE_INTERRUPT to the last PTRACE_DETACH, in nanoseconds (for tests and
  * measurements). */
-uint64_t ms_live_last_stop_ns(void);
+uint64_t ms_live_last_stop_ns(const struct ms_target *target);
+
+/* ms_target_detach_now() of a live target (async-signal-safe). */
+void ms_live_detach_now(struct ms_target *target);
 
 #endif /* MIXSTACK_TARGET_BACKEND_H */

@@ -12,14 +12,12 @@
  * simply runs on. A signal that arrives for a thread while we hold it is
  * recorded and handed back to it at the detach.
  *
- * If mixstack itself is killed while attached (SIGINT, SIGTERM, SIGHUP,
- * SIGQUIT) or crashes (SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL), a signal
- * handler detaches every thread before the signal goes on to the
- * disposition it had before attaching (the default one in the CLI, which
- * terminates). That handler only uses a static table of tids and raw
- * syscalls. Limits: one live target at a time per process, and the
- * handler must run on the thread that attached (ptrace is per thread),
- * which is always the case for a single-threaded frontend.
+ * The library keeps no global state for live targets and installs no
+ * signal handler. A frontend that may be killed while it holds a process
+ * stopped calls ms_target_detach_now() from its own handlers (the CLI does,
+ * for SIGINT, SIGTERM, SIGHUP, SIGQUIT and its own crashes); the handler
+ * must run on the thread that attached (ptrace is per thread), which is
+ * always the case for a single-threaded frontend.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -63,38 +61,60 @@ struct live_target {
         /* The file-backed lines of /proc/PID/maps when opened, to notice
          * libraries loaded or unloaded before the freeze. */
         char *maps_text;
-        /* Signal handlers are installed: detach and restore them. */
+        /* Threads are seized: detach them. */
         bool attached;
         /* Frozen and thawed again: the process runs on. */
         bool resumed;
+        /* The seized tids, for ms_target_detach_now() (MS_MAX_THREADS
+         * entries, allocated at open: nothing grows under a signal
+         * handler). */
+        pid_t *signal_tids;
+        size_t n_signal_tids;
+        /* ms_target_detach_now() ran: reads fail from then on. */
+        volatile sig_atomic_t detached_now;
+        /* From the first PTRACE_INTERRUPT to the last PTRACE_DETACH. */
+        uint64_t last_stop_ns;
 };
 
 /* ------------------------------------------------------------------------
- * Detaching on signals
+ * Detaching from a signal handler
+ *
+ * The library installs no signal handler: it lives inside debuggers, whose
+ * signal dispositions are theirs. A frontend that may be killed while it
+ * holds a process stopped (the CLI) installs its own handlers and calls
+ * ms_target_detach_now() from them. That function only reads this
+ * target's tid table (fixed-size, published with release stores) and
+ * makes raw system calls.
  * ------------------------------------------------------------------------ */
 
-static const int handled_signals[] = {
-        SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGSEGV,
-        SIGBUS, SIGABRT, SIGFPE, SIGILL,
-};
-
-/* The state the handler sees: written with the signals blocked. */
-static pid_t signal_tids[MS_MAX_THREADS];
-static volatile sig_atomic_t signal_n_tids;
-static volatile sig_atomic_t detached_by_signal;
-static struct sigaction saved_actions[MS_ARRAY_SIZE(handled_signals)];
-static bool live_attached;
-static uint64_t last_stop_ns;
+static struct live_target *to_live(struct ms_target *target)
+{
+        return (struct live_target *)target;
+}
 
 static long raw_ptrace(long request, pid_t tid, long data)
 {
         return syscall(SYS_ptrace, request, (long)tid, 0L, data);
 }
 
-static void signal_detach_all(void)
+/* Publish a seized tid to ms_target_detach_now(). */
+static void signal_table_add(struct live_target *live, pid_t tid)
 {
-        for (sig_atomic_t i = 0; i < signal_n_tids; i++) {
-                pid_t tid = signal_tids[i];
+        size_t n = __atomic_load_n(&live->n_signal_tids, __ATOMIC_RELAXED);
+        if (!live->signal_tids || n >= MS_MAX_THREADS)
+                return;
+        live->signal_tids[n] = tid;
+        __atomic_store_n(&live->n_signal_tids, n + 1, __ATOMIC_RELEASE);
+}
+
+void ms_live_detach_now(struct ms_target *target)
+{
+        struct live_target *live = to_live(target);
+        int saved_errno = errno;
+        size_t n =
+                __atomic_exchange_n(&live->n_signal_tids, 0, __ATOMIC_ACQ_REL);
+        for (size_t i = 0; i < n; i++) {
+                pid_t tid = live->signal_tids[i];
                 /* A thread seized but not stopped yet cannot be detached:
                  * give it a moment to reach its stop. */
                 for (int tries = 0; tries < 100; tries++) {
@@ -109,67 +129,13 @@ static void signal_detach_all(void)
                         nanosleep(&ms, NULL);
                 }
         }
-        signal_n_tids = 0;
-}
-
-static void detach_on_signal(int sig)
-{
-        int saved_errno = errno;
-        signal_detach_all();
-        detached_by_signal = 1;
-        /* Hand the signal to whatever handled it before (in the CLI: the
-         * default action, which ends the process). */
-        for (size_t i = 0; i < MS_ARRAY_SIZE(handled_signals); i++) {
-                if (handled_signals[i] == sig)
-                        sigaction(sig, &saved_actions[i], NULL);
-        }
-        raise(sig);
+        live->detached_now = 1;
         errno = saved_errno;
 }
 
-static void block_handled(sigset_t *old)
+uint64_t ms_live_last_stop_ns(const struct ms_target *target)
 {
-        sigset_t set;
-        sigemptyset(&set);
-        for (size_t i = 0; i < MS_ARRAY_SIZE(handled_signals); i++)
-                sigaddset(&set, handled_signals[i]);
-        pthread_sigmask(SIG_BLOCK, &set, old);
-}
-
-static void install_handlers(void)
-{
-        struct sigaction sa;
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = detach_on_signal;
-        sa.sa_flags = SA_RESTART;
-        sigemptyset(&sa.sa_mask);
-        for (size_t i = 0; i < MS_ARRAY_SIZE(handled_signals); i++)
-                sigaddset(&sa.sa_mask, handled_signals[i]);
-        signal_n_tids = 0;
-        detached_by_signal = 0;
-        for (size_t i = 0; i < MS_ARRAY_SIZE(handled_signals); i++)
-                sigaction(handled_signals[i], &sa, &saved_actions[i]);
-}
-
-static void restore_handlers(void)
-{
-        for (size_t i = 0; i < MS_ARRAY_SIZE(handled_signals); i++)
-                sigaction(handled_signals[i], &saved_actions[i], NULL);
-}
-
-/* Publish a seized tid to the handler. */
-static void signal_table_add(pid_t tid)
-{
-        sigset_t old;
-        block_handled(&old);
-        if (signal_n_tids < MS_MAX_THREADS)
-                signal_tids[signal_n_tids++] = tid;
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-}
-
-uint64_t ms_live_last_stop_ns(void)
-{
-        return last_stop_ns;
+        return ((const struct live_target *)target)->last_stop_ns;
 }
 
 /* ------------------------------------------------------------------------
@@ -285,11 +251,6 @@ static struct ms_error *explain_eperm(pid_t pid)
  * Attaching
  * ------------------------------------------------------------------------ */
 
-static struct live_target *to_live(struct ms_target *target)
-{
-        return (struct live_target *)target;
-}
-
 /* Whether a thread is a zombie or dead: ptrace refuses those with EPERM,
  * which is then no permission problem. */
 static bool is_exiting(pid_t pid, pid_t tid)
@@ -332,7 +293,7 @@ static struct ms_error *seize(struct live_target *live, pid_t tid)
                                            (int)tid);
         }
         live->threads[live->n_threads++] = (struct live_thread){.tid = tid};
-        signal_table_add(tid);
+        signal_table_add(live, tid);
         if (live->n_threads == 1)
                 clock_gettime(CLOCK_MONOTONIC, &live->first_interrupt);
         if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 && errno != ESRCH)
@@ -483,8 +444,8 @@ static void detach_all(struct live_target *live)
         if (!live->attached)
                 return;
         live->attached = false;
-        sigset_t old;
-        block_handled(&old);
+        /* From here the threads are ours to detach, not a handler's. */
+        __atomic_store_n(&live->n_signal_tids, 0, __ATOMIC_RELEASE);
         for (size_t i = 0; i < live->n_threads; i++) {
                 struct live_thread *t = &live->threads[i];
                 if (ptrace(PTRACE_DETACH, t->tid, 0, (long)t->signo) < 0 &&
@@ -503,12 +464,9 @@ static void detach_all(struct live_target *live)
                 }
         }
         if (live->n_threads)
-                last_stop_ns = (uint64_t)elapsed_ns(&live->first_interrupt);
+                live->last_stop_ns =
+                        (uint64_t)elapsed_ns(&live->first_interrupt);
         live->n_threads = 0;
-        signal_n_tids = 0;
-        restore_handlers();
-        live_attached = false;
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* ------------------------------------------------------------------------
@@ -519,7 +477,7 @@ static struct ms_error *live_read(struct ms_target *target, uint64_t address,
                                   void *buf, size_t size)
 {
         struct live_target *live = to_live(target);
-        if (detached_by_signal)
+        if (live->detached_now)
                 return ms_error_create(MS_ERROR_INTERRUPTED,
                                        "interrupted: process %d was detached",
                                        (int)target->pid);
@@ -560,6 +518,7 @@ static void live_destroy(struct ms_target *target)
         if (live->mem_fd >= 0)
                 close(live->mem_fd);
         free(live->threads);
+        free(live->signal_tids);
         free(live->maps_text);
         free(live);
 }
@@ -742,13 +701,7 @@ static struct ms_error *live_freeze(struct ms_target *target,
 {
         struct live_target *live = to_live(target);
         *mappings_changed = false;
-        if (live_attached)
-                return ms_error_create(MS_ERROR_UNSUPPORTED,
-                                       "already attached to a process: destroy "
-                                       "that target first");
-        live_attached = true;
         live->attached = true;
-        install_handlers();
         struct ms_error *err = stop_all_threads(live);
         if (err)
                 return err;
@@ -804,6 +757,11 @@ struct ms_error *ms_target_open_pid(pid_t pid,
         if (!live)
                 return &ms_error_no_memory;
         live->mem_fd = -1;
+        live->signal_tids = calloc(MS_MAX_THREADS, sizeof(pid_t));
+        if (!live->signal_tids) {
+                free(live);
+                return &ms_error_no_memory;
+        }
         err = ms_target_init(&live->target, &live_ops, MS_TARGET_PID, options);
         if (!err) {
                 live->target.pid = tgid;

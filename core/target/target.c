@@ -299,6 +299,12 @@ static void file_cache_destroy(struct ms_file_cache *cache)
         free(cache);
 }
 
+void ms_target_detach_now(struct ms_target *target)
+{
+        if (target && target->kind == MS_TARGET_PID)
+                ms_live_detach_now(target);
+}
+
 void ms_target_destroy(struct ms_target *target)
 {
         if (!target)

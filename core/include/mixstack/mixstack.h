@@ -38,9 +38,18 @@ extern "C" {
 
 #define MIXSTACK_VERSION "0.1.0"
 
+/* Marks the library's interface: libmixstack is built with hidden
+ * visibility, and exports only what is declared with MS_PUBLIC here (it is
+ * loaded into debuggers, whose own symbols it must not shadow). */
+#if defined(__GNUC__)
+#define MS_PUBLIC __attribute__((visibility("default")))
+#else
+#define MS_PUBLIC
+#endif
+
 /* The version of the library loaded (MIXSTACK_VERSION when it was built):
  * for frontends that load it at run time and cannot see the header. */
-const char *ms_version(void);
+MS_PUBLIC const char *ms_version(void);
 
 /* ------------------------------------------------------------------------
  * Errors
@@ -82,25 +91,27 @@ struct ms_error {
 };
 
 /* The error returned when memory runs out; never freed. */
-extern struct ms_error ms_error_no_memory;
+MS_PUBLIC extern struct ms_error ms_error_no_memory;
 
 /* Create an error with a printf-style message. Never returns NULL: if the
  * message cannot be allocated, &ms_error_no_memory is returned. */
-struct ms_error *ms_error_create(enum ms_error_code code, const char *fmt, ...)
+MS_PUBLIC struct ms_error *ms_error_create(enum ms_error_code code,
+                                           const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
 /* Create an MS_ERROR_OS (or MS_ERROR_PERMISSION for EPERM/EACCES) error
  * from errno value errnum: "<what>: <strerror(errnum)>". */
-struct ms_error *ms_error_from_errno(int errnum, const char *fmt, ...)
+MS_PUBLIC struct ms_error *ms_error_from_errno(int errnum, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
 /* Prefix an error's message with "<prefix>: ", taking ownership of err and
  * returning the (possibly new) error. */
-struct ms_error *ms_error_wrap(struct ms_error *err, const char *fmt, ...)
+MS_PUBLIC struct ms_error *ms_error_wrap(struct ms_error *err, const char *fmt,
+                                         ...)
         __attribute__((format(printf, 2, 3)));
 
 /* Free an error. Accepts NULL and static errors. */
-void ms_error_destroy(struct ms_error *err);
+MS_PUBLIC void ms_error_destroy(struct ms_error *err);
 
 /* ------------------------------------------------------------------------
  * Targets
@@ -136,9 +147,9 @@ struct ms_target_options {
  * located from NT_FILE; files that cannot be found, or whose build-id does
  * not match the core, become warnings, and analysis goes on without them.
  */
-struct ms_error *ms_target_open_core(const char *path,
-                                     const struct ms_target_options *options,
-                                     struct ms_target **ret);
+MS_PUBLIC struct ms_error *ms_target_open_core(
+        const char *path, const struct ms_target_options *options,
+        struct ms_target **ret);
 
 /*
  * Open a live process without stopping it: its mappings and files are read
@@ -147,23 +158,23 @@ struct ms_error *ms_target_open_core(const char *path,
  * Python and Rust state): symbol tables are loaded before, and source
  * positions, inlined frames, merging and diagnoses come after the process
  * has been resumed. A target is stopped at most once:
- * reports made later from it show that same moment. The threads are also
- * detached if the calling process gets SIGINT, SIGTERM, SIGHUP or SIGQUIT,
- * or a fatal signal, while attached.
+ * reports made later from it show that same moment. The library installs
+ * no signal handler: a frontend that may be killed while the process is
+ * stopped detaches it from its own handler with ms_target_detach_now().
  */
-struct ms_error *ms_target_open_pid(pid_t pid,
-                                    const struct ms_target_options *options,
-                                    struct ms_target **ret);
+MS_PUBLIC struct ms_error *ms_target_open_pid(
+        pid_t pid, const struct ms_target_options *options,
+        struct ms_target **ret);
 
 /*
  * Attach to a live process: every thread is stopped with ptrace at once and
  * stays stopped until ms_target_destroy(), which detaches and resumes them
- * (for callers that read the process between reports). Signals are handled
- * as for ms_target_open_pid().
+ * (for callers that read the process between reports). See
+ * ms_target_detach_now() for signals.
  */
-struct ms_error *ms_target_attach_pid(pid_t pid,
-                                      const struct ms_target_options *options,
-                                      struct ms_target **ret);
+MS_PUBLIC struct ms_error *ms_target_attach_pid(
+        pid_t pid, const struct ms_target_options *options,
+        struct ms_target **ret);
 
 /*
  * Whether signal signo is a crash: one whose default action dumps core.
@@ -171,7 +182,7 @@ struct ms_error *ms_target_attach_pid(pid_t pid,
  * debugger stops a live process on it for breakpoints and steps. For
  * frontends that decide which thread of a debugger target crashed.
  */
-bool ms_signal_is_crash(int signo, bool in_core);
+MS_PUBLIC bool ms_signal_is_crash(int signo, bool in_core);
 
 /*
  * Memory reader of a debugger-fed target: copy size bytes at address into
@@ -189,16 +200,15 @@ typedef int ms_read_memory_fn(void *arg, uint64_t address, void *buf,
  * threads and modules added by the functions below. This is the target of
  * the gdb and lldb plugins.
  */
-struct ms_error *ms_target_create_debugger(
+MS_PUBLIC struct ms_error *ms_target_create_debugger(
         ms_read_memory_fn *read_memory, void *arg,
         const struct ms_target_options *options, struct ms_target **ret);
 
 /* Add a thread with its registers (MS_NUM_REGS values in DWARF order) and
  * its fs_base (0 if unknown). name may be NULL. */
-struct ms_error *ms_target_add_thread(struct ms_target *target, pid_t tid,
-                                      const char *name,
-                                      const uint64_t regs[MS_NUM_REGS],
-                                      uint64_t fs_base);
+MS_PUBLIC struct ms_error *ms_target_add_thread(
+        struct ms_target *target, pid_t tid, const char *name,
+        const uint64_t regs[MS_NUM_REGS], uint64_t fs_base);
 
 /* Add a file mapping [start, end) of path at file_offset. A module whose
  * only known extent is its load address may be added with end == start and
@@ -206,24 +216,36 @@ struct ms_error *ms_target_add_thread(struct ms_target *target, pid_t tid,
  * cheapest); each call leaves the target usable: kept sorted, the file
  * located on this machine and its build-id checked, so no "finish" call is
  * needed. */
-struct ms_error *ms_target_add_mapping(struct ms_target *target,
-                                       const char *path, uint64_t start,
-                                       uint64_t end, uint64_t file_offset);
+MS_PUBLIC struct ms_error *ms_target_add_mapping(struct ms_target *target,
+                                                 const char *path,
+                                                 uint64_t start, uint64_t end,
+                                                 uint64_t file_offset);
 
 /* Add a region of the address space with its permission: the writable
  * ones are searched for live Rust panic exception objects (their message
  * survives an abort). Read-only regions may be added and are ignored. */
-struct ms_error *ms_target_add_region(struct ms_target *target, uint64_t start,
-                                      uint64_t end, bool writable);
+MS_PUBLIC struct ms_error *ms_target_add_region(struct ms_target *target,
+                                                uint64_t start, uint64_t end,
+                                                bool writable);
 
 /* Set the process id, the executable path, and the signal that stopped
  * the process with the thread it hit (0 when none). */
-struct ms_error *ms_target_set_process(struct ms_target *target, pid_t pid,
-                                       const char *executable, int signo,
-                                       pid_t signal_tid);
+MS_PUBLIC struct ms_error *ms_target_set_process(struct ms_target *target,
+                                                 pid_t pid,
+                                                 const char *executable,
+                                                 int signo, pid_t signal_tid);
+
+/*
+ * Detach every thread of a live target now, for a frontend's signal handler
+ * (SIGINT, SIGTERM, or its own crash) while a report is made: the process
+ * runs on whatever happens to the frontend next. Async-signal-safe; does
+ * nothing for other targets. Reads fail afterwards (MS_ERROR_INTERRUPTED);
+ * the target must still be destroyed.
+ */
+MS_PUBLIC void ms_target_detach_now(struct ms_target *target);
 
 /* Release a target; a live process is detached and resumed. Accepts NULL. */
-void ms_target_destroy(struct ms_target *target);
+MS_PUBLIC void ms_target_destroy(struct ms_target *target);
 
 /* ------------------------------------------------------------------------
  * Reports
@@ -239,7 +261,7 @@ enum ms_language {
 };
 
 /* "c", "c++", "rust", "python", "unknown". */
-const char *ms_language_name(enum ms_language language);
+MS_PUBLIC const char *ms_language_name(enum ms_language language);
 
 enum ms_frame_kind {
         MS_FRAME_NATIVE,
@@ -313,7 +335,7 @@ enum ms_gil_state {
 };
 
 /* "none", "held", "waiting", "released". */
-const char *ms_gil_state_name(enum ms_gil_state state);
+MS_PUBLIC const char *ms_gil_state_name(enum ms_gil_state state);
 
 /* A frame a Python exception passed through. */
 struct ms_traceback_entry {
@@ -522,11 +544,11 @@ struct ms_report_options {
 
 /* Analyse a target. The target must outlive nothing: the report copies
  * what it needs. */
-struct ms_error *ms_report_create(struct ms_target *target,
-                                  const struct ms_report_options *options,
-                                  struct ms_report **ret);
+MS_PUBLIC struct ms_error *ms_report_create(
+        struct ms_target *target, const struct ms_report_options *options,
+        struct ms_report **ret);
 
-void ms_report_destroy(struct ms_report *report);
+MS_PUBLIC void ms_report_destroy(struct ms_report *report);
 
 /* Printer formats. */
 enum ms_format {
@@ -563,27 +585,27 @@ struct ms_print_options {
 
 /* Print a section of a report. In JSON, every section but
  * MS_SECTION_STACKS prints the whole document, which holds it. */
-struct ms_error *ms_report_print_section(const struct ms_report *report,
-                                         const struct ms_print_options *options,
-                                         FILE *out);
+MS_PUBLIC struct ms_error *ms_report_print_section(
+        const struct ms_report *report, const struct ms_print_options *options,
+        FILE *out);
 
 /* The same into a newly allocated string; free it with free(). */
-struct ms_error *ms_report_format_section(
+MS_PUBLIC struct ms_error *ms_report_format_section(
         const struct ms_report *report, const struct ms_print_options *options,
         char **ret);
 
 /* Print a report. Text and JSON are produced by the same code for every
  * frontend. */
-struct ms_error *ms_report_print(const struct ms_report *report,
-                                 enum ms_format format, FILE *out);
+MS_PUBLIC struct ms_error *ms_report_print(const struct ms_report *report,
+                                           enum ms_format format, FILE *out);
 
 /* Print a report into a newly allocated NUL-terminated string (for
  * frontends that cannot hand over a FILE *); free it with free(). */
-struct ms_error *ms_report_format(const struct ms_report *report,
-                                  enum ms_format format, char **ret);
+MS_PUBLIC struct ms_error *ms_report_format(const struct ms_report *report,
+                                            enum ms_format format, char **ret);
 
 /* The name of a signal ("SIGSEGV"), or NULL when unknown. */
-const char *ms_signal_name(int signo);
+MS_PUBLIC const char *ms_signal_name(int signo);
 
 /* ------------------------------------------------------------------------
  * Triage: why a process died or hung, in a few lines, with a signature
@@ -668,17 +690,18 @@ struct ms_triage {
 };
 
 /* Triage a report. The report must outlive the triage. */
-struct ms_error *ms_triage_create(const struct ms_report *report,
-                                  const struct ms_triage_options *options,
-                                  struct ms_triage **ret);
+MS_PUBLIC struct ms_error *ms_triage_create(
+        const struct ms_report *report, const struct ms_triage_options *options,
+        struct ms_triage **ret);
 
-void ms_triage_destroy(struct ms_triage *triage);
+MS_PUBLIC void ms_triage_destroy(struct ms_triage *triage);
 
 /* Check that a target can be triaged: its executable is known and was
  * found on this machine (without it, native frames have no names and a
  * signature would group unrelated crashes). NULL when it can be; else an
  * MS_ERROR_NOT_FOUND error saying which file is missing. */
-struct ms_error *ms_triage_check_target(const struct ms_target *target);
+MS_PUBLIC struct ms_error *ms_triage_check_target(
+        const struct ms_target *target);
 
 /* Triage output formats. */
 enum ms_triage_format {
@@ -694,24 +717,24 @@ enum ms_triage_format {
  * document closed by ms_triage_printer_finish(). */
 struct ms_triage_printer;
 
-struct ms_error *ms_triage_printer_create(enum ms_triage_format format,
-                                          FILE *out,
-                                          struct ms_triage_printer **ret);
+MS_PUBLIC struct ms_error *ms_triage_printer_create(
+        enum ms_triage_format format, FILE *out,
+        struct ms_triage_printer **ret);
 
 /* Print a triage. */
-struct ms_error *ms_triage_printer_add(struct ms_triage_printer *printer,
-                                       const struct ms_triage *triage);
+MS_PUBLIC struct ms_error *ms_triage_printer_add(
+        struct ms_triage_printer *printer, const struct ms_triage *triage);
 
 /* A target that could not be triaged: its name ("core.123", "pid 123")
  * and why, in one line. */
-struct ms_error *ms_triage_printer_add_error(struct ms_triage_printer *printer,
-                                             const char *target,
-                                             const char *message);
+MS_PUBLIC struct ms_error *ms_triage_printer_add_error(
+        struct ms_triage_printer *printer, const char *target,
+        const char *message);
 
 /* Something the reader must know that is not a triage: "pid 123 died of
  * SIGSEGV but left no core: ...". */
-struct ms_error *ms_triage_printer_add_note(struct ms_triage_printer *printer,
-                                            const char *message);
+MS_PUBLIC struct ms_error *ms_triage_printer_add_note(
+        struct ms_triage_printer *printer, const char *message);
 
 /* A command run under `mixstack run`. */
 struct ms_triage_run {
@@ -732,10 +755,10 @@ struct ms_triage_run {
 /* End the output: the run (NULL for triages of cores) and what was
  * added. Nothing more may be added. Markdown prints nothing at all when
  * nothing was added, so a quiet run leaves a CI summary untouched. */
-struct ms_error *ms_triage_printer_finish(struct ms_triage_printer *printer,
-                                          const struct ms_triage_run *run);
+MS_PUBLIC struct ms_error *ms_triage_printer_finish(
+        struct ms_triage_printer *printer, const struct ms_triage_run *run);
 
-void ms_triage_printer_destroy(struct ms_triage_printer *printer);
+MS_PUBLIC void ms_triage_printer_destroy(struct ms_triage_printer *printer);
 
 #ifdef __cplusplus
 }
