@@ -42,30 +42,18 @@ static const char usage_text[] =
         "Python frames in place of the eval-loop frames that run them, Rust\n"
         "and C++ names demangled, C frames.\n"
         "\n"
-        "Commands:\n"
-        "  core CORE [EXE]     analyse a core file (the executable is found\n"
-        "                      from the core when not given)\n"
-        "  pid PID             stop a live process, analyse it, resume it\n"
-        "  gil TARGET          who holds the GIL, who waits, diagnoses\n"
-        "  err TARGET          pending and handled Python exceptions\n"
-        "  panic TARGET        Rust panic state: threads, messages, counters\n"
-        "  phase TARGET        the interpreter's lifecycle phase\n"
-        "  threads TARGET      one line per thread\n"
-        "                      (TARGET: a core file, or a pid when all "
-        "digits)\n"
-        "  triage CORE|PID...  why each died or hangs, with a crash signature\n"
-        "                      (mixstack triage --help)\n"
-        "  run -- COMMAND...   run a command (a test suite) and triage every\n"
-        "                      crash and hang of its processes (mixstack run\n"
-        "                      --help)\n"
-        "\n"
+        "Commands (mixstack COMMAND --help for one):\n";
+
+static const char options_text[] =
         "Options:\n"
         "  --json              print the report as JSON (schema mixstack/1)\n"
         "  --python-only       show only Python frames\n"
         "  --native-only       show only native frames (no Python merging)\n"
         "  --all-frames        keep CPython-internal frames between Python\n"
         "                      frames\n"
-        "  --locals            show arguments and locals of Python frames\n"
+        "  --locals            show arguments and locals of Python frames\n";
+
+static const char target_options_text[] =
         "  --exhaustive        scan memory for the Python runtime when no\n"
         "                      symbol or section shows it\n"
         "  --no-debug-files    no source lines or inlined frames from\n"
@@ -74,21 +62,140 @@ static const char usage_text[] =
         "  --lib-path DIR      also look for files by name in DIR "
         "(repeatable)\n"
         "  --max-frames N      unwind at most N frames per thread (1024)\n"
-        "  -h, --help          show this help\n"
-        "  -V, --version       show the version\n"
+        "  -h, --help          show this help\n";
+
+static const char exit_text[] =
         "\n"
         "Exit status: 0 complete report, 1 report with warnings, 2 unusable\n"
         "input or bad usage.\n";
 
-static int usage_error(const char *fmt, const char *arg)
+/* A command: a report (or a section of one) of a target, or a command
+ * with a parser of its own (main). New section commands are a row here
+ * and a section in the library's printers. */
+struct command {
+        const char *name;
+        /* What it takes, and a line for the global help. */
+        const char *operands;
+        const char *summary;
+        /* The paragraph of its own --help. */
+        const char *description;
+        enum ms_section section;
+        /* Its own parser and main, or NULL for report commands. */
+        int (*main)(int argc, char **argv);
+};
+
+static const struct command commands[] = {
+        {"core", "CORE [EXECUTABLE]",
+         "analyse a core file (the executable is found from the\n"
+         "                      core when not given)",
+         "The whole report of a core dump: the boundary state (phase, GIL,\n"
+         "exceptions, Rust panics, diagnoses), every thread's mixed stack,\n"
+         "and warnings about anything missing. EXECUTABLE, when given, is\n"
+         "used in place of the one the core names.\n",
+         MS_SECTION_REPORT, NULL},
+        {"pid", "PID", "stop a live process, analyse it, resume it",
+         "The whole report of a live process, stopped only while it is "
+         "read.\n",
+         MS_SECTION_REPORT, NULL},
+        {"gil", "TARGET", "who holds the GIL, who waits, diagnoses",
+         "Who holds each interpreter's GIL, who waits for it (and where),\n"
+         "and the diagnoses: deadlocks, a holder blocked outside Python,\n"
+         "contention.\n",
+         MS_SECTION_GIL, NULL},
+        {"err", "TARGET", "pending and handled Python exceptions",
+         "Each thread's pending exception (being raised) and handled one\n"
+         "(sys.exc_info()), with their chains; PyO3's PanicException is\n"
+         "flagged.\n",
+         MS_SECTION_ERRORS, NULL},
+        {"panic", "TARGET", "Rust panic state: threads, messages, counters",
+         "Each thread in Rust's panic machinery (kind, site, message and\n"
+         "location recovered from memory), panics PyO3 caught, and each\n"
+         "Rust module's panic count.\n",
+         MS_SECTION_PANIC, NULL},
+        {"phase", "TARGET", "the interpreter's lifecycle phase",
+         "The interpreter's lifecycle phase (initializing, running,\n"
+         "finalizing and its step, finalized) and process exit.\n",
+         MS_SECTION_PHASE, NULL},
+        {"threads", "TARGET", "one line per thread",
+         "One line per thread: tid, name, Python or native, GIL state, where\n"
+         "it is (its innermost Python frame), its exception or panic.\n",
+         MS_SECTION_THREADS, NULL},
+        {"triage", "CORE|PID...",
+         "why each died or hangs, with a crash signature", NULL,
+         MS_SECTION_REPORT, cli_triage_main},
+        {"run", "-- COMMAND...",
+         "run a command (a test suite) and triage every crash\n"
+         "                      and hang of its processes",
+         NULL, MS_SECTION_REPORT, cli_run_main},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static bool is_section(const struct command *cmd)
+{
+        return !cmd->main && cmd->section != MS_SECTION_REPORT;
+}
+
+static void print_usage(void)
+{
+        fputs(usage_text, stdout);
+        for (size_t i = 0; i < N_COMMANDS; i++) {
+                char head[64];
+                snprintf(head, sizeof(head), "%s %s", commands[i].name,
+                         commands[i].operands);
+                if (strlen(head) < 20)
+                        printf("  %-20s%s\n", head, commands[i].summary);
+                else
+                        printf("  %s\n%22s%s\n", head, "", commands[i].summary);
+        }
+        fputs("                      (TARGET: a core file [EXECUTABLE], or a "
+              "pid when all\n"
+              "                      digits)\n\n",
+              stdout);
+        fputs(options_text, stdout);
+        fputs(target_options_text, stdout);
+        fputs("  -V, --version       show the version\n", stdout);
+        fputs(exit_text, stdout);
+}
+
+/* A report command's own help. */
+static void print_command_usage(const struct command *cmd)
+{
+        if (strcmp(cmd->name, "core") == 0)
+                fputs("Usage: mixstack core CORE [EXECUTABLE] [OPTIONS]\n",
+                      stdout);
+        else if (strcmp(cmd->name, "pid") == 0)
+                fputs("Usage: mixstack pid PID [OPTIONS]\n", stdout);
+        else
+                printf("Usage: mixstack %s CORE [EXECUTABLE] [OPTIONS]\n"
+                       "       mixstack %s PID [OPTIONS]\n",
+                       cmd->name, cmd->name);
+        printf("\n%s", cmd->description);
+        if (is_section(cmd))
+                fputs("Warnings that concern it go to stderr.\n\n"
+                      "Options:\n"
+                      "  --json              this section as JSON (schema "
+                      "mixstack/1, with\n"
+                      "                      \"section\")\n",
+                      stdout);
+        else
+                fprintf(stdout, "\n%s", options_text);
+        fputs(target_options_text, stdout);
+        fputs(exit_text, stdout);
+}
+
+/* A one-line error, and where to look (the command's help when known). */
+static int usage_error(const char *command, const char *fmt, const char *arg)
 {
         fputs("mixstack: ", stderr);
         fprintf(stderr, fmt, arg);
-        fputs("\nTry 'mixstack --help'.\n", stderr);
+        fprintf(stderr, "\nTry 'mixstack %s%s--help'.\n",
+                command ? command : "", command ? " " : "");
         return EXIT_UNUSABLE;
 }
 
-static int parse_options(int argc, char **argv, struct cli_options *opts)
+static int parse_options(const struct command *cmd, int argc, char **argv,
+                         struct cli_options *opts)
 {
         static const struct option longopts[] = {
                 {"json", no_argument, NULL, 'j'},
@@ -106,6 +213,7 @@ static int parse_options(int argc, char **argv, struct cli_options *opts)
                 {0},
         };
         int c;
+        opterr = 0;
         while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
                 char *end;
                 long n;
@@ -136,7 +244,8 @@ static int parse_options(int argc, char **argv, struct cli_options *opts)
                         break;
                 case 'L':
                         if (opts->target.n_library_paths == MAX_LIBRARY_PATHS)
-                                return usage_error("too many --lib-path: %s",
+                                return usage_error(cmd->name,
+                                                   "too many --lib-path: %s",
                                                    optarg);
                         opts->library_paths[opts->target.n_library_paths++] =
                                 optarg;
@@ -145,40 +254,31 @@ static int parse_options(int argc, char **argv, struct cli_options *opts)
                         errno = 0;
                         n = strtol(optarg, &end, 10);
                         if (errno || *end || n <= 0 || n > 1000000)
-                                return usage_error("bad --max-frames: %s",
+                                return usage_error(cmd->name,
+                                                   "bad --max-frames: %s",
                                                    optarg);
                         opts->report.max_frames = (unsigned)n;
                         break;
                 case 'h':
-                        fputs(usage_text, stdout);
+                        print_command_usage(cmd);
                         exit(EXIT_COMPLETE);
                 case 'V':
                         puts("mixstack " MIXSTACK_VERSION);
                         exit(EXIT_COMPLETE);
                 default:
-                        return usage_error("%s", "bad option");
+                        return usage_error(cmd->name,
+                                           "unknown option or missing "
+                                           "argument: %s",
+                                           argv[optind - 1]);
                 }
         }
         opts->target.library_paths = opts->library_paths;
         return -1;
 }
 
-/* What a command prints. */
-struct command {
-        const char *name;
-        enum ms_section section;
-};
-
-static const struct command commands[] = {
-        {"core", MS_SECTION_REPORT},     {"pid", MS_SECTION_REPORT},
-        {"gil", MS_SECTION_GIL},         {"err", MS_SECTION_ERRORS},
-        {"panic", MS_SECTION_PANIC},     {"phase", MS_SECTION_PHASE},
-        {"threads", MS_SECTION_THREADS},
-};
-
 static const struct command *find_command(const char *name)
 {
-        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        for (size_t i = 0; i < N_COMMANDS; i++) {
                 if (strcmp(commands[i].name, name) == 0)
                         return &commands[i];
         }
@@ -197,34 +297,36 @@ static bool parse_pid(const char *s, pid_t *pid)
 }
 
 /* Open the target named by the command and its operands: "core" takes a
- * core, "pid" a pid, the section commands either (digits are a pid unless
- * a file has that name). */
-static struct ms_error *open_target(const char *command, char **operands,
-                                    int n_operands, struct cli_options *opts,
-                                    struct ms_target **target)
+ * core and maybe its executable, "pid" a pid, the section commands either
+ * (digits are a pid unless a file has that name). A word too many is a
+ * usage error; an EXECUTABLE that is no readable ELF file is an error of
+ * the target (a mistyped word is not taken for a missing file). */
+static int open_target(const struct command *cmd, char **operands,
+                       int n_operands, struct cli_options *opts,
+                       struct ms_target **target, struct ms_error **err)
 {
         pid_t pid;
-        bool is_pid = strcmp(command, "pid") == 0;
-        if (strcmp(command, "core") != 0 && !is_pid && n_operands == 1 &&
+        bool is_pid = strcmp(cmd->name, "pid") == 0;
+        if (n_operands < 1)
+                return usage_error(cmd->name, "%s: missing operand", cmd->name);
+        if (strcmp(cmd->name, "core") != 0 && !is_pid &&
             parse_pid(operands[0], &pid) && access(operands[0], F_OK) != 0)
                 is_pid = true;
-        if (!is_pid) {
-                if (n_operands < 1 || n_operands > 2)
-                        return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
-                                               "usage: mixstack %s CORE "
-                                               "[EXECUTABLE]",
-                                               command);
-                if (n_operands == 2)
-                        opts->target.executable = operands[1];
-                return ms_target_open_core(operands[0], &opts->target, target);
+        int max = is_pid ? 1 : 2;
+        if (n_operands > max)
+                return usage_error(cmd->name, "unexpected argument: %s",
+                                   operands[max]);
+        if (is_pid) {
+                if (!parse_pid(operands[0], &pid))
+                        return usage_error(cmd->name, "not a process id: %s",
+                                           operands[0]);
+                *err = ms_target_open_pid(pid, &opts->target, target);
+                return -1;
         }
-        if (n_operands != 1)
-                return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
-                                       "usage: mixstack %s PID", command);
-        if (!parse_pid(operands[0], &pid))
-                return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
-                                       "not a process id: %s", operands[0]);
-        return ms_target_open_pid(pid, &opts->target, target);
+        if (n_operands == 2)
+                opts->target.executable = operands[1];
+        *err = ms_target_open_core(operands[0], &opts->target, target);
+        return -1;
 }
 
 static int fail(struct ms_error *err)
@@ -234,39 +336,45 @@ static int fail(struct ms_error *err)
         return EXIT_UNUSABLE;
 }
 
-int main(int argc, char **argv)
+/* Warnings go with the report; a section command prints those that concern
+ * its section on stderr (its output is the section alone). */
+static void print_section_warnings(const struct ms_report *report,
+                                   enum ms_section section)
 {
-        if (argc < 2)
-                return usage_error("%s", "missing command");
-        const char *command = argv[1];
-        if (strcmp(command, "-h") == 0 || strcmp(command, "--help") == 0) {
-                fputs(usage_text, stdout);
-                return EXIT_COMPLETE;
+        for (size_t i = 0; i < report->n_warnings; i++) {
+                if (report->warning_sections &&
+                    !(report->warning_sections[i] & (1u << section)))
+                        continue;
+                fprintf(stderr, "mixstack: warning: %s\n", report->warnings[i]);
         }
-        if (strcmp(command, "-V") == 0 || strcmp(command, "--version") == 0) {
-                puts("mixstack " MIXSTACK_VERSION);
-                return EXIT_COMPLETE;
-        }
-        /* triage and run have options of their own. */
-        if (strcmp(command, "triage") == 0)
-                return cli_triage_main(argc - 1, argv + 1);
-        if (strcmp(command, "run") == 0)
-                return cli_run_main(argc - 1, argv + 1);
-        const struct command *cmd = find_command(command);
-        if (!cmd)
-                return usage_error("unknown command: %s", command);
+}
 
+/* How many warnings concern a section. */
+static size_t count_warnings(const struct ms_report *report,
+                             enum ms_section section)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < report->n_warnings; i++)
+                n += !report->warning_sections ||
+                     (report->warning_sections[i] & (1u << section));
+        return n;
+}
+
+static int report_main(const struct command *cmd, int argc, char **argv)
+{
         struct cli_options opts = {0};
-        int status = parse_options(argc - 1, argv + 1, &opts);
+        int status = parse_options(cmd, argc, argv, &opts);
         if (status >= 0)
                 return status;
-        /* getopt permuted argv + 1: the operands follow optind there. */
-        char **operands = argv + 1 + optind;
-        int n_operands = argc - 1 - optind;
+        /* getopt permuted argv: the operands follow optind. */
+        char **operands = argv + optind;
+        int n_operands = argc - optind;
 
         struct ms_target *target = NULL;
-        struct ms_error *err =
-                open_target(command, operands, n_operands, &opts, &target);
+        struct ms_error *err = NULL;
+        status = open_target(cmd, operands, n_operands, &opts, &target, &err);
+        if (status >= 0)
+                return status;
         if (err)
                 return fail(err);
         struct ms_report *report = NULL;
@@ -282,11 +390,35 @@ int main(int argc, char **argv)
                 .section = cmd->section,
         };
         err = ms_report_print_section(report, &print, stdout);
-        status = report->n_warnings ? EXIT_PARTIAL : EXIT_COMPLETE;
+        if (is_section(cmd) && opts.format == MS_FORMAT_TEXT)
+                print_section_warnings(report, cmd->section);
+        status = count_warnings(report, cmd->section) ? EXIT_PARTIAL
+                                                      : EXIT_COMPLETE;
         ms_report_destroy(report);
         if (err)
                 return fail(err);
         if (fflush(stdout) != 0)
                 return EXIT_UNUSABLE;
         return status;
+}
+
+int main(int argc, char **argv)
+{
+        if (argc < 2)
+                return usage_error(NULL, "%s", "missing command");
+        const char *command = argv[1];
+        if (strcmp(command, "-h") == 0 || strcmp(command, "--help") == 0) {
+                print_usage();
+                return EXIT_COMPLETE;
+        }
+        if (strcmp(command, "-V") == 0 || strcmp(command, "--version") == 0) {
+                puts("mixstack " MIXSTACK_VERSION);
+                return EXIT_COMPLETE;
+        }
+        const struct command *cmd = find_command(command);
+        if (!cmd)
+                return usage_error(NULL, "unknown command: %s", command);
+        if (cmd->main)
+                return cmd->main(argc - 1, argv + 1);
+        return report_main(cmd, argc - 1, argv + 1);
 }

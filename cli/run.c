@@ -16,9 +16,10 @@
  *   (who holds the GIL, who waits, deadlocks), then the tree is ended:
  *   SIGTERM, --grace seconds, SIGKILL.
  *
- * Exit status: the command's own (128 + N when signal N killed it), 124
- * when it timed out, 125 when mixstack failed, 126 when the command
- * cannot be executed, 127 when it is not found.
+ * Exit status: the command's own (128 + N when signal N killed it; with
+ * --fail-on-crash, its STATUS when the command succeeded but a process of
+ * the tree crashed), 124 when it timed out, 125 when mixstack failed, 126 when
+ * the command cannot be executed, 127 when it is not found.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -71,7 +72,16 @@ static const char run_usage[] =
         "(5)\n"
         "  --out DIR             move cores into DIR and write "
         "triage.txt,\n"
-        "                        triage.md and triage.json there\n"
+        "                        triage.md and triage.json there "
+        "(without it,\n"
+        "                        cores the kernel names alike are renamed "
+        "core.PID.COMM\n"
+        "                        where they are, so that none replaces "
+        "another)\n"
+        "  --fail-on-crash[=STATUS]\n"
+        "                        exit STATUS (1) when the command succeeded "
+        "but a\n"
+        "                        process of its tree crashed (for CI)\n"
         "  --json                print one mixstack-triage/1 document on "
         "stderr\n"
         "                        at the end\n"
@@ -79,7 +89,9 @@ static const char run_usage[] =
         "  --sysroot DIR, --lib-path DIR, --frames N, --signature-frames N\n"
         "                        as for mixstack triage\n"
         "\n"
-        "Exit status: the command's (128+N when killed by signal N), 124 on "
+        "Exit status: the command's (128+N when killed by signal N, "
+        "--fail-on-crash's\n"
+        "STATUS when it succeeded but a process crashed), 124 on "
         "timeout,\n"
         "125 when mixstack fails, 126 when COMMAND cannot be executed, 127 "
         "when\n"
@@ -101,6 +113,11 @@ struct run {
         double timeout;
         double grace;
         const char *out_dir;
+        /* --fail-on-crash: the status when the command succeeded but a
+         * process of its tree crashed (0: not asked). */
+        int fail_on_crash;
+        /* Processes of the tree that died of a crash signal. */
+        size_t n_crashed;
         char **argv;
         int argc;
         pid_t self;
@@ -155,6 +172,7 @@ static int parse_run_options(int argc, char **argv, struct run *run)
                 {"timeout", required_argument, NULL, 't'},
                 {"grace", required_argument, NULL, 'g'},
                 {"out", required_argument, NULL, 'o'},
+                {"fail-on-crash", optional_argument, NULL, 'f'},
                 {"help", no_argument, NULL, 'h'},
                 {0},
         };
@@ -175,6 +193,15 @@ static int parse_run_options(int argc, char **argv, struct run *run)
                         }
                 } else if (c == 'o') {
                         run->out_dir = optarg;
+                } else if (c == 'f') {
+                        long n = 1;
+                        if (optarg && !cli_parse_count(optarg, 255, &n)) {
+                                cli_error("bad --fail-on-crash: %s (a status "
+                                          "from 1 to 255)",
+                                          optarg);
+                                return RUN_FAILED;
+                        }
+                        run->fail_on_crash = (int)n;
                 } else if (!cli_triage_option(c, optarg, &run->cfg)) {
                         fputs("Try 'mixstack run --help'.\n", stderr);
                         return RUN_FAILED;
@@ -182,6 +209,7 @@ static int parse_run_options(int argc, char **argv, struct run *run)
         }
         if (optind >= argc) {
                 cli_error("run: no command given (mixstack run -- COMMAND)");
+                fputs("Try 'mixstack run --help'.\n", stderr);
                 return RUN_FAILED;
         }
         run->argv = argv + optind;
@@ -352,19 +380,62 @@ static bool in_out_dir(const struct run *run, const char *path)
         return in;
 }
 
-/* Move a core into --out DIR as core.PID.COMM; the path to read it at
- * (malloc'd): the new one, or the old one when it cannot be moved. */
-static char *keep_core(struct run *run, char *path, pid_t pid, const char *comm)
+/* "DIR/core.PID.COMM" (slashes of COMM replaced), or with ".N" added
+ * when that name is taken: a core never replaces another. malloc'd. */
+static char *free_core_name(const char *dir, pid_t pid, const char *comm)
 {
-        if (!run->out_dir || in_out_dir(run, path))
-                return path;
-        char *dest;
-        if (asprintf(&dest, "%s/core.%d.%s", run->out_dir, (int)pid, comm) < 0)
-                return path;
-        for (char *p = dest + strlen(run->out_dir) + 1; *p; p++) {
+        char *base;
+        if (asprintf(&base, "%s/core.%d.%s", dir, (int)pid, comm) < 0)
+                return NULL;
+        for (char *p = base + strlen(dir) + 1; *p; p++) {
                 if (*p == '/')
                         *p = '_';
         }
+        char *name = base;
+        for (int n = 1; n < 1000 && access(name, F_OK) == 0; n++) {
+                if (name != base)
+                        free(name);
+                if (asprintf(&name, "%s.%d", base, n) < 0)
+                        name = NULL;
+                if (!name)
+                        break;
+        }
+        if (name != base)
+                free(base);
+        return name;
+}
+
+/* Whether the kernel names cores of one directory alike ("core"): the
+ * next crash there would replace this one. */
+static bool shared_core_name(const struct run *run)
+{
+        return run->cores.handler == RUN_CORE_FILE && !run->cores.uses_pid &&
+               !strstr(run->cores.pattern, "%p");
+}
+
+/* Keep a core under a name of its own: moved into --out DIR as
+ * core.PID.COMM, or, without --out, renamed so in its directory when the
+ * kernel gives every core of that directory one name. The path to read it
+ * at (malloc'd): the new one, or the old one when it cannot be moved. */
+static char *keep_core(struct run *run, char *path, pid_t pid, const char *comm)
+{
+        char *dir = NULL;
+        if (run->out_dir) {
+                if (in_out_dir(run, path))
+                        return path;
+        } else if (shared_core_name(run)) {
+                char *slash = strrchr(path, '/');
+                dir = slash ? strndup(path, (size_t)(slash - path))
+                            : strdup(".");
+                if (!dir)
+                        return path;
+        } else {
+                return path;
+        }
+        char *dest = free_core_name(dir ? dir : run->out_dir, pid, comm);
+        free(dir);
+        if (!dest)
+                return path;
         if (rename(path, dest) == 0 ||
             (errno == EXDEV && copy_file(path, dest))) {
                 free(path);
@@ -400,6 +471,7 @@ static const char **tree_cwds(const struct run *run, size_t *n)
 static void triage_core(struct run *run, char *path, pid_t pid,
                         const char *comm)
 {
+        run->n_crashed++;
         path = keep_core(run, path, pid, comm);
         pid_t found = 0;
         struct ms_error *err = cli_triage_core(
@@ -456,6 +528,7 @@ static void on_crash(struct run *run, const struct run_dead *dead, bool quiet)
                 if (!quiet) {
                         note(run, "%s", err->message);
                         mark_pid(run, dead->pid);
+                        run->n_crashed++;
                 }
                 ms_error_destroy(err);
                 return;
@@ -739,14 +812,24 @@ static void supervise(struct run *run)
  * Set-up and the end
  * ------------------------------------------------------------------------ */
 
-static int exit_status(const struct run *run)
+static int exit_status(struct run *run)
 {
         if (run->timed_out)
                 return RUN_TIMEOUT;
         if (WIFSIGNALED(run->child_status))
                 return 128 + WTERMSIG(run->child_status);
-        return WIFEXITED(run->child_status) ? WEXITSTATUS(run->child_status)
-                                            : RUN_FAILED;
+        int status = WIFEXITED(run->child_status)
+                             ? WEXITSTATUS(run->child_status)
+                             : RUN_FAILED;
+        if (status == 0 && run->fail_on_crash && run->n_crashed) {
+                note(run,
+                     "%zu process%s of the command crashed: exit %d "
+                     "(--fail-on-crash)",
+                     run->n_crashed, run->n_crashed == 1 ? "" : "es",
+                     run->fail_on_crash);
+                status = run->fail_on_crash;
+        }
+        return status;
 }
 
 static void finish_outputs(struct run *run, int status)

@@ -348,9 +348,173 @@ void ms_json_diagnoses(struct ms_json *json, const struct ms_report *r)
         ms_json_end_array(json);
 }
 
+/* ------------------------------------------------------------------------
+ * A section alone: "section", the target, what the section prints, and the
+ * warnings that concern it. Threads carry only the section's members.
+ * ------------------------------------------------------------------------ */
+
+static const char *section_name(enum ms_section section)
+{
+        switch (section) {
+        case MS_SECTION_THREADS:
+                return "threads";
+        case MS_SECTION_GIL:
+                return "gil";
+        case MS_SECTION_ERRORS:
+                return "err";
+        case MS_SECTION_PANIC:
+                return "panic";
+        case MS_SECTION_PHASE:
+                return "phase";
+        case MS_SECTION_REPORT:
+        case MS_SECTION_STACKS:
+                break;
+        }
+        return NULL;
+}
+
+/* The frame a thread is "in": its innermost Python frame, else its
+ * innermost frame. */
+static const struct ms_frame *thread_top(const struct ms_thread_report *t,
+                                         size_t *index)
+{
+        for (size_t i = 0; i < t->n_frames; i++) {
+                if (t->frames[i].kind == MS_FRAME_PYTHON) {
+                        *index = i;
+                        return &t->frames[i];
+                }
+        }
+        *index = 0;
+        return t->n_frames ? &t->frames[0] : NULL;
+}
+
+static bool has_panic_exception(const struct ms_thread_report *t)
+{
+        return (t->pending.n && t->pending.items[0].is_panic_exception) ||
+               (t->handled.n && t->handled.items[0].is_panic_exception);
+}
+
+/* Whether a thread has anything for the section. */
+static bool section_shows(enum ms_section section,
+                          const struct ms_thread_report *t)
+{
+        switch (section) {
+        case MS_SECTION_ERRORS:
+                return t->pending.n || t->handled.n;
+        case MS_SECTION_PANIC:
+                return t->panic || has_panic_exception(t);
+        case MS_SECTION_PHASE:
+                return false;
+        default:
+                return true;
+        }
+}
+
+static void json_exceptions(struct ms_json *json,
+                            const struct ms_thread_report *t)
+{
+        ms_json_key(json, "exception");
+        ms_json_begin_object(json);
+        json_chain(json, "pending", &t->pending);
+        json_chain(json, "handled", &t->handled);
+        ms_json_end_object(json);
+}
+
+static void json_section_thread(struct ms_json *json, enum ms_section section,
+                                const struct ms_thread_report *t)
+{
+        ms_json_begin_object(json);
+        ms_json_key(json, "tid");
+        ms_json_int(json, t->tid);
+        ms_json_key_string(json, "name", t->name);
+        if (section == MS_SECTION_THREADS || section == MS_SECTION_GIL) {
+                ms_json_key(json, "python");
+                ms_json_bool(json, t->python);
+                ms_json_key_string(json, "gil", ms_gil_state_name(t->gil));
+        }
+        if (section == MS_SECTION_THREADS) {
+                size_t index;
+                const struct ms_frame *top = thread_top(t, &index);
+                ms_json_key(json, "crashed");
+                ms_json_bool(json, t->crashed);
+                ms_json_key(json, "interpreter_id");
+                if (t->python)
+                        ms_json_int(json, t->interpreter_id);
+                else
+                        ms_json_null(json);
+                ms_json_key(json, "frame");
+                if (top)
+                        json_frame(json, top, index);
+                else
+                        ms_json_null(json);
+        }
+        if (section == MS_SECTION_GIL) {
+                ms_json_key(json, "gil_wait");
+                if (t->gil_wait_frame >= 0 &&
+                    (size_t)t->gil_wait_frame < t->n_frames)
+                        json_frame(json, &t->frames[t->gil_wait_frame],
+                                   (size_t)t->gil_wait_frame);
+                else
+                        ms_json_null(json);
+                ms_json_key_int_or_null(json, "lock_owner_tid",
+                                        t->lock_owner_tid, t->lock_owner_tid);
+        }
+        if (section == MS_SECTION_THREADS || section == MS_SECTION_ERRORS ||
+            section == MS_SECTION_PANIC)
+                json_exceptions(json, t);
+        if (section == MS_SECTION_THREADS || section == MS_SECTION_PANIC)
+                json_panic(json, t->panic);
+        ms_json_end_object(json);
+}
+
+static void json_section(const struct ms_report *report,
+                         enum ms_section section, FILE *out)
+{
+        struct ms_json json;
+        ms_json_init(&json, out, true);
+        ms_json_begin_object(&json);
+        ms_json_key_string(&json, "schema", "mixstack/1");
+        ms_json_key_string(&json, "version", MIXSTACK_VERSION);
+        ms_json_key_string(&json, "section", section_name(section));
+        json_target(&json, report);
+        if (section != MS_SECTION_THREADS)
+                json_python(&json, report);
+        if (section == MS_SECTION_GIL || section == MS_SECTION_PHASE)
+                json_interpreters(&json, report);
+        if (section == MS_SECTION_PHASE)
+                json_phase(&json, report);
+        if (section == MS_SECTION_PANIC)
+                json_rust(&json, report);
+        if (section == MS_SECTION_GIL)
+                ms_json_diagnoses(&json, report);
+        if (section != MS_SECTION_PHASE) {
+                ms_json_key(&json, "threads");
+                ms_json_begin_array(&json);
+                for (size_t i = 0; i < report->n_threads; i++) {
+                        if (section_shows(section, &report->threads[i]))
+                                json_section_thread(&json, section,
+                                                    &report->threads[i]);
+                }
+                ms_json_end_array(&json);
+        }
+        ms_json_key(&json, "warnings");
+        ms_json_begin_array(&json);
+        for (size_t i = 0; i < report->n_warnings; i++) {
+                if (!report->warning_sections ||
+                    (report->warning_sections[i] & (1u << section)))
+                        ms_json_string(&json, report->warnings[i]);
+        }
+        ms_json_end_array(&json);
+        ms_json_end_object(&json);
+}
+
 void ms_print_json(const struct ms_report *report,
                    const struct ms_print_options *options, FILE *out)
 {
+        if (section_name(options->section)) {
+                json_section(report, options->section, out);
+                return;
+        }
         struct ms_json json;
         /* Sections select threads for stacks; every other section is
          * the whole document, which holds it. */

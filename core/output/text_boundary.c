@@ -220,6 +220,55 @@ static void text_panic(const struct ms_report *r,
                         p->in_panic_hook ? " (in the panic hook)" : "");
 }
 
+/* Whether a thread's panic is in module m: its site is there, or it is
+ * not known where it is. */
+static bool panic_in_module(const struct ms_panic *p,
+                            const struct ms_rust_module_report *m)
+{
+        if (!p->site_module || !m->path)
+                return true;
+        const char *a = strrchr(p->site_module, '/');
+        const char *b = strrchr(m->path, '/');
+        return strcmp(a ? a + 1 : p->site_module, b ? b + 1 : m->path) == 0;
+}
+
+/* A module's GLOBAL_PANIC_COUNT counts panics under way, a nested panic
+ * (a panic while panicking) twice: the threads are counted from the
+ * stacks. */
+static void text_panic_count(const struct ms_report *r,
+                             const struct ms_rust_module_report *m, FILE *out)
+{
+        uint64_t count = m->global_panic_count;
+        if (!count)
+                fputs(": no panic under way", out);
+        else
+                fprintf(out, ": %" PRIu64 " panic%s under way", count,
+                        count == 1 ? "" : "s");
+        size_t n = 0;
+        for (size_t i = 0; i < r->n_threads; i++) {
+                const struct ms_panic *p = r->threads[i].panic;
+                n += p && p->panicking && panic_in_module(p, m);
+        }
+        if (n) {
+                fprintf(out, " in %zu thread%s:", n, n == 1 ? "" : "s");
+                const char *sep = " ";
+                for (size_t i = 0; i < r->n_threads; i++) {
+                        const struct ms_panic *p = r->threads[i].panic;
+                        if (!p || !p->panicking || !panic_in_module(p, m))
+                                continue;
+                        fprintf(out, "%s%d", sep, (int)r->threads[i].tid);
+                        sep = ", ";
+                }
+        } else if (count) {
+                fputs(" (in threads whose stacks do not show it)", out);
+        }
+        if (count > n && n)
+                fputs(" (a panic while panicking counts twice)", out);
+        if (m->always_abort)
+                fputs(", always-abort set", out);
+        fputc('\n', out);
+}
+
 /* Rust panic state: each thread in the panic machinery, each module's
  * counter. */
 void ms_text_panic(const struct ms_report *r, FILE *out)
@@ -255,10 +304,7 @@ void ms_text_panic(const struct ms_report *r, FILE *out)
                 fputs("rust module ", out);
                 ms_text_write_safe(out, m->path ? m->path : "?");
                 if (m->count_known)
-                        fprintf(out, ": %" PRIu64 " thread%s panicking%s\n",
-                                m->global_panic_count,
-                                m->global_panic_count == 1 ? "" : "s",
-                                m->always_abort ? ", always-abort set" : "");
+                        text_panic_count(r, m, out);
                 else {
                         fputs(": panic count unknown (", out);
                         ms_text_write_safe(out,

@@ -39,9 +39,10 @@ struct ms_error *ms_rust_modules_take(struct ms_rust_state *state,
 pid_t ms_lock_owner(struct ms_target *target, const struct ms_target_thread *t,
                     const struct ms_frame *frames, size_t n_frames);
 
-/* Diagnoses from the GIL states and stacks of the report's threads
- * (diagnose.c). */
-struct ms_error *ms_report_diagnose(struct ms_report *report);
+/* Diagnoses from the GIL states and native stacks of the report's threads
+ * (diagnose.c); py[i] is the Python thread of report thread i, or NULL. */
+struct ms_error *ms_report_diagnose(struct ms_report *report,
+                                    struct ms_py_thread *const *py);
 void ms_diagnoses_free(struct ms_report *report);
 
 #endif

@@ -57,6 +57,60 @@ static const struct ms_frame *user_frame(const struct ms_thread_report *t,
         return NULL;
 }
 
+/* The innermost Python frame of the thread at index i, or NULL. Before
+ * merging, the report's frames are native: the Python frames are the
+ * Python thread's. */
+static const struct ms_py_frame *python_frame(struct ms_py_thread *const *py,
+                                              size_t i)
+{
+        if (!py || !py[i] || !py[i]->n_frames)
+                return NULL;
+        return &py[i]->frames[0];
+}
+
+/* The program's own native code innermost on a thread's stack, when it
+ * runs inward of the eval loop (what the Python code called); never the
+ * thread's start (start_thread, __libc_start_call_main and clone3 are
+ * "thread-start" frames). */
+static const struct ms_frame *native_frame(const struct ms_thread_report *t)
+{
+        const struct ms_frame *f = user_frame(t, 0);
+        for (size_t i = 0; f && t->frames + i < f; i++) {
+                if (category_is(&t->frames[i], "eval-loop") ||
+                    category_is(&t->frames[i], "eval-loop-tail"))
+                        return NULL;
+        }
+        return f;
+}
+
+/* What a thread is running, for a sentence: "native (called from python
+ * at file:line)", "python (file:line)", "native" or "??". */
+static char *describe_running(const struct ms_report *r,
+                              const struct ms_thread_report *t,
+                              struct ms_py_thread *const *py)
+{
+        const struct ms_py_frame *p =
+                python_frame(py, (size_t)(t - r->threads));
+        const struct ms_frame *native = native_frame(t);
+        const char *py_name = NULL;
+        if (p)
+                py_name = p->qualname   ? p->qualname
+                          : p->function ? p->function
+                                        : "??";
+        char *s = NULL;
+        int n;
+        if (p && native)
+                n = asprintf(&s, "%s (called from %s at %s:%d)",
+                             frame_name(native), py_name,
+                             p->file ? p->file : "?", p->line);
+        else if (p)
+                n = asprintf(&s, "%s (%s:%d)", py_name, p->file ? p->file : "?",
+                             p->line);
+        else
+                n = asprintf(&s, "%s", native ? frame_name(native) : "??");
+        return n < 0 ? NULL : s;
+}
+
 /* The frame a blocked thread waits in: the outermost of the run of wait
  * frames at the top of its stack (std::sync::Mutex::lock rather than
  * futex_wait), or NULL when its innermost frame is not a wait. Frames of
@@ -156,6 +210,7 @@ static char *thread_list(const struct ms_report *r, const pid_t *tids, size_t n)
 
 static struct ms_error *diagnose_holder(struct ms_report *r,
                                         const struct ms_thread_report *holder,
+                                        struct ms_py_thread *const *py,
                                         pid_t *waiters, size_t n_waiters)
 {
         pid_t *tids = malloc((n_waiters + 1) * sizeof(*tids));
@@ -214,14 +269,15 @@ static struct ms_error *diagnose_holder(struct ms_report *r,
                 err = add(r, "gil-holder-blocked", message, tids,
                           n_waiters + 1);
         } else {
-                const struct ms_frame *top = user_frame(holder, 0);
+                char *running = describe_running(r, holder, py);
                 if (asprintf(&message,
                              "thread %d holds the GIL and is running %s while "
                              "%zu thread%s wait%s for the GIL: %s",
-                             (int)holder->tid, top ? frame_name(top) : "??",
+                             (int)holder->tid, running ? running : "??",
                              n_waiters, n_waiters == 1 ? "" : "s",
                              n_waiters == 1 ? "s" : "", who ? who : "?") < 0)
                         message = NULL;
+                free(running);
                 err = add(r, "gil-contention", message, tids, n_waiters + 1);
         }
         free(who);
@@ -322,7 +378,8 @@ out:
         return err;
 }
 
-struct ms_error *ms_report_diagnose(struct ms_report *r)
+struct ms_error *ms_report_diagnose(struct ms_report *r,
+                                    struct ms_py_thread *const *py)
 {
         pid_t *waiters =
                 malloc((r->n_threads ? r->n_threads : 1) * sizeof(*waiters));
@@ -339,7 +396,7 @@ struct ms_error *ms_report_diagnose(struct ms_report *r)
         bool found = false;
         struct ms_error *err = diagnose_cycle(r, holder, &found);
         if (!err && !found && holder && n_waiters)
-                err = diagnose_holder(r, holder, waiters, n_waiters);
+                err = diagnose_holder(r, holder, py, waiters, n_waiters);
         free(waiters);
         return err;
 }

@@ -48,23 +48,42 @@ struct report_inputs {
         /* Per report thread: its Python thread state and runtime, or NULL. */
         struct ms_py_thread **py;
         struct ms_py_runtime **py_runtime;
+        /* Warnings about everything (target, unwinder), the Python
+         * reader's, the Rust reader's, merging's. */
         struct ms_warnings warnings;
+        struct ms_warnings python_warnings;
+        struct ms_warnings rust_warnings;
+        struct ms_warnings stack_warnings;
 };
 
+/* The sections each kind of warning concerns. */
+#define SECTIONS_ALL (~0u)
+#define SECTIONS_PYTHON (~(1u << MS_SECTION_PANIC))
+#define SECTIONS_RUST ((1u << MS_SECTION_REPORT) | (1u << MS_SECTION_PANIC))
+#define SECTIONS_STACKS                                          \
+        ((1u << MS_SECTION_REPORT) | (1u << MS_SECTION_STACKS) | \
+         (1u << MS_SECTION_THREADS))
+
 static struct ms_error *report_add_warnings(struct ms_report *report,
-                                            const struct ms_warnings *w)
+                                            const struct ms_warnings *w,
+                                            unsigned sections)
 {
         if (!w->n)
                 return NULL;
-        char **items = realloc(report->warnings,
-                               (report->n_warnings + w->n) * sizeof(*items));
+        size_t n = report->n_warnings + w->n;
+        char **items = realloc(report->warnings, n * sizeof(*items));
         if (!items)
                 return &ms_error_no_memory;
         report->warnings = items;
+        unsigned *masks = realloc(report->warning_sections, n * sizeof(*masks));
+        if (!masks)
+                return &ms_error_no_memory;
+        report->warning_sections = masks;
         for (size_t i = 0; i < w->n; i++) {
                 char *copy = strdup(w->items[i]);
                 if (!copy)
                         return &ms_error_no_memory;
+                report->warning_sections[report->n_warnings] = sections;
                 report->warnings[report->n_warnings++] = copy;
         }
         return NULL;
@@ -222,9 +241,19 @@ static struct ms_error *inputs_read_python(struct report_inputs *in,
         struct ms_py_find_options find = {
                 .exhaustive = in->options->exhaustive,
         };
+        /* What the search says about runtimes it could not read concerns
+         * the Python sections: it goes with the Python reader's warnings. */
+        struct ms_warnings *tw = &in->target->warnings;
+        size_t before = tw->n;
         struct ms_error *err =
                 ms_py_runtimes_find(in->target, in->unwinder, &find,
                                     &in->runtimes, &in->n_runtimes);
+        for (size_t i = before; i < tw->n; i++) {
+                ms_warnings_add(&in->python_warnings, "%s", tw->items[i]);
+                free(tw->items[i]);
+        }
+        if (tw->n > before)
+                tw->n = before;
         if (err)
                 return err;
         size_t n = in->target->n_threads ? in->target->n_threads : 1;
@@ -245,7 +274,7 @@ static struct ms_error *inputs_read_python(struct report_inputs *in,
                         if (err)
                                 return err;
                 }
-                ms_warnings_move(&in->warnings, &rt->warnings);
+                ms_warnings_move(&in->python_warnings, &rt->warnings);
         }
         if (!in->n_runtimes)
                 return NULL;
@@ -256,7 +285,7 @@ static struct ms_error *inputs_read_python(struct report_inputs *in,
                 return &ms_error_no_memory;
         report->python_free_threaded = first->free_threaded;
         if (in->n_runtimes > 1)
-                ms_warnings_add(&in->warnings,
+                ms_warnings_add(&in->python_warnings,
                                 "%zu Python runtimes in this process; the "
                                 "version and phase shown are the first one's",
                                 in->n_runtimes);
@@ -298,7 +327,7 @@ static void inputs_warn_unmatched(struct report_inputs *in)
                         if (in->matched[r][i])
                                 continue;
                         ms_warnings_add(
-                                &in->warnings,
+                                &in->python_warnings,
                                 "Python thread state 0x%llx (native "
                                 "thread id %d) has no thread in the "
                                 "target; its %zu Python frames are "
@@ -332,7 +361,7 @@ static struct ms_error *report_rust(struct report_inputs *in,
         free(threads);
         if (err)
                 return err;
-        ms_warnings_move(&in->warnings, &state.warnings);
+        ms_warnings_move(&in->rust_warnings, &state.warnings);
         for (size_t i = 0; !err && i < state.n_threads && i < n; i++)
                 err = ms_panic_take(&state.threads[i],
                                     &report->threads[i].panic);
@@ -467,9 +496,9 @@ static struct ms_error *merge_thread(struct report_inputs *in, size_t i,
         /* Out of memory for the Python frames: native frames still. */
         enum ms_merge_mode mode =
                 err ? MS_MERGE_NATIVE_ONLY : merge_mode(in->options->mode);
-        struct ms_error *merge_err =
-                ms_merge_thread(&merge, mode, in->options->all_frames, out->tid,
-                                &in->warnings, &out->frames, &out->n_frames);
+        struct ms_error *merge_err = ms_merge_thread(
+                &merge, mode, in->options->all_frames, out->tid,
+                &in->stack_warnings, &out->frames, &out->n_frames);
         free(is_entry);
         out->gil_wait_frame = merged_index(out, out->gil_wait_frame);
         if (out->panic)
@@ -536,6 +565,9 @@ static void inputs_deinit(struct report_inputs *in)
         ms_py_runtimes_destroy(in->runtimes, in->n_runtimes);
         ms_unwinder_destroy(in->unwinder);
         ms_warnings_deinit(&in->warnings);
+        ms_warnings_deinit(&in->python_warnings);
+        ms_warnings_deinit(&in->rust_warnings);
+        ms_warnings_deinit(&in->stack_warnings);
 }
 
 /* Stop a target that runs (a live process) for as short a time as
@@ -598,7 +630,7 @@ static struct ms_error *finish_threads(struct report_inputs *in,
         if (!err)
                 err = report_phase(in, report);
         if (!err)
-                err = ms_report_diagnose(report);
+                err = ms_report_diagnose(report, in->py);
         return err;
 }
 
@@ -621,8 +653,19 @@ static struct ms_error *build(struct report_inputs *in,
         if (err)
                 return err;
         inputs_warn_unmatched(in);
-        err = report_add_warnings(report, &target->warnings);
-        return err ? err : report_add_warnings(report, &in->warnings);
+        err = report_add_warnings(report, &target->warnings, SECTIONS_ALL);
+        if (!err)
+                err = report_add_warnings(report, &in->warnings, SECTIONS_ALL);
+        if (!err)
+                err = report_add_warnings(report, &in->python_warnings,
+                                          SECTIONS_PYTHON);
+        if (!err)
+                err = report_add_warnings(report, &in->rust_warnings,
+                                          SECTIONS_RUST);
+        if (!err)
+                err = report_add_warnings(report, &in->stack_warnings,
+                                          SECTIONS_STACKS);
+        return err;
 }
 
 struct ms_error *ms_report_create(struct ms_target *target,
@@ -672,6 +715,7 @@ void ms_report_destroy(struct ms_report *report)
         for (size_t i = 0; i < report->n_warnings; i++)
                 free(report->warnings[i]);
         free(report->warnings);
+        free(report->warning_sections);
         free(report->core);
         free(report->executable);
         free(report->python_version);

@@ -227,6 +227,30 @@ static char *strip_trailing_slashes(char *s)
         return s;
 }
 
+/* An executable named by the user must be an ELF file that can be read:
+ * anything else is a mistake in the command line (a word too many), not a
+ * file missing from this machine. */
+static struct ms_error *check_given_executable(const char *path)
+{
+        if (!path[0])
+                return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
+                                       "empty executable path");
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return ms_error_from_errno(errno, "executable %s", path);
+        struct stat st;
+        unsigned char magic[SELFMAG];
+        bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+        bool elf = regular && read(fd, magic, SELFMAG) == SELFMAG &&
+                   memcmp(magic, ELFMAG, SELFMAG) == 0;
+        close(fd);
+        if (!elf)
+                return ms_error_create(
+                        MS_ERROR_BAD_INPUT, "executable %s: %s", path,
+                        regular ? "not an ELF file" : "not a regular file");
+        return NULL;
+}
+
 struct ms_error *ms_target_init(struct ms_target *target,
                                 const struct ms_target_ops *ops,
                                 enum ms_target_kind kind,
@@ -271,9 +295,10 @@ struct ms_error *ms_target_init(struct ms_target *target,
                         strip_trailing_slashes(copy);
         }
         if (options->executable) {
-                if (!options->executable[0])
-                        return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
-                                               "empty executable path");
+                struct ms_error *err =
+                        check_given_executable(options->executable);
+                if (err)
+                        return err;
                 target->host_executable = strdup(options->executable);
                 if (!target->host_executable)
                         return &ms_error_no_memory;

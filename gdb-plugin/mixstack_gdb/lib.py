@@ -193,7 +193,8 @@ class MsReport(ctypes.Structure):
                 ("diagnoses", ctypes.POINTER(MsDiagnosis)),
                 ("n_diagnoses", ctypes.c_size_t),
                 ("warnings", ctypes.POINTER(ctypes.c_char_p)),
-                ("n_warnings", ctypes.c_size_t)]
+                ("n_warnings", ctypes.c_size_t),
+                ("warning_sections", ctypes.POINTER(ctypes.c_uint))]
 
 
 class MsReportOptions(ctypes.Structure):

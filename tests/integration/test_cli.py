@@ -191,3 +191,186 @@ def test_live_process(sleeper):
     assert tracer == 0 and state in "SR", (state, tracer)
     assert sleeper.poll() is None
 
+
+
+# ---------------------------------------------------------------------------
+# Saying what went wrong (issue 16): per-command help, unexpected words,
+# executables that are not the core's, the warnings and JSON of a section,
+# the wording of the GIL diagnosis and of panic counts. Sample cores and
+# their manifests (what the processes recorded themselves).
+# ---------------------------------------------------------------------------
+
+SECTIONS = ("gil", "err", "panic", "phase", "threads")
+
+
+def sample(samples, scenario, origin=None):
+    cells = [a for a in samples.for_scenario(scenario)
+             if origin is None or a.interp_tag.endswith(origin)]
+    if not cells:
+        pytest.skip(f"no {scenario} sample")
+    return cells[0]
+
+
+def other_interpreter(samples, artefact):
+    """An interpreter binary that is not the one of artefact's core."""
+    mine = os.path.realpath(artefact.manifest["interpreter"]["path"])
+    for a in samples:
+        path = a.manifest["interpreter"]["path"]
+        if os.path.realpath(path) != mine and os.path.exists(path):
+            return path
+    pytest.skip("a single interpreter")
+
+
+@pytest.mark.parametrize("command", ("core", "pid", "triage", "run") + SECTIONS)
+def test_command_help(command):
+    glob = run_mixstack("--help").stdout
+    proc = run_mixstack(command, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"Usage: mixstack {command} "), proc.stdout
+    assert proc.stdout != glob
+    # Every command is in the global help, which points to this one.
+    assert f"\n  {command} " in glob
+    if command in SECTIONS:
+        assert "--json" in proc.stdout and "--locals" not in proc.stdout
+
+
+def test_unexpected_arguments(samples):
+    a = sample(samples, "gil-hog")
+    core = Path(a.dir) / "core"
+    exe = a.manifest["interpreter"]["path"]
+    for args, word in [(("gil", core, exe, "extra"), "unexpected argument: extra"),
+                       (("core", core, exe, "extra"), "unexpected argument: extra"),
+                       (("pid", "1", "extra"), "unexpected argument: extra"),
+                       (("threads", "--bogus", core), "--bogus"),
+                       (("gil",), "missing operand")]:
+        proc = run_mixstack(*args)
+        assert proc.returncode == 2, (args, proc)
+        first = proc.stderr.splitlines()[0]
+        assert first.startswith("mixstack: ") and word in first, (args, proc.stderr)
+        assert proc.stdout == ""
+    # A word where the EXECUTABLE goes must be one: not taken for a
+    # missing file (the core's own executable is there).
+    for section in ("gil", "core"):
+        proc = run_mixstack(section, core, "extra")
+        assert_one_line_error(proc, "executable extra", "No such file")
+        assert "missing file" not in proc.stderr
+    proc = run_mixstack("gil", core, REPO / "README.md")
+    assert_one_line_error(proc, "not an ELF file")
+
+
+def test_executable_of_another_build_is_named(samples):
+    a = sample(samples, "gil-hog")
+    other = other_interpreter(samples, a)
+    for section in SECTIONS:
+        proc = run_mixstack(section, Path(a.dir) / "core", other)
+        assert proc.returncode == 1, (section, proc)
+        warnings = [l for l in proc.stderr.splitlines()
+                    if l.startswith("mixstack: warning: ")]
+        assert any(f"{other} on this machine does not match the core" in w
+                   for w in warnings), (section, proc.stderr)
+        assert not any("missing file" in w for w in warnings), warnings
+
+
+def test_section_warnings_concern_the_section(samples):
+    """The Python reader's complaints about a runtime it cannot read (the
+    wrong interpreter binary) are for the Python sections, not panic's."""
+    a = sample(samples, "gil-hog", "pyenv")
+    other = other_interpreter(samples, a)
+    core = Path(a.dir) / "core"
+    full = json.loads(run_mixstack("core", core, other, "--json").stdout)
+    mismatch = [w for w in full["warnings"] if "does not match" in w]
+    assert mismatch and len(full["warnings"]) > len(mismatch), full["warnings"]
+    for section in SECTIONS:
+        doc = json.loads(run_mixstack(section, core, other, "--json").stdout)
+        assert set(mismatch) <= set(doc["warnings"]) <= set(full["warnings"])
+        text = run_mixstack(section, core, other).stderr
+        assert all(f"mixstack: warning: {w}" in text for w in doc["warnings"])
+        if section == "panic":
+            assert doc["warnings"] == mismatch, doc["warnings"]
+        else:
+            assert doc["warnings"] == full["warnings"], (section, doc["warnings"])
+    # Nothing wrong: nothing on stderr, exit 0.
+    for section in SECTIONS:
+        proc = run_mixstack(section, core)
+        assert (proc.returncode, proc.stderr) == (0, ""), (section, proc)
+
+
+def test_section_json_is_the_section(samples):
+    """mixstack SECTION --json: that section's members only, and the facts
+    the sample recorded."""
+    cores = {s: sample(samples, s) for s in
+             ("gil-deadlock", "pending-panic", "abort-in-callback", "many-threads")}
+    full_keys = {"python", "interpreters", "phase", "rust", "diagnoses"}
+    want = {"gil": {"python", "interpreters", "diagnoses", "threads"},
+            "err": {"python", "threads"},
+            "panic": {"python", "rust", "threads"},
+            "phase": {"python", "interpreters", "phase"},
+            "threads": {"threads"}}
+    for section in SECTIONS:
+        for scenario, a in cores.items():
+            m = a.manifest
+            proc = run_mixstack(section, Path(a.dir) / "core", "--json")
+            assert proc.returncode == 0, (section, scenario, proc.stderr)
+            doc = json.loads(proc.stdout)
+            validate(doc)
+            assert doc["section"] == section
+            assert set(doc) & (full_keys | {"threads"}) == want[section], (section, set(doc))
+            assert doc["target"]["pid"] == m["pid"]
+            for t in doc.get("threads", ()):
+                assert "frames" not in t
+            tids = [t["tid"] for t in doc.get("threads", ())]
+            if section == "threads":
+                assert sorted(tids) == sorted(t["tid"] for t in m["threads"])
+                assert all(t["frame"] for t in doc["threads"])
+            if section == "gil":
+                assert doc["interpreters"][0]["gil"]["holder_tid"] == m["gil_holder_tid"]
+                held = [t["tid"] for t in doc["threads"] if t["gil"] == "held"]
+                assert held == ([m["gil_holder_tid"]] if m["gil_holder_tid"] else [])
+                if scenario == "gil-deadlock":
+                    [d] = [d for d in doc["diagnoses"] if d["kind"] == "deadlock"]
+                    assert set(d["tids"]) == {m["deadlock"]["gil_holder"],
+                                              m["deadlock"]["mutex_holder"]}
+            if section == "err":
+                pending = m["exception"] and m["exception"].get("pending")
+                got = [t for t in doc["threads"] if t["exception"]["pending"]]
+                assert len(got) == (1 if pending else 0), (scenario, doc["threads"])
+                if pending:
+                    assert got[0]["exception"]["pending"]["message"] == pending["message"]
+            if section == "panic" and m["panic"] and scenario == "abort-in-callback":
+                assert tids == [m["panic"]["tid"]]
+                assert doc["threads"][0]["panic"]["message"] == m["panic"]["message"]
+            if section == "phase":
+                assert doc["phase"]["phase"] == m["phase"]
+
+
+def test_gil_diagnosis_names_the_python_frame(samples):
+    """The GIL holder of gil-hog spins in Rust called from Python: the
+    diagnosis names the Rust function and the innermost Python frame with
+    its file:line, never where the thread started."""
+    cells = samples.for_scenario("gil-hog")
+    if not cells:
+        pytest.skip("no gil-hog sample")
+    for a in cells:
+        m = a.manifest
+        holder = next(t for t in m["threads"] if t["tid"] == m["gil_holder_tid"])
+        top = holder["python_stack"][0]
+        doc = json.loads(run_mixstack("gil", Path(a.dir) / "core", "--json").stdout)
+        [d] = [d for d in doc["diagnoses"] if d["kind"] == "gil-contention"]
+        msg = d["message"]
+        assert f"{top['function']} at {top['file']}:{top['line']}" in msg, (a.interp_tag, msg)
+        for native in holder["native_expect"]:
+            assert native in msg, (a.interp_tag, msg)
+        for start in ("start_thread", "__libc_start", "clone", "_start"):
+            assert start not in msg, (a.interp_tag, msg)
+
+
+def test_panic_count_counts_threads(samples):
+    """abort-in-callback: one thread panics, and panics again inside the
+    panic (cannot unwind): two panics under way, in one thread."""
+    for a in samples.for_scenario("abort-in-callback"):
+        m = a.manifest
+        text = run_mixstack("panic", Path(a.dir) / "core").stdout
+        assert "2 threads panicking" not in text and "threads panicking" not in text
+        [line] = [l for l in text.splitlines() if l.startswith("rust module ")]
+        assert f"in 1 thread: {m['panic']['tid']}" in line, line
+        assert m["thread_count"] == 1

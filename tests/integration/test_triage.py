@@ -249,6 +249,48 @@ def test_run_segfault_status_and_core_limit(tmp_path):
     assert b"ulimit -c unlimited" in nocore.stderr
 
 
+@needs_file_cores
+def test_run_keeps_every_core(tmp_path):
+    """Two crashes in one directory, where the kernel names both cores
+    "core" (or core.PID): each is kept under a name of its own and triaged,
+    with or without --out; --fail-on-crash fails a run whose command
+    succeeded, with its status."""
+    crash = (f"{sys.executable} -c 'import os, time; time.sleep(0.3); "
+             "os.kill(os.getpid(), 11)'")
+    script = f"{crash}; {crash}; exit 0"
+    for out in (None, tmp_path / "out"):
+        cwd = tmp_path / ("cwd-out" if out else "cwd")
+        cwd.mkdir()
+        opts = ["--json"] + (["--out", out] if out else [])
+        proc = run(["run", *opts, "--", "sh", "-c", script], cwd)
+        assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+        # The document ends stderr, after what the shell said.
+        err = proc.stderr.decode(errors="replace")
+        doc = json.loads(err[err.index("{") if err.startswith("{")
+                             else err.index("\n{") + 1:])
+        cores = [r["target"]["core"] for r in doc["results"]]
+        pids = [r["target"]["pid"] for r in doc["results"]]
+        assert len(cores) == 2 and len(set(cores)) == 2 and len(set(pids)) == 2
+        for core, pid in zip(cores, pids):
+            assert Path(core).exists() and f"core.{pid}." in Path(core).name
+            assert Path(core).parent == (out if out else cwd)
+        assert not (cwd / "core").exists()
+    proc = run(["run", "--fail-on-crash", "--", "sh", "-c", f"{crash}; exit 0"],
+               tmp_path / "cwd")
+    assert proc.returncode == 1
+    assert b"1 process of the command crashed: exit 1 (--fail-on-crash)" in proc.stderr
+    proc = run(["run", "--fail-on-crash=7", "--", "sh", "-c", f"{crash}; exit 0"],
+               tmp_path / "cwd")
+    assert proc.returncode == 7
+    # A failing command keeps its own status; nothing crashed, nothing changes.
+    proc = run(["run", "--fail-on-crash", "--", "sh", "-c", f"{crash}; exit 3"],
+               tmp_path / "cwd")
+    assert proc.returncode == 3
+    assert run(["run", "--fail-on-crash", "--", "true"], tmp_path).returncode == 0
+    bad = run(["run", "--fail-on-crash=0", "--", "true"], tmp_path)
+    assert bad.returncode == 125 and b"bad --fail-on-crash" in bad.stderr
+
+
 def test_run_passes_output_through(tmp_path):
     """Bytes on stdout and stderr, binary and without a final newline, are
     the same through mixstack run; it adds nothing when nothing crashed."""

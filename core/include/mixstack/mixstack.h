@@ -452,7 +452,8 @@ struct ms_interpreter_report {
 struct ms_rust_module_report {
         char *path;
         char *rustc_version;
-        /* std's GLOBAL_PANIC_COUNT (threads panicking) and its ALWAYS_ABORT
+        /* std's GLOBAL_PANIC_COUNT (panics under way: a panic while
+         * panicking counts twice) and its ALWAYS_ABORT
          * flag; unknown (count_known false) in a stripped module, with the
          * reason. */
         bool count_known;
@@ -511,6 +512,11 @@ struct ms_report {
         /* Everything that was missing or wrong but not fatal. */
         char **warnings;
         size_t n_warnings;
+        /* For each warning, the sections it concerns: bit
+         * (1u << MS_SECTION_...) for each. A missing file or a truncated
+         * core concerns them all; a Rust reader's problem, the panic
+         * section and the whole report. */
+        unsigned *warning_sections;
 };
 
 /* Which frames a thread's stack shows. */
@@ -583,8 +589,10 @@ struct ms_print_options {
         size_t n_tids;
 };
 
-/* Print a section of a report. In JSON, every section but
- * MS_SECTION_STACKS prints the whole document, which holds it. */
+/* Print a section of a report. In JSON, MS_SECTION_REPORT and
+ * MS_SECTION_STACKS print the whole document (with the selected threads);
+ * the other sections a document of that section alone (schema mixstack/1
+ * with a "section" member), with the warnings that concern it. */
 MS_PUBLIC struct ms_error *ms_report_print_section(
         const struct ms_report *report, const struct ms_print_options *options,
         FILE *out);
