@@ -38,6 +38,13 @@ bool cli_triage_option(int c, const char *arg, struct cli_triage_config *cfg);
 /* A positive integer option no larger than max, or false. */
 bool cli_parse_count(const char *s, long max, long *ret);
 
+/* Show debug info downloads (debuginfod) on stderr when it is a
+ * terminal (download.c). */
+void cli_watch_downloads(struct ms_target_options *options);
+
+/* mixstack debugger-setup gdb|lldb (setup.c); argv[0] is the command. */
+int cli_setup_main(int argc, char **argv);
+
 /* Print "mixstack: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -58,6 +58,8 @@ static const char target_options_text[] =
         "                      symbol or section shows it\n"
         "  --no-debug-files    no source lines or inlined frames from\n"
         "                      separate debug files (/usr/lib/debug): faster\n"
+        "  --no-debuginfod     fetch no debug info from the servers of\n"
+        "                      $DEBUGINFOD_URLS\n"
         "  --sysroot DIR       look for the target's files under DIR\n"
         "  --lib-path DIR      also look for files by name in DIR "
         "(repeatable)\n"
@@ -127,6 +129,10 @@ static const struct command commands[] = {
          "run a command (a test suite) and triage every crash\n"
          "                      and hang of its processes",
          NULL, MS_SECTION_REPORT, cli_run_main},
+        {"debugger-setup", "gdb|lldb",
+         "print the line that loads the gdb or lldb plugin\n"
+         "                      (for ~/.gdbinit or ~/.lldbinit)",
+         NULL, MS_SECTION_REPORT, cli_setup_main},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -205,6 +211,7 @@ static int parse_options(const struct command *cmd, int argc, char **argv,
                 {"locals", no_argument, NULL, 'l'},
                 {"exhaustive", no_argument, NULL, 'x'},
                 {"no-debug-files", no_argument, NULL, 'D'},
+                {"no-debuginfod", no_argument, NULL, 'I'},
                 {"sysroot", required_argument, NULL, 's'},
                 {"lib-path", required_argument, NULL, 'L'},
                 {"max-frames", required_argument, NULL, 'n'},
@@ -238,6 +245,9 @@ static int parse_options(const struct command *cmd, int argc, char **argv,
                         break;
                 case 'D':
                         opts->report.skip_debug_files = true;
+                        break;
+                case 'I':
+                        opts->target.no_debuginfod = true;
                         break;
                 case 's':
                         opts->target.sysroot = optarg;
@@ -273,6 +283,7 @@ static int parse_options(const struct command *cmd, int argc, char **argv,
                 }
         }
         opts->target.library_paths = opts->library_paths;
+        cli_watch_downloads(&opts->target);
         return -1;
 }
 

@@ -264,6 +264,9 @@ struct ms_error *ms_target_init(struct ms_target *target,
                 return &ms_error_no_memory;
         if (!options)
                 return NULL;
+        target->no_debuginfod = options->no_debuginfod;
+        target->download = options->download;
+        target->download_arg = options->download_arg;
         if (options->sysroot && options->sysroot[0]) {
                 target->sysroot = strdup(options->sysroot);
                 if (!target->sysroot)

@@ -106,6 +106,9 @@ struct ms_target {
         size_t n_mappings;
         size_t mappings_capacity;
         /* Options copied at creation. */
+        bool no_debuginfod;
+        ms_download_fn *download;
+        void *download_arg;
         char *sysroot;
         char **library_paths;
         size_t n_library_paths;

@@ -44,6 +44,23 @@ struct ms_unwinder {
         struct ms_cfi_cache *cfi;
 };
 
+/* dwfl's find_debuginfo callbacks (debuginfo.c): the standard search,
+ * debuginfod included when $DEBUGINFOD_URLS names servers; and the same
+ * without the network, for targets opened with no_debuginfod. */
+int ms_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
+                      Dwarf_Addr base, const char *file_name,
+                      const char *debuglink_file, GElf_Word debuglink_crc,
+                      char **debuginfo_file_name);
+int ms_find_debuginfo_offline(Dwfl_Module *mod, void **userdata,
+                              const char *modname, Dwarf_Addr base,
+                              const char *file_name, const char *debuglink_file,
+                              GElf_Word debuglink_crc,
+                              char **debuginfo_file_name);
+
+/* Report the downloads of dwfl's debuginfod client, if any, to the
+ * target's download callback. */
+void ms_unwinder_watch_downloads(struct ms_unwinder *unwinder);
+
 /* Fill dwfl's callbacks and report every module of the target. */
 struct ms_error *ms_unwinder_report_modules(struct ms_unwinder *unwinder);
 

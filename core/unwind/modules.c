@@ -25,33 +25,6 @@ static int find_elf_none(Dwfl_Module *mod, void **userdata, const char *modname,
         return -1;
 }
 
-/* The standard search (.gnu_debuglink, /usr/lib/debug/.build-id) but never
- * the network: libdebuginfod queries only when DEBUGINFOD_URLS is set and
- * non-empty, so it is emptied for the duration of the call. */
-static int find_debuginfo_local(Dwfl_Module *mod, void **userdata,
-                                const char *modname, Dwarf_Addr base,
-                                const char *file_name,
-                                const char *debuglink_file,
-                                GElf_Word debuglink_crc,
-                                char **debuginfo_file_name)
-{
-        const char *urls = getenv("DEBUGINFOD_URLS");
-        char *saved = urls && *urls ? strdup(urls) : NULL;
-        if (urls && *urls) {
-                if (!saved)
-                        return -1; /* out of memory: do not risk the net */
-                setenv("DEBUGINFOD_URLS", "", 1);
-        }
-        int fd = dwfl_standard_find_debuginfo(
-                mod, userdata, modname, base, file_name, debuglink_file,
-                debuglink_crc, debuginfo_file_name);
-        if (saved) {
-                setenv("DEBUGINFOD_URLS", saved, 1);
-                free(saved);
-        }
-        return fd;
-}
-
 /* Paths that name no file: "[vdso]", "[heap]", "anon_inode:…", and device
  * or shared memory files that hold no code. */
 static bool is_pseudo_path(const char *path)
@@ -234,12 +207,15 @@ struct ms_error *ms_unwinder_report_modules(struct ms_unwinder *u)
         if (err)
                 return err;
         u->callbacks.find_elf = find_elf_none;
-        u->callbacks.find_debuginfo = find_debuginfo_local;
+        u->callbacks.find_debuginfo = u->target->no_debuginfod
+                                              ? ms_find_debuginfo_offline
+                                              : ms_find_debuginfo;
         u->callbacks.debuginfo_path = &u->debuginfo_path;
         u->dwfl = dwfl_begin(&u->callbacks);
         if (!u->dwfl)
                 return ms_error_create(MS_ERROR_LIBRARY, "dwfl_begin: %s",
                                        dwfl_errmsg(-1));
+        ms_unwinder_watch_downloads(u);
         dwfl_report_begin(u->dwfl);
         err = report_files(u);
         if (!err)

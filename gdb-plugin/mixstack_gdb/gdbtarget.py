@@ -234,6 +234,17 @@ def proc_mappings():
     return parse_proc_mappings(text)
 
 
+def debuginfod_enabled():
+    """Whether gdb fetches debug info from debuginfod servers (`set
+    debuginfod enabled`): the library then does too, for what it reads
+    itself; "ask" and "off" are no (it cannot ask in the middle of a
+    command). gdb without the setting: the environment decides."""
+    try:
+        return gdb.parameter("debuginfod enabled") in (True, "on")
+    except (gdb.error, RuntimeError):
+        return True
+
+
 def info_proc_exe():
     """The executable gdb reads from the process or the core (`info proc
     exe`), for when gdb was given none."""
@@ -410,7 +421,8 @@ class GdbTarget:
         lib = self.library
         inferior = self.inferior
         executable = gdb.current_progspace().filename or info_proc_exe()
-        self.handle = lib.target_create_debugger(self.reader.callback)
+        self.handle = lib.target_create_debugger(
+            self.reader.callback, no_debuginfod=not debuginfod_enabled())
         try:
             self._add_mappings()
             self.threads = collect_threads(inferior, want_siginfo=True)

@@ -56,6 +56,9 @@ class MsTargetOptions(ctypes.Structure):
                 ("sysroot", ctypes.c_char_p),
                 ("library_paths", ctypes.POINTER(ctypes.c_char_p)),
                 ("n_library_paths", ctypes.c_size_t),
+                ("no_debuginfod", ctypes.c_bool),
+                ("download", ctypes.c_void_p),
+                ("download_arg", ctypes.c_void_p),
                 ("_padding", ctypes.c_char * _OPTION_PADDING)]
 
 
@@ -277,6 +280,20 @@ def _candidates():
     return out
 
 
+def _load_mode(path):
+    """dlopen flags for libmixstack at path. A wheel's libmixstack comes with
+    its own libdw and libelf (in mixstack.libs, renamed by auditwheel):
+    they must bind to each other, not to the libelf gdb itself may have
+    loaded (another version: libdw uses libelf's internals), so their own
+    symbols come first (RTLD_DEEPBIND). Elsewhere the default (DEEPBIND
+    is incompatible with sanitizer runtimes)."""
+    wheel_libs = os.path.join(os.path.dirname(os.path.abspath(path)),
+                              os.pardir, os.pardir, "mixstack.libs")
+    if os.path.isdir(wheel_libs):
+        return ctypes.DEFAULT_MODE | getattr(os, "RTLD_DEEPBIND", 0)
+    return ctypes.DEFAULT_MODE
+
+
 def load_library():
     """Load libmixstack; returns (CDLL, path). Raises LoadError."""
     tried = []
@@ -289,7 +306,7 @@ def load_library():
             tried.append(path)
             continue
         try:
-            return ctypes.CDLL(path), path
+            return ctypes.CDLL(path, mode=_load_mode(path)), path
         except OSError as e:
             if origin == "MIXSTACK_LIB":
                 raise LoadError("cannot load MIXSTACK_LIB=%s: %s" % (path, e))
@@ -366,12 +383,14 @@ class Library:
 
     # Targets --------------------------------------------------------------
     def target_create_debugger(self, read_memory, executable=None,
-                               sysroot=None, library_paths=()):
+                               sysroot=None, library_paths=(),
+                               no_debuginfod=False):
         """read_memory is a ReadMemoryFn the caller keeps alive for as long as
         the target lives. Returns the target handle (an int)."""
         opts = MsTargetOptions()
         opts.executable = _bytes(executable)
         opts.sysroot = _bytes(sysroot)
+        opts.no_debuginfod = no_debuginfod
         keep = None
         if library_paths:
             keep = (ctypes.c_char_p * len(library_paths))(

@@ -128,6 +128,22 @@ enum ms_target_kind {
  * over by a debugger. */
 struct ms_target;
 
+/* A download of debug info from a debuginfod server, as reported while it
+ * runs: module is the file the debug info is for, url the file fetched
+ * (NULL until the server is chosen), bytes so far and total (0 when not
+ * known yet). finished is set in the last report of a download (ok: a file
+ * was obtained). */
+struct ms_download {
+        const char *module;
+        const char *url;
+        int64_t bytes, total;
+        bool finished, ok;
+};
+
+/* Called during a download; arg is the options' download_arg. Must not
+ * call back into the library. */
+typedef void ms_download_fn(void *arg, const struct ms_download *download);
+
 /* Options for opening targets. Everything may be NULL / zero. */
 struct ms_target_options {
         /* The executable; found from the core (NT_FILE / NT_PRPSINFO) when
@@ -140,6 +156,13 @@ struct ms_target_options {
          * at their recorded path (nor under sysroot). */
         const char *const *library_paths;
         size_t n_library_paths;
+        /* Debug info missing from this machine is fetched by build-id from
+         * the debuginfod servers named by $DEBUGINFOD_URLS (libdw's client
+         * and its cache), unless no_debuginfod is set. Without servers
+         * nothing is fetched. download, when set, hears of each download. */
+        bool no_debuginfod;
+        ms_download_fn *download;
+        void *download_arg;
 };
 
 /*

@@ -1,0 +1,5 @@
+import sys
+
+from mixstack import main
+
+sys.exit(main())

@@ -1,0 +1,198 @@
+"""The wheel (scripts/wheel: scikit-build-core + auditwheel), installed where
+none of elfutils' or PCRE2's -dev packages are: the Debian unstable root of
+scripts/lane. There, in a clean virtual environment (pip) and with uvx, the
+`mixstack` command reports a core of Debian's python3.13 crashing in the
+crash-sample extension, and sid's gdb loads the plugin from the wheel with
+the line `mixstack debugger-setup gdb` prints. On this machine, lldb-19
+loads the wheel's lldb plugin; sid's lldb-22 cannot, and the wheel says how
+to get one that can.
+
+Facts come from the crashing program itself: it records its pid and its
+Python stack (traceback) in the callback the extension calls just before
+the invalid read.
+"""
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clitool import REPO, core_pattern
+
+pytestmark = pytest.mark.slow
+
+LANE = REPO / "scripts" / "lane"
+TOOLS = REPO / "build" / "wheel-tools"
+LLDB = shutil.which("lldb-19")
+
+CRASH = '''\
+import json, os, sys, traceback
+sys.path.insert(0, sys.argv[1])
+import mixsample
+
+
+def record():
+    stack = [{"function": f.name, "file": f.filename, "line": f.lineno}
+             for f in reversed(traceback.extract_stack()[:-1])]
+    with open("facts.json", "w") as f:
+        json.dump({"pid": os.getpid(), "stack": stack}, f)
+
+
+def parse_record():
+    return mixsample.segfault(record)
+
+
+def load():
+    parse_record()
+
+
+load()
+'''
+
+
+def lane_root():
+    if os.geteuid() != 0:
+        return None
+    root = subprocess.run([str(LANE), "path"], capture_output=True, text=True).stdout.strip()
+    if not root or not Path(root, "usr/bin/python3.13").exists():
+        return None
+    return Path(root)
+
+
+@pytest.fixture(scope="module")
+def wheel():
+    proc = subprocess.run([str(REPO / "scripts" / "wheel")], capture_output=True,
+                          text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    path = Path(proc.stdout.strip().splitlines()[-1])
+    assert path.exists(), proc.stdout
+    return path
+
+
+def pip_dir():
+    found = glob.glob(str(TOOLS / "lib" / "python3*" / "site-packages" / "pip"))
+    assert found, "scripts/wheel installs pip in build/wheel-tools"
+    return found[0]
+
+
+def crash(python, workdir, ext_dir, runner=()):
+    """Run CRASH with python (through runner); returns (core, facts)."""
+    (workdir / "crash.py").write_text(CRASH)
+    script = (f"cd {workdir} && ulimit -c unlimited && "
+              f"exec {python} crash.py {ext_dir}")
+    proc = subprocess.run([*runner, "bash", "-c", script], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    facts = json.loads((workdir / "facts.json").read_text())
+    cores = [p for p in workdir.glob("core*") if p.is_file()]
+    assert cores, f"no core in {workdir}"
+    return cores[0], facts
+
+
+def python_stack(doc, tid):
+    thread = next(t for t in doc["threads"] if t["tid"] == tid)
+    return [{"function": f["function"], "file": f["file"], "line": f["line"]}
+            for f in thread["frames"] if f["kind"] == "python"]
+
+
+def json_in(output):
+    return json.loads(output[output.index("\n{") + 1:output.rindex("\n}") + 2])
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory, samples_build):
+    """A directory under /tmp (visible in the lane) with the extension."""
+    if core_pattern().startswith("|") or "/" in core_pattern():
+        pytest.skip(f"core_pattern sends cores elsewhere: {core_pattern()}")
+    base = tmp_path_factory.mktemp("wheel")
+    (base / "ext").mkdir()
+    shutil.copy(samples_build.ext, base / "ext" / "mixsample.abi3.so")
+    return base
+
+
+def test_wheel_in_debian_unstable_without_dev_packages(wheel, work):
+    root = lane_root()
+    if root is None:
+        pytest.skip("no Debian unstable lane root (scripts/lane root, as root)")
+    lane = [str(LANE), "run"]
+
+    def in_lane(script, check=True):
+        proc = subprocess.run([*lane, "bash", "-c", script], capture_output=True,
+                              text=True, timeout=300)
+        if check:
+            assert proc.returncode == 0, f"{script}\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    # A machine without the -dev packages: the wheel brings its libraries.
+    dev = in_lane("dpkg-query -W -f='${Status}\\n' libdw-dev libelf-dev "
+                  "libpcre2-dev 2>/dev/null | grep -c 'install ok' || true", check=False)
+    assert dev.stdout.strip() in ("", "0"), dev.stdout
+
+    case = work / "sid"
+    case.mkdir()
+    core, facts = crash("python3.13", case, work / "ext", runner=lane)
+    venv = case / "venv"
+    in_lane(f"python3.13 -m venv --without-pip {venv} && "
+            f"{venv}/bin/python {pip_dir()} install -q --no-index "
+            f"--disable-pip-version-check {wheel}")
+    site = glob.glob(f"{venv}/lib/python3*/site-packages/mixstack")[0]
+    ldd = in_lane(f"ldd {site}/lib/libmixstack.so").stdout
+    for lib in ("libdw", "libelf", "libpcre2-8"):
+        line = next(x for x in ldd.splitlines() if x.strip().startswith(lib))
+        assert "/mixstack.libs/" in line, ldd
+
+    # mixstack core
+    proc = in_lane(f"{venv}/bin/mixstack core {core} --json; test $? -le 1")
+    doc = json.loads(proc.stdout)
+    assert doc["target"]["signal"]["name"] == "SIGSEGV"
+    assert doc["target"]["crashed_tid"] == facts["pid"]
+    assert python_stack(doc, facts["pid"]) == facts["stack"]
+    top = doc["threads"][0]["frames"][0]
+    assert top["module"].endswith("mixsample.abi3.so") and top["language"] == "rust"
+
+    # gdb (sid's) with the plugin from the wheel, loaded by the printed line.
+    line = in_lane(f"{venv}/bin/mixstack debugger-setup gdb").stdout.strip()
+    assert line == f"source {site}/share/mixstack/gdb/mixstack-gdb.py"
+    gdb = in_lane(f"gdb -nx -batch -iex 'set debuginfod enabled off' -ex '{line}' "
+                  f"-ex 'mixstack report --json' /usr/bin/python3.13 {core} 2>&1")
+    assert "cannot load" not in gdb.stdout, gdb.stdout
+    assert python_stack(json_in(gdb.stdout), facts["pid"]) == facts["stack"]
+
+    # uvx: a throwaway environment of its own.
+    uvx = in_lane(f"cd {case} && UV_CACHE_DIR={case}/uv UV_PYTHON_DOWNLOADS=never "
+                  f"{TOOLS}/bin/uvx --offline --no-config --python /usr/bin/python3.13 "
+                  f"--from {wheel} mixstack threads {core}")
+    top_py = facts["stack"][0]
+    assert f"{top_py['function']} ({top_py['file']}:{top_py['line']})" in uvx.stdout
+
+    # sid's lldb is lldb-22: the wheel's plugin (for lldb 19) is not offered.
+    if Path(root, "usr/bin/lldb-22").exists():
+        proc = in_lane(f"{venv}/bin/mixstack debugger-setup lldb --lldb lldb-22",
+                       check=False)
+        assert proc.returncode == 1 and not proc.stdout
+        assert "lldb-19" in proc.stderr and "MIXSTACK_LLDB_ROOT" in proc.stderr
+
+
+@pytest.mark.skipif(LLDB is None, reason="lldb-19 not installed")
+def test_wheel_lldb_plugin_in_lldb19(wheel, work):
+    """The wheel's lldb plugin, in the lldb it is built for (here)."""
+    case = work / "host"
+    case.mkdir()
+    core, facts = crash("/usr/bin/python3.11", case, work / "ext")
+    venv = case / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "python"), pip_dir(), "install", "-q",
+                    "--no-index", "--disable-pip-version-check", str(wheel)], check=True)
+    line = subprocess.run([str(venv / "bin" / "mixstack"), "debugger-setup", "lldb",
+                           "--lldb", LLDB], capture_output=True, text=True, check=True)
+    assert line.stdout.startswith("plugin load ") and "/site-packages/mixstack/" in line.stdout
+    proc = subprocess.run([LLDB, "--batch", "--no-lldbinit", "--core", str(core),
+                           "/usr/bin/python3.11", "-o", line.stdout.strip(),
+                           "-o", "mixstack report --json"],
+                          capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert python_stack(json_in(proc.stdout), facts["pid"]) == facts["stack"], proc.stderr
