@@ -24,9 +24,9 @@ PLUGIN = BUILD / "gdb-plugin" / "mixstack-gdb.py"
 # Process-wide state a library inside a debugger must leave alone.
 FORBIDDEN_IMPORTS = {"sigaction", "signal", "sigprocmask", "pthread_sigmask",
                      "raise", "putenv", "unsetenv", "clearenv", "setenv"}
-# core/unwind/modules.c still sets DEBUGINFOD_URLS around libdwfl; issue #16
-# replaces that by configuring libdwfl.
-PENDING_IMPORTS = {"setenv"}
+# None left (debuginfod: core/unwind/debuginfo.c reads DEBUGINFOD_URLS
+# through libdw, never sets it).
+PENDING_IMPORTS = set()
 
 
 def _declarations(text):
