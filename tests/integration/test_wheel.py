@@ -9,14 +9,14 @@ to get one that can.
 
 Facts come from the crashing program itself: it records its pid and its
 Python stack (traceback) in the callback the extension calls just before
-the invalid read.
+the invalid read. pip installs the wheel in the lane, uvx runs it there, and
+pipx installs it on this machine.
 """
 import glob
 import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -178,17 +178,24 @@ def test_wheel_in_debian_unstable_without_dev_packages(wheel, work):
 
 
 @pytest.mark.skipif(LLDB is None, reason="lldb-19 not installed")
-def test_wheel_lldb_plugin_in_lldb19(wheel, work):
-    """The wheel's lldb plugin, in the lldb it is built for (here)."""
+def test_wheel_pipx_and_lldb_plugin_in_lldb19(wheel, work):
+    """pipx installs the wheel here; its lldb plugin loads into the lldb it
+    is built for (lldb-19)."""
     case = work / "host"
     case.mkdir()
     core, facts = crash("/usr/bin/python3.11", case, work / "ext")
-    venv = case / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "python"), pip_dir(), "install", "-q",
-                    "--no-index", "--disable-pip-version-check", str(wheel)], check=True)
-    line = subprocess.run([str(venv / "bin" / "mixstack"), "debugger-setup", "lldb",
-                           "--lldb", LLDB], capture_output=True, text=True, check=True)
+    env = dict(os.environ, PIPX_HOME=str(case / "pipx"), PIPX_BIN_DIR=str(case / "bin"),
+               PIPX_MAN_DIR=str(case / "man"))
+    subprocess.run([str(TOOLS / "bin" / "pipx"), "install", "--python", "/usr/bin/python3",
+                    "--pip-args=--no-index", str(wheel)], check=True, env=env,
+                   capture_output=True, timeout=300)
+    mixstack = case / "bin" / "mixstack"
+    proc = subprocess.run([str(mixstack), "threads", str(core)], capture_output=True,
+                          text=True, timeout=120)
+    top_py = facts["stack"][0]
+    assert f"{top_py['function']} ({top_py['file']}:{top_py['line']})" in proc.stdout
+    line = subprocess.run([str(mixstack), "debugger-setup", "lldb", "--lldb", LLDB],
+                          capture_output=True, text=True, check=True)
     assert line.stdout.startswith("plugin load ") and "/site-packages/mixstack/" in line.stdout
     proc = subprocess.run([LLDB, "--batch", "--no-lldbinit", "--core", str(core),
                            "/usr/bin/python3.11", "-o", line.stdout.strip(),
