@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from clitool import MIXSTACK, report_json
+from clitool import BUILD, MIXSTACK, report_json
 from manifest_checks import thread_by_tid
 
 DEBUGINFOD = shutil.which("debuginfod")
@@ -191,3 +191,32 @@ def test_one_progress_line_per_download_on_a_terminal(stripped, server, tmp_path
     assert "\n" not in first[start:end], first
     assert url in first[end:].split("\n")[0]
     assert "downloaded" not in stderr_on_pty()
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb not installed")
+@pytest.mark.parametrize("enabled", ["on", "off"])
+def test_gdb_plugin_follows_gdb_setting(stripped, server, tmp_path, enabled):
+    """In gdb, the library fetches only when gdb does (`set debuginfod
+    enabled`): with it on, the plugin's stack has the extension's symbols
+    and lines; off, the server is not asked."""
+    from test_gdb import SANITIZER_ENV, gdb_argv
+    art, crash_function = stripped
+    url, log = server
+    before = requests(log)
+    argv = gdb_argv(["mixstack bt"], ["/usr/bin/python3.11", Path(art.dir) / "core"],
+                    plugin=BUILD / "gdb-plugin" / "mixstack-gdb.py",
+                    pre=[f"set debuginfod enabled {enabled}"])
+    full = dict(os.environ, **env(tmp_path, url), **SANITIZER_ENV)
+    full.pop("MIXSTACK_LIB", None)
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=120, env=full, stdin=subprocess.DEVNULL)
+    # mixstack's frame #0 (gdb's own, printed on loading the core, says
+    # "in ... from").
+    frame = re.search(r"^ *#0 +0x[0-9a-f]+ (?!in ).*\(" + re.escape(EXT) + r"\).*$",
+                      proc.stdout, re.M)
+    assert frame, proc.stdout
+    if enabled == "on":
+        assert crash_function in frame.group(0) and "src/lib.rs:" in frame.group(0), proc.stdout
+    else:
+        assert "mixsample::" not in frame.group(0), proc.stdout
+        assert requests(log) == before

@@ -72,10 +72,19 @@ def test_moved_cli(moved, sample):
     assert check_python_stacks(sample.manifest, doc) > 0
 
 
+def setup_line(moved, *args):
+    """What the moved CLI's `debugger-setup` prints."""
+    proc = subprocess.run([str(moved / "bin" / "mixstack"), "debugger-setup", *args],
+                          capture_output=True, text=True, timeout=60, env=clean_env())
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
 def test_moved_gdb_plugin(moved, sample):
     if shutil.which("gdb") is None:
         pytest.skip("gdb not installed")
     plugin = moved / "share" / "mixstack" / "gdb" / "mixstack-gdb.py"
+    assert setup_line(moved, "gdb") == f"source {plugin}"
     m = sample.manifest
     argv = gdb_argv(["mixstack report --json"],
                     [m["interpreter"]["realpath"], str(Path(sample.dir) / "core")],
@@ -94,6 +103,7 @@ def test_moved_lldb_plugin(moved, sample):
         pytest.skip("the lldb plugin is not part of this build")
     if LLDB is None:
         pytest.skip("lldb-19 not installed")
+    assert setup_line(moved, "lldb", "--lldb", LLDB) == f"plugin load {plugin}"
     m = sample.manifest
     argv = [LLDB, "--batch", "--no-lldbinit", "--core", str(Path(sample.dir) / "core"),
             m["interpreter"]["realpath"], "-o", f"plugin load {plugin}",
