@@ -36,6 +36,7 @@ EXPECTED = {
     "deep-interleave": {"kind": "crash", "signal": "SIGSEGV"},
     "many-threads": {"kind": "snapshot", "signal": None},
     "stripped": {"kind": "crash", "signal": "SIGSEGV"},
+    "ctypes-callback": {"kind": "crash", "signal": "SIGSEGV"},
 }
 DEBIAN_ONLY = {"stripped"}
 

@@ -296,6 +296,42 @@ static char *python_text(const struct ms_frame *frame)
         return sb_finish(&b);
 }
 
+/* The length of name up to a Python extension module's ABI tag
+ * (".cpython-311-x86_64-linux-gnu.so", ".cpython-313t-...", ".abi3.so"),
+ * or 0 when it has none. */
+static size_t extension_stem(const char *name)
+{
+        size_t len = strlen(name);
+        if (len < 4 || strcmp(name + len - 3, ".so") != 0)
+                return 0;
+        const char *abi3 = ".abi3.so";
+        if (len > strlen(abi3) && strcmp(name + len - strlen(abi3), abi3) == 0)
+                return len - strlen(abi3);
+        const char *tag = strstr(name, ".cpython-");
+        if (tag && tag > name && !strchr(tag + 1, '/'))
+                return (size_t)(tag - name);
+        return 0;
+}
+
+char *ms_signature_normalize_module(const char *path)
+{
+        const char *name = basename_of(path);
+        size_t stem = extension_stem(name);
+        if (stem)
+                return strndup(name, stem);
+        /* A shared library's version ("libffi.so.8.1.2"): it changes
+         * with patch releases, the crash does not. */
+        const char *so = strstr(name, ".so.");
+        if (so && so > name) {
+                bool version = true;
+                for (const char *p = so + 4; *p && version; p++)
+                        version = (*p >= '0' && *p <= '9') || *p == '.';
+                if (version)
+                        return strndup(name, (size_t)(so - name) + 3);
+        }
+        return strdup(name);
+}
+
 char *ms_signature_frame_text(const struct ms_frame *frame)
 {
         if (frame->kind == MS_FRAME_PYTHON)
@@ -303,7 +339,7 @@ char *ms_signature_frame_text(const struct ms_frame *frame)
         if (frame->function && *frame->function)
                 return ms_signature_normalize_function(frame->function);
         if (frame->module)
-                return strdup(basename_of(frame->module));
+                return ms_signature_normalize_module(frame->module);
         return strdup("??");
 }
 

@@ -54,8 +54,16 @@ const struct ms_signature_rules *ms_signature_rules_default(
  * Python frames "FILE:FUNCTION" (the file's basename; "pkg/__init__.py"
  * for package files), native frames their function without clone
  * suffixes, Rust hashes, generic arguments and argument lists, or the
- * module's basename when the function is unknown, or "??". */
+ * module (ms_signature_normalize_module()) when the function is unknown,
+ * or "??". */
 char *ms_signature_frame_text(const struct ms_frame *frame);
+
+/* A module as signatures name it: its basename without a shared
+ * library's version ("libffi.so.8.1.2": "libffi.so") and a Python
+ * extension module without its ABI tag ("_ctypes.cpython-311-x86_64-
+ * linux-gnu.so", "mixsample.abi3.so": "_ctypes", "mixsample"). Malloc'd,
+ * NULL when out of memory. */
+char *ms_signature_normalize_module(const char *path);
 
 /* The same for a native function name alone. */
 char *ms_signature_normalize_function(const char *function);

@@ -369,7 +369,24 @@ def assert_same_as_cli(job, core, exe):
         warnings = theirs[theirs.index("warnings:") + 1:]
         pytest.xfail("CLI core backend partial where lldb's view is complete: "
                      + "; ".join(w.strip() for w in warnings))
+    if len(ours) == len(theirs) and ours[1:] != theirs[1:] and all(
+            _soname_only(a, b) for a, b in zip(ours[1:], theirs[1:])):
+        # A library loaded through a symlink (libffi.so.8 -> libffi.so.8.1.2,
+        # the ctypes-callback sample): lldb names it by the dynamic linker's
+        # name, the core's NT_FILE by the file.
+        pytest.xfail("lldb names a library by its soname, the core by its file")
     assert ours[1:] == theirs[1:]
+
+
+def _soname_only(ours, theirs):
+    """The lines are equal but for a module named by its soname in ours
+    and by the versioned file it links to in theirs."""
+    if ours == theirs:
+        return True
+    a = re.search(r"\(([^()]+\.so\.\d+)\)", ours)
+    b = re.search(r"\(([^()]+\.so\.\d+(\.\d+)+)\)", theirs)
+    return bool(a and b and b.group(1).startswith(a.group(1) + ".")
+                and ours.replace(a.group(1), b.group(1)) == theirs)
 
 
 # ---------------------------------------------------------------------------

@@ -116,8 +116,20 @@ static void test_frame_text(void)
                    "pkg/__main__.py:main");
         check_text(python("f", "<frozen runpy>", 3), "<frozen runpy>:f");
         check_text(python("f", NULL, 0), "?:f");
-        check_text(native(NULL, "/opt/ext/mixsample.abi3.so"),
-                   "mixsample.abi3.so");
+        /* Modules without versions and ABI tags. */
+        check_text(native(NULL, "/opt/ext/mixsample.abi3.so"), "mixsample");
+        check_text(native(NULL, "/usr/lib/python3.11/lib-dynload/"
+                                "_ctypes.cpython-311-x86_64-linux-gnu.so"),
+                   "_ctypes");
+        check_text(native(NULL, "/x/fast.cpython-313t-x86_64-linux-gnu.so"),
+                   "fast");
+        check_text(native(NULL, "/usr/lib/x86_64-linux-gnu/libffi.so.8.1.2"),
+                   "libffi.so");
+        check_text(native(NULL, "/usr/lib/libpython3.12.so.1.0"),
+                   "libpython3.12.so");
+        check_text(native(NULL, "/usr/lib/libfoo.so"), "libfoo.so");
+        check_text(native(NULL, "/usr/lib/libfoo.so.1.rc2"), "libfoo.so.1.rc2");
+        check_text(native(NULL, "/usr/bin/python3.11"), "python3.11");
         check_text(native(NULL, NULL), "??");
         check_text(native("free", "/lib/libc.so.6"), "free");
 }
@@ -197,6 +209,67 @@ static void test_panic_stack(void)
                   "abort-in-callback.py:run_callbacks | "
                   "abort-in-callback.py:main | "
                   "abort-in-callback.py:<module>");
+}
+
+/* Python calls a ctypes function pointer whose Python callback calls
+ * Rust (the ctypes-callback sample): ctypes and libffi go, named (pyenv)
+ * or not (Debian's stripped _ctypes, libffi without symbols), whatever
+ * libffi's version. */
+static void test_ctypes_bridge(void)
+{
+        const char *ctypes_311 = "/usr/lib/python3.11/lib-dynload/"
+                                 "_ctypes.cpython-311-x86_64-linux-gnu.so";
+        const char *ctypes_313 = "/p/lib/python3.13/lib-dynload/"
+                                 "_ctypes.cpython-313-x86_64-linux-gnu.so";
+        const char *ffi_812 = "/usr/lib/x86_64-linux-gnu/libffi.so.8.1.2";
+        const char *ffi_814 = "/usr/lib/x86_64-linux-gnu/libffi.so.8.1.4";
+        struct ms_frame stripped[] = {
+                native("mixsample::segfault_now", EXT),
+                native("mixsample::__pyfunction_segfault", EXT),
+                python("on_record", "/s/ctypes-callback.py", 49),
+                native(NULL, ctypes_311),
+                native(NULL, ctypes_311),
+                native(NULL, ffi_812),
+                native(NULL, ffi_812),
+                native("ffi_call", ffi_812),
+                native(NULL, ctypes_311),
+                python("dispatch", "/s/ctypes-callback.py", 54),
+                python("run_handlers", "/s/ctypes-callback.py", 59),
+                python("<module>", "/s/ctypes-callback.py", 62),
+        };
+        struct ms_frame named[] = {
+                native("mixsample::segfault_now", EXT),
+                native("mixsample::__pyfunction_segfault", EXT),
+                python("on_record", "/s/ctypes-callback.py", 49),
+                native("_CallPythonObject", ctypes_313),
+                native("closure_fcn", ctypes_313),
+                native("ffi_closure_unix64_inner", ffi_814),
+                native("ffi_closure_unix64", ffi_814),
+                native("ffi_call_unix64", ffi_814),
+                native("ffi_call_int", ffi_814),
+                native("ffi_call", ffi_814),
+                native("_call_function_pointer", ctypes_313),
+                native("_ctypes_callproc", ctypes_313),
+                native("PyCFuncPtr_call", ctypes_313),
+                python("dispatch", "/s/ctypes-callback.py", 54),
+                python("string_at", "/p/lib/python3.13/ctypes/__init__.py",
+                       520),
+                python("run_handlers", "/s/ctypes-callback.py", 59),
+        };
+        const char *want = "SIGSEGV | mixsample::segfault_now | "
+                           "mixsample::__pyfunction_segfault | "
+                           "ctypes-callback.py:on_record | "
+                           "ctypes-callback.py:dispatch | "
+                           "ctypes-callback.py:run_handlers";
+        check_sig(stripped, N(stripped), 5, "SIGSEGV", want);
+        check_sig(named, N(named), 5, "SIGSEGV", want);
+        /* An unnamed frame of another library keeps its module's name,
+         * without its version. */
+        struct ms_frame lib[] = {
+                native(NULL, "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13"),
+                python("load", "/s/app.py", 3),
+        };
+        check_sig(lib, N(lib), 5, "SIGSEGV", "SIGSEGV | libz.so | app.py:load");
 }
 
 /* faulthandler catches the SIGSEGV, dumps the traceback and raises it
@@ -582,6 +655,7 @@ int main(void)
         test_id();
         test_panic_stack();
         test_faulthandler_sentinel();
+        test_ctypes_bridge();
         test_prefix_and_collapse();
         test_python_runners();
         test_triage_kinds();
