@@ -118,6 +118,13 @@ struct ms_py_frame {
         bool is_entry;
         /* Owned by a generator/coroutine (3.11+). */
         bool is_generator;
+        /* On an entry frame: an address the interpreter keeps on the C
+         * stack inside the native frame of the eval call that runs this
+         * frame's group (3.12+ the entry/shim _PyInterpreterFrame that
+         * _PyEval_EvalFrameDefault keeps as a local, 3.10-3.11 its
+         * _PyCFrame), 0 when unknown (3.8-3.9). Merging places the group
+         * on the native frame whose stack holds it, whatever its name. */
+        uint64_t stack_anchor;
         /* The PyFrameObject (3.8-3.10) or _PyInterpreterFrame (3.11+). */
         uint64_t address;
         uint64_t code_address;

@@ -5,6 +5,18 @@
  * - interpreter frames (3.11+): the current frame (tstate->current_frame or
  *   tstate->cframe->current_frame), then previous, skipping shim frames
  *   (owner >= if_owner_shim, or tstate->base_frame) and incomplete ones.
+ *
+ * Each group of frames run by one _PyEval_EvalFrameDefault call gets a
+ * stack anchor on its entry frame: an address the eval call keeps on the
+ * C stack as a local, which merging finds inside one native frame's stack
+ * whatever that frame is called (PGO+LTO builds run the loop in unnamed
+ * split-out code). 3.12+: the shim frame below the group (owner CSTACK /
+ * INTERPRETER: the eval call's entry_frame / entry.frame local). 3.10 and
+ * 3.11: the eval call's _PyCFrame local, found through the thread's cframe
+ * chain (tstate->cframe, then previous; the root one lives in the thread
+ * state and has no previous); 3.11's cframe names the group's current
+ * frame, 3.10's frames pair with the chain in order. 3.8-3.9 record
+ * nothing on the C stack: merging falls back to names there.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +207,66 @@ struct frame_list {
         size_t capacity;
 };
 
+/* The eval calls' _PyCFrames, innermost first, without the root one. */
+struct cframes {
+        uint64_t *address;
+        /* Their current_frame (3.11), 0 when the layout has none. */
+        uint64_t *current;
+        size_t n;
+};
+
+static void cframes_deinit(struct cframes *c)
+{
+        free(c->address);
+        free(c->current);
+        memset(c, 0, sizeof(*c));
+}
+
+/* Read the cframe chain of a thread state when the layout has one and no
+ * shim frames (which anchor the groups better, 3.12+). Stops quietly at
+ * anything unreadable: anchors are a help, not a requirement. */
+static struct ms_error *read_cframes(struct ms_target *target,
+                                     const struct ms_py_layout *l,
+                                     const struct ms_py_blob *ts,
+                                     unsigned max_frames, struct cframes *out)
+{
+        memset(out, 0, sizeof(*out));
+        uint64_t c = 0;
+        if (l->ts_cframe < 0 || l->cframe_previous < 0 ||
+            l->if_owner_shim >= 0 || !ms_py_blob_u64(ts, l->ts_cframe, &c))
+                return NULL;
+        int32_t end = MS_MAX(l->cframe_previous, l->cframe_current_frame) + 8;
+        if (end > 64)
+                return NULL;
+        out->address = calloc(max_frames + 1, sizeof(*out->address));
+        out->current = calloc(max_frames + 1, sizeof(*out->current));
+        if (!out->address || !out->current) {
+                cframes_deinit(out);
+                return &ms_error_no_memory;
+        }
+        while (out->n <= max_frames && ms_py_plausible_pointer(c)) {
+                uint8_t buf[64];
+                uint64_t prev = 0, cur = 0;
+                struct ms_error *err =
+                        ms_target_read(target, c, buf, (size_t)end);
+                if (err) {
+                        ms_error_destroy(err);
+                        break;
+                }
+                memcpy(&prev, buf + l->cframe_previous, 8);
+                if (l->cframe_current_frame >= 0)
+                        memcpy(&cur, buf + l->cframe_current_frame, 8);
+                /* The root cframe: in the thread state, not an eval call. */
+                if (!prev || prev == c)
+                        break;
+                out->address[out->n] = c;
+                out->current[out->n] = cur;
+                out->n++;
+                c = prev;
+        }
+        return NULL;
+}
+
 static struct ms_error *push_frame(struct frame_list *fl,
                                    const struct ms_py_code *c, uint64_t address,
                                    int64_t offset, int line, bool is_entry,
@@ -307,6 +379,20 @@ static struct ms_error *walk_frame_objects(struct ms_target *target,
         return err;
 }
 
+/* 3.10: one eval call, and one cframe, per frame; paired from the
+ * outermost end, which is stable while a call pushes its cframe before
+ * its frame. */
+static void anchor_frame_objects(struct ms_py_thread *t,
+                                 const struct cframes *c)
+{
+        /* A cut walk no longer reaches the outermost end. */
+        if (t->error)
+                return;
+        for (size_t k = 0; k < t->n_frames && k < c->n; k++)
+                t->frames[t->n_frames - 1 - k].stack_anchor =
+                        c->address[c->n - 1 - k];
+}
+
 /* The innermost _PyInterpreterFrame of a thread state. */
 static uint64_t top_interpreter_frame(struct ms_target *target,
                                       const struct ms_py_layout *l,
@@ -356,13 +442,15 @@ static bool is_shim(const struct ms_py_layout *l, const struct iframe *fr,
 /* 3.11+: one C-level eval call runs many frames. 3.11 flags the first
  * frame of each call with is_entry; 3.12+ push a shim frame below it,
  * which marks the Python frame just above as the entry. */
-static struct ms_error *walk_interpreter_frames(struct ms_target *target,
-                                                const struct ms_py_layout *l,
-                                                struct ms_py_code_cache *cache,
-                                                uint64_t f, uint64_t base_frame,
-                                                unsigned max_frames,
-                                                struct frame_list *fl)
+static struct ms_error *walk_interpreter_frames(
+        struct ms_target *target, const struct ms_py_layout *l,
+        struct ms_py_code_cache *cache, uint64_t f, uint64_t base_frame,
+        unsigned max_frames, const struct cframes *cf, struct frame_list *fl)
 {
+        /* 3.11: the cframe of the eval call whose group is being walked,
+         * found by its current frame; it anchors the group's entry. */
+        uint64_t pending_anchor = 0;
+        size_t next_cframe = 0;
         struct ms_py_blob *blob = malloc(sizeof(*blob));
         if (!blob)
                 return &ms_error_no_memory;
@@ -386,9 +474,19 @@ static struct ms_error *walk_interpreter_frames(struct ms_target *target,
                         stop(t, "frame 0x%" PRIx64 " is its own caller", f);
                         break;
                 }
+                if (next_cframe < cf->n && cf->current[next_cframe] == f) {
+                        pending_anchor = cf->address[next_cframe++];
+                }
                 if (is_shim(l, &fr, f, base_frame)) {
-                        if (last_was_python)
-                                t->frames[t->n_frames - 1].is_entry = true;
+                        if (last_was_python) {
+                                struct ms_py_frame *entry =
+                                        &t->frames[t->n_frames - 1];
+                                entry->is_entry = true;
+                                /* The shim is the eval call's local; the
+                                 * base frame lives in the thread state. */
+                                if (f != base_frame)
+                                        entry->stack_anchor = f;
+                        }
                         t->n_shim_frames++;
                         last_was_python = false;
                         f = fr.previous;
@@ -410,6 +508,11 @@ static struct ms_error *walk_interpreter_frames(struct ms_target *target,
                 }
                 err = push_frame(fl, c, f, off, ms_py_code_line(l, c, off),
                                  fr.is_entry != 0, generator);
+                if (!err && fr.is_entry) {
+                        t->frames[t->n_frames - 1].stack_anchor =
+                                pending_anchor;
+                        pending_anchor = 0;
+                }
                 last_was_python = true;
                 f = fr.previous;
         }
@@ -426,12 +529,21 @@ struct ms_error *ms_py_read_frames(struct ms_target *target,
 {
         struct frame_list fl = {.thread = thread};
         uint64_t f = 0, base = 0;
+        struct cframes cf;
+        struct ms_error *err = read_cframes(target, l, ts, max_frames, &cf);
+        if (err)
+                return err;
         if (l->ts_frame >= 0) {
                 ms_py_blob_u64(ts, l->ts_frame, &f);
-                return walk_frame_objects(target, l, cache, f, max_frames, &fl);
+                err = walk_frame_objects(target, l, cache, f, max_frames, &fl);
+                if (!err)
+                        anchor_frame_objects(thread, &cf);
+        } else {
+                f = top_interpreter_frame(target, l, ts);
+                ms_py_blob_u64(ts, l->ts_base_frame, &base);
+                err = walk_interpreter_frames(target, l, cache, f, base,
+                                              max_frames, &cf, &fl);
         }
-        f = top_interpreter_frame(target, l, ts);
-        ms_py_blob_u64(ts, l->ts_base_frame, &base);
-        return walk_interpreter_frames(target, l, cache, f, base, max_frames,
-                                       &fl);
+        cframes_deinit(&cf);
+        return err;
 }

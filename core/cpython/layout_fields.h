@@ -63,6 +63,8 @@ MS_PY_FIELD(ts_interp, "interp")
 MS_PY_FIELD(ts_frame, "frame: top PyFrameObject* (3.8-3.10)")
 MS_PY_FIELD(ts_cframe, "cframe: _PyCFrame* (3.10-3.12)")
 MS_PY_FIELD(cframe_current_frame, "_PyCFrame.current_frame (3.11-3.12)")
+MS_PY_FIELD(cframe_previous,
+            "_PyCFrame.previous (3.10-3.12): the caller eval call's cframe")
 MS_PY_FIELD(ts_current_frame, "current_frame (3.13+)")
 MS_PY_FIELD(ts_base_frame, "base_frame sentinel pointer (3.15+)")
 MS_PY_FIELD(ts_thread_id, "thread_id (pthread_t)")

@@ -164,9 +164,134 @@ static void warn_mismatch(struct ms_warnings *w, pid_t tid, size_t n_eval,
                         (int)tid, n_eval, n_groups);
 }
 
-static void merge_mixed(struct merge_state *s, struct ms_merge_input *in,
-                        struct py_group *groups, size_t n_groups, pid_t tid,
-                        struct ms_warnings *warnings)
+/* ------------------------------------------------------------------------
+ * Placing groups from the interpreter's records
+ * ------------------------------------------------------------------------ */
+
+/* The last level (the physical function; inlined levels come first) of
+ * the physical frame that starts at level a, or n when none does. */
+static size_t physical_end(const struct ms_merge_input *in, size_t a)
+{
+        while (a < in->n_native && in->native[a].inlined)
+                a++;
+        return a;
+}
+
+/* The level that runs the group whose anchor lies in the stack of the
+ * physical frame [a, b]: the one named like the eval loop (with DWARF, the
+ * eval function may be inlined into its caller), else the physical one,
+ * which stripped PGO+LTO builds leave unnamed. */
+static size_t eval_level(const struct ms_merge_input *in, size_t a, size_t b)
+{
+        for (size_t i = a; i <= b; i++) {
+                if (category_is(&in->native[i], "eval-loop"))
+                        return i;
+        }
+        return b;
+}
+
+/* The level index of the frame whose stack, [sp, caller's sp), holds
+ * anchor, looking at physical frames from level `from` outwards; -1 when
+ * none does. The outermost frame has no known end and holds nothing. */
+static int frame_holding(const struct ms_merge_input *in, uint64_t anchor,
+                         size_t from)
+{
+        for (size_t a = from; a < in->n_native;) {
+                size_t b = physical_end(in, a);
+                size_t next = b + 1;
+                size_t caller = physical_end(in, next);
+                if (b >= in->n_native || caller >= in->n_native)
+                        return -1;
+                uint64_t lo = in->native[b].sp, hi = in->native[caller].sp;
+                if (lo && lo <= anchor && anchor < hi)
+                        return (int)eval_level(in, a, b);
+                a = next;
+        }
+        return -1;
+}
+
+/* place[g]: the native level running group g, or -1. Groups and frames
+ * are both innermost first, so each group is looked for outside the one
+ * placed before it. Returns how many were placed. */
+static size_t place_groups(const struct ms_merge_input *in,
+                           const struct py_group *groups, size_t n_groups,
+                           int *place)
+{
+        size_t placed = 0, from = 0;
+        for (size_t g = 0; g < n_groups; g++) {
+                uint64_t anchor = in->python_anchor
+                                          ? in->python_anchor[groups[g].end - 1]
+                                          : 0;
+                place[g] = anchor ? frame_holding(in, anchor, from) : -1;
+                if (place[g] < 0)
+                        continue;
+                placed++;
+                from = physical_end(in, (size_t)place[g]) + 1;
+        }
+        return placed;
+}
+
+static void warn_unplaced(struct ms_warnings *w, pid_t tid,
+                          const struct ms_merge_input *in,
+                          const struct py_group *groups, size_t n_groups,
+                          const int *place, size_t placed)
+{
+        /* A group without an anchor is tolerated innermost only: an eval
+         * call caught between pushing its frame and recording it. */
+        bool bad = false;
+        for (size_t g = 0; g < n_groups; g++) {
+                bool anchored = in->python_anchor &&
+                                in->python_anchor[groups[g].end - 1];
+                if (place[g] < 0 && (anchored || g > 0))
+                        bad = true;
+        }
+        if (bad)
+                warn_mismatch(w, tid, placed, n_groups);
+}
+
+/* Merge with the groups placed by their anchors; unplaced groups go just
+ * inside the next placed one, or outermost. */
+static void merge_placed(struct merge_state *s, struct ms_merge_input *in,
+                         const struct py_group *groups, size_t n_groups,
+                         const int *place)
+{
+        size_t next = 0;
+        for (size_t i = 0; i < in->n_native; i++) {
+                struct ms_frame *f = &in->native[i];
+                size_t g = next;
+                while (g < n_groups && place[g] < 0)
+                        g++;
+                if (g >= n_groups || place[g] != (int)i) {
+                        emit(s, f, (int)i, is_interpreter_machinery(f));
+                        continue;
+                }
+                while (next < g)
+                        emit_group(s, in, &groups[next++], -1);
+                emit_group(s, in, &groups[next++], (int)i);
+                ms_frame_deinit(f);
+        }
+        while (next < n_groups)
+                emit_group(s, in, &groups[next++], -1);
+}
+
+/* Native frames found to run Python code are the eval loop, named or not
+ * (--native-only shows them so). */
+static void mark_eval_frames(struct ms_merge_input *in, const int *place,
+                             size_t n_groups)
+{
+        for (size_t g = 0; g < n_groups; g++) {
+                if (place[g] >= 0)
+                        in->native[place[g]].category = "eval-loop";
+        }
+}
+
+/* ------------------------------------------------------------------------
+ * Placing groups by name (3.8-3.9, stacks without stack pointers)
+ * ------------------------------------------------------------------------ */
+
+static void merge_by_name(struct merge_state *s, struct ms_merge_input *in,
+                          struct py_group *groups, size_t n_groups, pid_t tid,
+                          struct ms_warnings *warnings)
 {
         size_t n_eval = 0;
         for (size_t i = 0; i < in->n_native; i++)
@@ -225,6 +350,16 @@ struct ms_error *ms_merge_thread(struct ms_merge_input *in,
                 return &ms_error_no_memory;
         }
         size_t n_groups = group_python(in, groups);
+        int *place = calloc(n_groups ? n_groups : 1, sizeof(*place));
+        if (!place) {
+                free(s.out);
+                free(s.hideable);
+                free(groups);
+                free_input(in);
+                return &ms_error_no_memory;
+        }
+        size_t placed = place_groups(in, groups, n_groups, place);
+        mark_eval_frames(in, place, n_groups);
 
         if (mode == MS_MERGE_NATIVE_ONLY) {
                 for (size_t i = 0; i < in->n_native; i++)
@@ -233,10 +368,17 @@ struct ms_error *ms_merge_thread(struct ms_merge_input *in,
                 for (size_t g = 0; g < n_groups; g++)
                         emit_group(&s, in, &groups[g], -1);
         } else {
-                merge_mixed(&s, in, groups, n_groups, tid, warnings);
+                if (placed) {
+                        warn_unplaced(warnings, tid, in, groups, n_groups,
+                                      place, placed);
+                        merge_placed(&s, in, groups, n_groups, place);
+                } else {
+                        merge_by_name(&s, in, groups, n_groups, tid, warnings);
+                }
                 if (!all_frames)
                         hide_machinery(&s);
         }
+        free(place);
         free(groups);
         free_input(in);
         free(s.hideable);

@@ -1,6 +1,11 @@
 /*
  * Merging one thread's native and Python stacks: each eval-loop native
- * frame is replaced by the Python frames it runs.
+ * frame is replaced by the Python frames it runs. Which native frame runs
+ * a group of Python frames comes from the interpreter's own records: the
+ * group's stack anchor lies in that frame's stack, [sp, caller's sp).
+ * Only when no group can be placed so (3.8-3.9, stacks without stack
+ * pointers) are eval-loop frames found by name (_PyEval_EvalFrameDefault
+ * and its clones) and paired in order.
  */
 #ifndef MIXSTACK_MERGE_MERGE_H
 #define MIXSTACK_MERGE_MERGE_H
@@ -28,6 +33,10 @@ struct ms_merge_input {
          * eval-loop call (3.8-3.10: every frame; 3.11+: is_entry, or the
          * frame above a C-stack shim), i.e. the outermost of its group. */
         const bool *python_is_entry;
+        /* Per Python frame (may be NULL): on entry frames, the address on
+         * the C stack that the eval call running its group keeps there
+         * (ms_py_frame.stack_anchor), 0 when unknown. */
+        const uint64_t *python_anchor;
 };
 
 /*

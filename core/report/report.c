@@ -417,15 +417,19 @@ static enum ms_merge_mode merge_mode(enum ms_stack_mode mode)
 /* Move the Python frames of t into report frames (strings change owner). */
 static struct ms_error *take_python_frames(struct ms_py_thread *t,
                                            struct ms_frame **frames,
-                                           bool **is_entry)
+                                           bool **is_entry, uint64_t **anchor)
 {
-        *frames = calloc(t->n_frames ? t->n_frames : 1, sizeof(**frames));
-        *is_entry = calloc(t->n_frames ? t->n_frames : 1, sizeof(**is_entry));
-        if (!*frames || !*is_entry) {
+        size_t n = t->n_frames ? t->n_frames : 1;
+        *frames = calloc(n, sizeof(**frames));
+        *is_entry = calloc(n, sizeof(**is_entry));
+        *anchor = calloc(n, sizeof(**anchor));
+        if (!*frames || !*is_entry || !*anchor) {
                 free(*frames);
                 free(*is_entry);
+                free(*anchor);
                 *frames = NULL;
                 *is_entry = NULL;
+                *anchor = NULL;
                 return &ms_error_no_memory;
         }
         for (size_t i = 0; i < t->n_frames; i++) {
@@ -441,6 +445,7 @@ static struct ms_error *take_python_frames(struct ms_py_thread *t,
                 f->native_index = -1;
                 p->function = p->qualname = p->file = NULL;
                 (*is_entry)[i] = p->is_entry;
+                (*anchor)[i] = p->stack_anchor;
                 if (!p->n_locals)
                         continue;
                 f->locals = calloc(p->n_locals, sizeof(*f->locals));
@@ -449,8 +454,10 @@ static struct ms_error *take_python_frames(struct ms_py_thread *t,
                                 ms_frame_deinit(&(*frames)[k]);
                         free(*frames);
                         free(*is_entry);
+                        free(*anchor);
                         *frames = NULL;
                         *is_entry = NULL;
+                        *anchor = NULL;
                         return &ms_error_no_memory;
                 }
                 for (size_t j = 0; j < p->n_locals; j++) {
@@ -485,12 +492,15 @@ static struct ms_error *merge_thread(struct report_inputs *in, size_t i,
         out->frames = NULL;
         out->n_frames = 0;
         bool *is_entry = NULL;
+        uint64_t *anchor = NULL;
         struct ms_error *err = NULL;
         if (in->py[i]) {
-                err = take_python_frames(in->py[i], &merge.python, &is_entry);
+                err = take_python_frames(in->py[i], &merge.python, &is_entry,
+                                         &anchor);
                 if (!err) {
                         merge.n_python = in->py[i]->n_frames;
                         merge.python_is_entry = is_entry;
+                        merge.python_anchor = anchor;
                 }
         }
         /* Out of memory for the Python frames: native frames still. */
@@ -500,6 +510,7 @@ static struct ms_error *merge_thread(struct report_inputs *in, size_t i,
                 &merge, mode, in->options->all_frames, out->tid,
                 &in->stack_warnings, &out->frames, &out->n_frames);
         free(is_entry);
+        free(anchor);
         out->gil_wait_frame = merged_index(out, out->gil_wait_frame);
         if (out->panic)
                 out->panic->site_index =

@@ -265,7 +265,7 @@ static bool copy_level(struct ms_frame *f, const struct ms_sym_level *level,
 }
 
 /* Append the frames (inlined ones first) of one physical frame. */
-static int add_frames(struct walk *w, uint64_t pc, bool activation)
+static int add_frames(struct walk *w, uint64_t pc, bool activation, uint64_t sp)
 {
         struct ms_unwinder *u = w->u;
         /* A return address points after the call, which may be past the end
@@ -297,6 +297,7 @@ static int add_frames(struct walk *w, uint64_t pc, bool activation)
                 memset(f, 0, sizeof(*f));
                 f->kind = MS_FRAME_NATIVE;
                 f->pc = pc;
+                f->sp = sp;
                 f->is_activation = activation;
                 f->native_index = (int)stack->n_frames;
                 if (level->has_symbol)
@@ -344,7 +345,7 @@ static int visit(struct walk *w, uint64_t pc, bool activation, bool have_sp,
                 walk_error(w, "stopped after %u frames", w->max_frames);
                 return DWARF_CB_ABORT;
         }
-        return add_frames(w, pc, activation);
+        return add_frames(w, pc, activation, have_sp ? sp : 0);
 }
 
 static int frame_callback(Dwfl_Frame *state, void *arg)
@@ -481,7 +482,8 @@ struct ms_error *ms_unwinder_add_debuginfo(struct ms_unwinder *u,
                 /* Already expanded frames are not expanded twice. */
                 if (f->inlined)
                         continue;
-                if (add_frames(&w, f->pc, f->is_activation) != DWARF_CB_OK)
+                if (add_frames(&w, f->pc, f->is_activation, f->sp) !=
+                    DWARF_CB_OK)
                         break;
         }
         u->names_only = names_only;

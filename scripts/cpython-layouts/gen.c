@@ -155,6 +155,9 @@ static void tstate(void)
 #endif
 #if PY_VERSION_HEX >= 0x030a0000 && PY_VERSION_HEX < 0x030d0000
         OFF(ts_cframe, PyThreadState, cframe);
+        /* CFrame (3.10) and _PyCFrame (3.11-3.12) differ in name only. */
+        OFF(cframe_previous, __typeof__(*((PyThreadState *)0)->cframe),
+            previous);
 #endif
 #if PY_VERSION_HEX >= 0x030b0000 && PY_VERSION_HEX < 0x030d0000
         OFF(cframe_current_frame, _PyCFrame, current_frame);

@@ -12,6 +12,7 @@
 struct stacks {
         struct ms_frame native[MAX], python[MAX];
         bool entry[MAX];
+        uint64_t anchor[MAX];
         size_t n_native, n_python;
 };
 
@@ -37,6 +38,21 @@ static void python(struct stacks *s, const char *function, bool entry)
         s->entry[s->n_python++] = entry;
 }
 
+/* A native frame with its stack pointer. */
+static void native_sp(struct stacks *s, const char *function,
+                      const char *module, uint64_t sp)
+{
+        native(s, function, module);
+        s->native[s->n_native - 1].sp = sp;
+}
+
+/* An entry frame whose eval call keeps anchor on the C stack. */
+static void python_at(struct stacks *s, const char *function, uint64_t anchor)
+{
+        s->anchor[s->n_python] = anchor;
+        python(s, function, true);
+}
+
 /* Merge and return the function names joined by spaces. */
 static char *merged(struct stacks *s, enum ms_merge_mode mode, bool all,
                     size_t *n_warnings)
@@ -47,6 +63,7 @@ static char *merged(struct stacks *s, enum ms_merge_mode mode, bool all,
                 .python = malloc(sizeof(struct ms_frame) * MAX),
                 .n_python = s->n_python,
                 .python_is_entry = s->entry,
+                .python_anchor = s->anchor,
         };
         memcpy(in.native, s->native, sizeof(s->native));
         memcpy(in.python, s->python, sizeof(s->python));
@@ -68,6 +85,7 @@ static char *merged(struct stacks *s, enum ms_merge_mode mode, bool all,
         *n_warnings = w.n;
         ms_warnings_deinit(&w);
         s->n_native = s->n_python = 0;
+        memset(s->anchor, 0, sizeof(s->anchor));
         return buf;
 }
 
@@ -195,11 +213,52 @@ static void test_mismatch(void)
         check_merge(&s, MS_MERGE_MIXED, false, "main", 0);
 }
 
+/* A stripped PGO+LTO build: nothing is named like the eval loop; the
+ * groups go where their anchors lie, [sp, caller's sp). */
+static void build_stripped(struct stacks *s, uint64_t inner_anchor)
+{
+        native_sp(s, "clock_nanosleep", LIBC, 0x1000);
+        native_sp(s, "??", PY, 0x1100);
+        native_sp(s, "??", PY, 0x1200);
+        native_sp(s, "??", PY, 0x1300);
+        native_sp(s, "??", PY, 0x1500);
+        native_sp(s, "PyEval_EvalCode", PY, 0x1600);
+        native_sp(s, "main", PY, 0x1700);
+        python(s, "leaf", false);
+        python_at(s, "mid", inner_anchor);
+        python_at(s, "<module>", 0x1520);
+}
+
+static void test_placed_by_anchor(void)
+{
+        struct stacks s = {0};
+        build_stripped(&s, 0x1250);
+        check_merge(&s, MS_MERGE_MIXED, true,
+                    "clock_nanosleep ?? leaf@2 mid@2 ?? <module>@4 "
+                    "PyEval_EvalCode main",
+                    0);
+        /* Outside every frame: the group goes inside the next one placed,
+         * and the thread is warned about. */
+        build_stripped(&s, 0x900);
+        check_merge(&s, MS_MERGE_MIXED, true,
+                    "clock_nanosleep ?? ?? ?? leaf@-1 mid@-1 <module>@4 "
+                    "PyEval_EvalCode main",
+                    1);
+        /* A named eval loop that holds no anchor stays a native frame. */
+        native_sp(&s, "_PyEval_EvalFrameDefault", PY, 0x1000);
+        native_sp(&s, "??", PY, 0x1100);
+        native_sp(&s, "main", PY, 0x1200);
+        python_at(&s, "f", 0x1180);
+        check_merge(&s, MS_MERGE_MIXED, true,
+                    "_PyEval_EvalFrameDefault f@1 main", 0);
+}
+
 int main(void)
 {
         test_one_eval_per_frame();
         test_groups_and_gil_wait();
         test_off_by_one();
         test_mismatch();
+        test_placed_by_anchor();
         return unit_finish();
 }

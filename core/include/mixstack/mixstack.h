@@ -315,6 +315,10 @@ struct ms_frame {
         /* True for a frame of a function inlined into the next frame out;
          * it shares that frame's pc. */
         bool inlined;
+        /* The stack pointer of the physical frame (inlined frames share
+         * it); the frame's stack lies in [sp, the next outer physical
+         * frame's sp). 0 when unknown (and for Python frames). */
+        uint64_t sp;
         /* Path of the module (executable or shared library) holding pc. */
         char *module;
         /* The symbol as found in the symbol table (mangled). */
