@@ -371,6 +371,19 @@ enum ms_py_gil_state ms_py_thread_gil_state(const struct ms_py_runtime *rt,
                                             size_t n_frames,
                                             size_t *wait_frame);
 
+/*
+ * Whether an OS thread asleep in the futex system call on address futex
+ * (its first argument) waits for a GIL of rt: taking the GIL sleeps on the
+ * GIL's condition variable (or contends for its mutex), so the address
+ * lies inside the cond or mutex of the GIL struct (layout gil_cond,
+ * gil_mutex; switch_cond, where a thread dropping it waits, does not
+ * count). thread (may be NULL) narrows it to its interpreter's GIL. Found
+ * from memory and registers alone: stripped interpreters have no take_gil
+ * symbol to recognise the wait by.
+ */
+bool ms_py_gil_futex_wait(const struct ms_py_runtime *rt,
+                          const struct ms_py_thread *thread, uint64_t futex);
+
 enum ms_py_phase {
         MS_PY_PHASE_UNKNOWN,
         MS_PY_PHASE_NOT_INITIALIZED,

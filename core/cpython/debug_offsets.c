@@ -290,10 +290,7 @@ struct do_map {
         size_t layout_offset;
 };
 
-#define M(d, bound, field)                                     \
-        {                                                      \
-                d, bound, offsetof(struct ms_py_layout, field) \
-        }
+#define M(d, bound, field) {d, bound, offsetof(struct ms_py_layout, field)}
 static const struct do_map maps[] = {
         M(D_RT_FINALIZING, D_RT_SIZE, rt_finalizing),
         M(D_RT_INTERPRETERS_HEAD, D_RT_SIZE, rt_interpreters_head),
@@ -436,7 +433,16 @@ static void merge(const uint64_t vals[D_COUNT], const bool have[D_COUNT],
                 int32_t v = (int32_t)vals[m->field];
                 memcpy((char *)l + m->layout_offset, &v, sizeof(v));
         }
-        l->gil_locked = (int32_t)(vals[D_IS_GIL_LOCKED] - vals[D_IS_GIL]);
+        /* The table's waiting places follow locked at fixed distances
+         * (a free-threaded GIL starts with `enabled`, moving them all). */
+        int32_t locked = (int32_t)(vals[D_IS_GIL_LOCKED] - vals[D_IS_GIL]);
+        int32_t moved = l->gil_locked >= 0 ? locked - l->gil_locked : 0;
+        int32_t *waits[] = {&l->gil_cond, &l->gil_mutex, &l->gil_switch_cond};
+        for (size_t i = 0; i < MS_ARRAY_SIZE(waits); i++) {
+                if (*waits[i] >= 0)
+                        *waits[i] += moved;
+        }
+        l->gil_locked = locked;
         l->gil_last_holder = (int32_t)(vals[D_IS_GIL_HOLDER] - vals[D_IS_GIL]);
         if (have[D_GC_COLLECTING] && l->is_gc >= 0)
                 l->is_gc_collecting = l->is_gc + (int32_t)vals[D_GC_COLLECTING];

@@ -14,6 +14,14 @@
  * category (take_gil, PyEval_RestoreThread, _PyThreadState_Attach,
  * PyGILState_Ensure, PyO3's attach), under nothing but libc waits and
  * interpreter internals.
+ *
+ * In registers, when names are missing (stripped builds, whose take_gil
+ * is static and unnamed): take_gil sleeps in pthread_cond_timedwait on
+ * gil->cond, or in pthread_mutex_lock on gil->mutex, both ending in the
+ * futex system call whose first argument, kept in the saved rdi, points
+ * into that pthread object (glibc's condvar waits on its __g_signals
+ * word, inside the 48-byte pthread_cond_t; a mutex on its __lock word).
+ * The thread's syscall number (orig_rax) says it is in futex().
  */
 #include <string.h>
 
@@ -165,6 +173,27 @@ const char *ms_py_gil_state_name(enum ms_py_gil_state state)
                 [MS_PY_GIL_RELEASED] = "released",
         };
         return (size_t)state < MS_ARRAY_SIZE(names) ? names[state] : "none";
+}
+
+bool ms_py_gil_futex_wait(const struct ms_py_runtime *rt,
+                          const struct ms_py_thread *thread, uint64_t futex)
+{
+        const struct ms_py_layout *l = &rt->layout;
+        if (!futex || l->gil_cond < 0 || l->gil_mutex <= l->gil_cond ||
+            l->gil_switch_cond <= l->gil_mutex)
+                return false;
+        for (size_t i = 0; i < rt->n_interps; i++) {
+                const struct ms_py_interp *in = &rt->interps[i];
+                if (!in->gil_address || in->gil_disabled ||
+                    (thread && in->id != thread->interp_id))
+                        continue;
+                /* cond and mutex are adjacent: [cond, switch_cond). */
+                uint64_t lo = in->gil_address + (uint64_t)l->gil_cond;
+                uint64_t hi = in->gil_address + (uint64_t)l->gil_switch_cond;
+                if (futex >= lo && futex < hi)
+                        return true;
+        }
+        return false;
 }
 
 static bool transparent(const char *category)

@@ -54,6 +54,11 @@ MS_PY_FIELD(gil_enabled, "enabled (free-threaded builds)")
 MS_PY_FIELD(gil_last_holder, "last_holder")
 MS_PY_FIELD(gil_locked, "locked")
 MS_PY_FIELD(gil_switch_number, "switch_number")
+MS_PY_FIELD(gil_cond, "cond: the condition variable GIL waiters sleep on")
+MS_PY_FIELD(gil_mutex, "mutex: guards the GIL; waiters hold or contend it")
+MS_PY_FIELD(gil_switch_cond,
+            "switch_cond: where a thread dropping the GIL waits for the "
+            "taker (the end of mutex)")
 
 /* PyThreadState */
 MS_PY_FIELD(ts_size, "sizeof(PyThreadState)")

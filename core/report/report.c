@@ -20,6 +20,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 
 #include "base/util.h"
 #include "cpython/cpython.h"
@@ -203,6 +204,30 @@ static enum ms_gil_state public_gil_state(enum ms_py_gil_state state)
         return MS_GIL_NONE;
 }
 
+/* The address a thread sleeps on in the futex system call, 0 when it is
+ * not in one (or the target does not say). */
+static uint64_t futex_address(struct ms_target *target, pid_t tid)
+{
+        const struct ms_target_thread *t = ms_target_find_thread(target, tid);
+        if (!t || !t->have_regs || t->syscall_nr != SYS_futex)
+                return 0;
+        return t->regs[MS_REG_RDI];
+}
+
+/* The frame that took the thread into a GIL wait found from registers:
+ * the innermost interpreter frame (take_gil, maybe unnamed). */
+static size_t interpreter_wait_frame(const struct ms_frame *frames, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                const char *c = frames[i].category;
+                if (c && (strcmp(c, "cpython-internal") == 0 ||
+                          strcmp(c, "gil-acquire") == 0 ||
+                          strcmp(c, "eval-loop") == 0))
+                        return i;
+        }
+        return SIZE_MAX;
+}
+
 static struct ms_error *report_python_thread(struct report_inputs *in, size_t i,
                                              struct ms_thread_report *out)
 {
@@ -214,8 +239,16 @@ static struct ms_error *report_python_thread(struct report_inputs *in, size_t i,
                 /* Also without a thread state: a Rust thread blocked in
                  * Python::attach is waiting all the same. */
                 size_t wait = SIZE_MAX;
-                out->gil = public_gil_state(ms_py_thread_gil_state(
-                        rt, py, out->frames, out->n_frames, &wait));
+                enum ms_py_gil_state state = ms_py_thread_gil_state(
+                        rt, py, out->frames, out->n_frames, &wait);
+                if (state != MS_PY_GIL_HELD && state != MS_PY_GIL_WAITING &&
+                    ms_py_gil_futex_wait(rt, py,
+                                         futex_address(in->target, out->tid))) {
+                        state = MS_PY_GIL_WAITING;
+                        wait = interpreter_wait_frame(out->frames,
+                                                      out->n_frames);
+                }
+                out->gil = public_gil_state(state);
                 if (wait != SIZE_MAX && wait < out->n_frames)
                         out->gil_wait_frame = (int)wait;
         }

@@ -248,6 +248,9 @@ static struct ms_error *note_prstatus(struct core_target *core,
         if (err)
                 return err;
         core->target.threads[core->target.n_threads - 1].signo = cursig;
+        /* orig_rax: the system call the thread sleeps in. */
+        core->target.threads[core->target.n_threads - 1].syscall_nr =
+                (int64_t)user[15];
         return NULL;
 }
 

@@ -564,6 +564,9 @@ static struct ms_error *read_threads(struct live_target *live)
                 free(name);
                 if (err)
                         return err;
+                if (have)
+                        live->target.threads[live->target.n_threads - 1]
+                                .syscall_nr = (int64_t)user.orig_rax;
         }
         return NULL;
 #else

@@ -383,6 +383,7 @@ struct ms_error *ms_target_append_thread(struct ms_target *target, pid_t tid,
                 return &ms_error_no_memory;
         t->tid = tid;
         t->fs_base = fs_base;
+        t->syscall_nr = -1;
         if (regs) {
                 memcpy(t->regs, regs, sizeof(t->regs));
                 t->have_regs = true;

@@ -44,6 +44,10 @@ struct ms_target_thread {
         uint64_t fs_base;
         /* Signal pending for this thread in the core (pr_cursig), or 0. */
         int signo;
+        /* The system call the thread is in (orig_rax of its saved user
+         * registers; its arguments are in rdi, rsi, ...), -1 when none or
+         * unknown. */
+        int64_t syscall_nr;
 };
 
 /* One mapping of a file into the address space. */

@@ -74,6 +74,7 @@ class MsFrame(ctypes.Structure):
                 ("pc", ctypes.c_uint64),
                 ("is_activation", ctypes.c_bool),
                 ("inlined", ctypes.c_bool),
+                ("sp", ctypes.c_uint64),
                 ("module", ctypes.c_char_p),
                 ("raw_symbol", ctypes.c_char_p),
                 ("function", ctypes.c_char_p),

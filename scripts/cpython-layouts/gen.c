@@ -139,6 +139,9 @@ static void interp(void)
         OFF(gil_last_holder, struct _gil_runtime_state, last_holder);
         OFF(gil_locked, struct _gil_runtime_state, locked);
         OFF(gil_switch_number, struct _gil_runtime_state, switch_number);
+        OFF(gil_cond, struct _gil_runtime_state, cond);
+        OFF(gil_mutex, struct _gil_runtime_state, mutex);
+        OFF(gil_switch_cond, struct _gil_runtime_state, switch_cond);
 #ifdef Py_GIL_DISABLED
         OFF(gil_enabled, struct _gil_runtime_state, enabled);
 #endif
