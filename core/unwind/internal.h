@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/u64_table.h"
 #include "target/target.h"
 
 struct ms_symbol_cache;
@@ -42,6 +43,13 @@ struct ms_unwinder {
         /* Unwinding rules per address; NULL: every walk goes through
          * libdwfl's unwinder. */
         struct ms_cfi_cache *cfi;
+        /* Return addresses and pcs found to be JIT-compiled code (jit.c):
+         * their frames are named MS_JIT_MODULE. */
+        struct ms_u64_table jit_pcs;
+        /* A libdwfl walk going on past JIT code: the thread as get_thread
+         * gives it, with the registers of the JIT code's caller. */
+        struct ms_target_thread resume;
+        bool resuming;
 };
 
 /* dwfl's find_debuginfo callbacks (debuginfo.c): the standard search,

@@ -13,6 +13,7 @@
 
 #include "unwind/cfi_rules.h"
 #include "unwind/internal.h"
+#include "unwind/jit.h"
 #include "unwind/symbolize.h"
 #include "unwind/symtab.h"
 #include "unwind/unwind.h"
@@ -44,6 +45,10 @@ static bool get_thread(Dwfl *dwfl, pid_t tid, void *arg, void **thread_argp)
 {
         struct ms_unwinder *u = arg;
         struct ms_target *t = u->target;
+        if (u->resuming && u->resume.tid == tid) {
+                *thread_argp = &u->resume;
+                return true;
+        }
         if (u->current < t->n_threads && t->threads[u->current].tid == tid) {
                 *thread_argp = &t->threads[u->current];
                 return true;
@@ -138,6 +143,7 @@ struct ms_error *ms_unwinder_create(struct ms_target *target,
         u->names_cache = ms_symbol_cache_create();
         u->symtabs = ms_symtabs_create();
         u->cfi = ms_cfi_cache_create();
+        ms_u64_table_init(&u->jit_pcs, sizeof(struct ms_u64_entry));
         struct ms_error *err =
                 u->cache && u->names_cache && u->symtabs && u->cfi
                         ? NULL
@@ -168,6 +174,7 @@ void ms_unwinder_destroy(struct ms_unwinder *u)
         ms_symbol_cache_destroy(u->names_cache);
         ms_symtabs_destroy(u->symtabs);
         ms_cfi_cache_destroy(u->cfi);
+        ms_u64_table_deinit(&u->jit_pcs);
         free(u->debuginfo_path);
         free(u);
 }
@@ -223,6 +230,11 @@ struct walk {
         /* The last physical frame, to say where unwinding stopped. */
         uint64_t last_pc;
         bool last_in_module;
+        /* libdwfl walks: the registers of the last frame, and whether the
+         * walk starts again past JIT code (its first frame is then a
+         * caller, not an activation). */
+        struct ms_cfi_regs last_regs;
+        bool resumed;
 };
 
 static void walk_error(struct walk *w, const char *fmt, ...)
@@ -264,6 +276,14 @@ static bool copy_level(struct ms_frame *f, const struct ms_sym_level *level,
         return ok;
 }
 
+/* Name a frame of JIT-compiled code by its pseudo module. */
+static bool name_jit(struct ms_frame *f, bool borrowed)
+{
+        /* A borrowed stack's strings are never freed. */
+        f->module = borrowed ? (char *)MS_JIT_MODULE : strdup(MS_JIT_MODULE);
+        return f->module != NULL;
+}
+
 /* Append the frames (inlined ones first) of one physical frame. */
 static int add_frames(struct walk *w, uint64_t pc, bool activation, uint64_t sp)
 {
@@ -303,12 +323,25 @@ static int add_frames(struct walk *w, uint64_t pc, bool activation, uint64_t sp)
                 if (level->has_symbol)
                         f->offset = pc - level->symbol_address;
                 stack->n_frames++;
-                if (!copy_level(f, level, stack->borrowed)) {
+                if (!copy_level(f, level, stack->borrowed) ||
+                    (!f->module && ms_u64_table_find(&u->jit_pcs, pc) &&
+                     !name_jit(f, stack->borrowed))) {
                         w->err = &ms_error_no_memory;
                         return DWARF_CB_ABORT;
                 }
         }
         return DWARF_CB_OK;
+}
+
+/* The frame just added runs JIT-compiled code: remember its pc (for
+ * ms_unwinder_add_debuginfo) and name its module so. */
+static bool mark_jit(struct walk *w, uint64_t pc)
+{
+        struct ms_native_stack *stack = w->stack;
+        if (!ms_u64_table_insert(&w->u->jit_pcs, pc))
+                return false;
+        struct ms_frame *f = &stack->frames[stack->n_frames - 1];
+        return f->module || name_jit(f, stack->borrowed);
 }
 
 /* True when (pc, sp) repeats a recent frame: the unwinder would go round
@@ -360,6 +393,15 @@ static int frame_callback(Dwfl_Frame *state, void *arg)
         }
         Dwarf_Word sp = 0;
         bool have_sp = dwfl_frame_reg(state, MS_REG_RSP, &sp) == 0;
+        for (int i = 0; i < MS_CFI_NUM_REGS; i++) {
+                Dwarf_Word v = 0;
+                w->last_regs.known[i] =
+                        i == MS_REG_RIP ? true
+                                        : dwfl_frame_reg(state, i, &v) == 0;
+                w->last_regs.value[i] = i == MS_REG_RIP ? pc : v;
+        }
+        if (w->resumed && w->n_physical == 0)
+                activation = false;
         return visit(w, pc, activation, have_sp, sp);
 }
 
@@ -391,7 +433,15 @@ static bool walk_with_rules(struct walk *w, const struct ms_target_thread *t)
                         w->err = &ms_error_no_memory;
                         return true;
                 case MS_CFI_STEP_UNSUPPORTED:
-                        return false;
+                        /* No CFI: JIT-compiled code, or libdwfl's turn. */
+                        if (!ms_jit_step(u->target, u->dwfl, &regs, &caller))
+                                return false;
+                        if (!mark_jit(w, pc)) {
+                                w->err = &ms_error_no_memory;
+                                return true;
+                        }
+                        regs = caller;
+                        break;
                 }
         }
 }
@@ -451,6 +501,30 @@ struct ms_error *ms_unwind_thread(struct ms_unwinder *u, size_t index,
         dwfl_errno(); /* forget errors of earlier calls */
         int r = dwfl_getthread_frames(u->dwfl, t->tid, frame_callback, &w);
         int dwfl_err = dwfl_errno();
+        /* Stopped in JIT-compiled code: step over it and walk on from its
+         * caller, as many times as the frame limit allows. */
+        struct ms_cfi_regs caller;
+        while (r == -1 && !w.err && w.n_physical && !w.last_in_module &&
+               stack->n_frames < w.max_frames &&
+               ms_jit_step(u->target, u->dwfl, &w.last_regs, &caller)) {
+                if (!mark_jit(&w, w.last_pc)) {
+                        w.err = &ms_error_no_memory;
+                        break;
+                }
+                u->resume = *t;
+                for (int i = 0; i < MS_CFI_NUM_REGS; i++)
+                        u->resume.regs[i] =
+                                caller.known[i] ? caller.value[i] : 0;
+                u->resuming = true;
+                w.resumed = true;
+                unsigned n_before = w.n_physical;
+                w.n_physical = 0;
+                u->read_failed = false;
+                r = dwfl_getthread_frames(u->dwfl, t->tid, frame_callback, &w);
+                dwfl_err = dwfl_errno();
+                u->resuming = false;
+                w.n_physical += n_before;
+        }
         if (w.err) {
                 ms_native_stack_deinit(stack);
                 return w.err;

@@ -138,3 +138,30 @@ def test_placed_live_and_core(python, tmp_path):
         pytest.skip("no kernel core (core_pattern)")
     _, doc = report_json("core", core, "--sysroot", root, "--all-frames")
     check_report(doc, target.tids)
+
+
+def jit_frames(doc, tid):
+    return [f for f in thread_by_tid(doc, tid)["frames"]
+            if f["kind"] == "native" and f.get("module") == "[jit]"]
+
+
+@pytest.mark.parametrize("python", ["python3.14", "python3.15"])
+def test_jit(python, tmp_path):
+    """PYTHON_JIT=1, the main thread blocked in a C call made from a hot
+    loop's JIT-compiled trace: the stack goes on through the JIT code
+    (shown as [jit] frames) to the eval loop and the process's start, and
+    the Python frames stay exact and placed."""
+    root = interpreter(python)
+    target = Target(python, tmp_path, hot=True, jit=True)
+    try:
+        _, doc = report_json("pid", target.pid, "--all-frames")
+        check_report(doc, target.tids, hot=True)
+        assert jit_frames(doc, target.pid)
+        core = target.kill_for_core()
+    finally:
+        target.close()
+    if core is None:
+        pytest.skip("no kernel core (core_pattern)")
+    _, doc = report_json("core", core, "--sysroot", root, "--all-frames")
+    check_report(doc, target.tids, hot=True)
+    assert jit_frames(doc, target.pid)
