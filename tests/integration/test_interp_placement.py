@@ -124,25 +124,36 @@ def check_report(doc, tids, hot=False):
     check_thread(doc, tids["spin"], EXPECT["spin"])
 
 
-@pytest.mark.parametrize("python", ["python3.13", "python3.14", "python3.15"])
-def test_placed_live_and_core(python, tmp_path):
+def live_then_core(python, workdir, check, hot=False, jit=False):
+    """Check a live report of the target, then one of its kernel core."""
     root = interpreter(python)
-    target = Target(python, tmp_path)
+    target = Target(python, workdir, hot=hot, jit=jit)
     try:
         _, doc = report_json("pid", target.pid, "--all-frames")
-        check_report(doc, target.tids)
+        check(doc, target)
         core = target.kill_for_core()
     finally:
         target.close()
     if core is None:
         pytest.skip("no kernel core (core_pattern)")
     _, doc = report_json("core", core, "--sysroot", root, "--all-frames")
-    check_report(doc, target.tids)
+    check(doc, target)
+
+
+@pytest.mark.parametrize("python", ["python3.13", "python3.14", "python3.15"])
+def test_placed_live_and_core(python, tmp_path):
+    live_then_core(python, tmp_path,
+                   lambda doc, target: check_report(doc, target.tids))
 
 
 def jit_frames(doc, tid):
     return [f for f in thread_by_tid(doc, tid)["frames"]
             if f["kind"] == "native" and f.get("module") == "[jit]"]
+
+
+def check_jit(doc, target):
+    check_report(doc, target.tids, hot=True)
+    assert jit_frames(doc, target.pid)
 
 
 @pytest.mark.parametrize("python", ["python3.14", "python3.15"])
@@ -151,17 +162,4 @@ def test_jit(python, tmp_path):
     loop's JIT-compiled trace: the stack goes on through the JIT code
     (shown as [jit] frames) to the eval loop and the process's start, and
     the Python frames stay exact and placed."""
-    root = interpreter(python)
-    target = Target(python, tmp_path, hot=True, jit=True)
-    try:
-        _, doc = report_json("pid", target.pid, "--all-frames")
-        check_report(doc, target.tids, hot=True)
-        assert jit_frames(doc, target.pid)
-        core = target.kill_for_core()
-    finally:
-        target.close()
-    if core is None:
-        pytest.skip("no kernel core (core_pattern)")
-    _, doc = report_json("core", core, "--sysroot", root, "--all-frames")
-    check_report(doc, target.tids, hot=True)
-    assert jit_frames(doc, target.pid)
+    live_then_core(python, tmp_path, check_jit, hot=True, jit=True)
