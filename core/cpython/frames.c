@@ -236,6 +236,7 @@ static struct ms_error *read_cframes(struct ms_target *target,
             l->if_owner_shim >= 0 || !ms_py_blob_u64(ts, l->ts_cframe, &c))
                 return NULL;
         int32_t end = MS_MAX(l->cframe_previous, l->cframe_current_frame) + 8;
+        uint64_t ts_size = l->ts_size > 0 ? (uint64_t)l->ts_size : 0;
         if (end > 64)
                 return NULL;
         out->address = calloc(max_frames + 1, sizeof(*out->address));
@@ -256,8 +257,11 @@ static struct ms_error *read_cframes(struct ms_target *target,
                 memcpy(&prev, buf + l->cframe_previous, 8);
                 if (l->cframe_current_frame >= 0)
                         memcpy(&cur, buf + l->cframe_current_frame, 8);
-                /* The root cframe: in the thread state, not an eval call. */
-                if (!prev || prev == c)
+                /* The root cframe lives in the thread state, not in an eval
+                 * call (3.10 leaves its previous uninitialised). */
+                if (c >= ts->address && c - ts->address < ts_size)
+                        break;
+                if (prev == c)
                         break;
                 out->address[out->n] = c;
                 out->current[out->n] = cur;

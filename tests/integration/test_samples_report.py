@@ -73,6 +73,21 @@ def test_python_stacks_equal_manifest(samples, reports):
     assert checked > 0
 
 
+def test_python_frames_placed(samples, reports):
+    """Every Python frame sits on the native frame that runs it: no thread
+    warns that the stacks do not match, no Python frame is left without
+    its eval-loop frame, and outer frames run in outer native frames."""
+    for a, doc in each_artefact(samples, reports):
+        where = f"{a.interp_tag}/{a.scenario}"
+        mismatch = [w for w in doc["warnings"] if "do not match" in w]
+        assert not mismatch, (where, mismatch)
+        for t in doc["threads"]:
+            indexes = [f["native_index"] for f in t["frames"]
+                       if f["kind"] == "python"]
+            assert None not in indexes, (where, t["tid"])
+            assert indexes == sorted(indexes), (where, t["tid"], indexes)
+
+
 def test_python_threads_are_marked(samples, reports):
     for a, doc in each_artefact(samples, reports):
         check_python_threads_marked(a.manifest, doc)
