@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from clitool import REPO, core_pattern
+from manifest_checks import check_python_stacks, check_signal_and_crashing_thread
 
 pytestmark = pytest.mark.slow
 
@@ -114,36 +115,43 @@ def work(tmp_path_factory, samples_build):
     return base
 
 
-def test_wheel_in_debian_unstable_without_dev_packages(wheel, work):
+def in_lane(script, check=True):
+    proc = subprocess.run([str(LANE), "run", "bash", "-c", script], capture_output=True,
+                          text=True, timeout=300)
+    if check:
+        assert proc.returncode == 0, f"{script}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def sid(wheel, work):
+    """(lane root, venv, the wheel's package dir): the wheel pip-installed
+    into a clean virtual environment of the lane's python3.13."""
     root = lane_root()
     if root is None:
         pytest.skip("no Debian unstable lane root (scripts/lane root, as root)")
-    lane = [str(LANE), "run"]
-
-    def in_lane(script, check=True):
-        proc = subprocess.run([*lane, "bash", "-c", script], capture_output=True,
-                              text=True, timeout=300)
-        if check:
-            assert proc.returncode == 0, f"{script}\n{proc.stdout}\n{proc.stderr}"
-        return proc
-
     # A machine without the -dev packages: the wheel brings its libraries.
     dev = in_lane("dpkg-query -W -f='${Status}\\n' libdw-dev libelf-dev "
                   "libpcre2-dev 2>/dev/null | grep -c 'install ok' || true", check=False)
     assert dev.stdout.strip() in ("", "0"), dev.stdout
-
-    case = work / "sid"
-    case.mkdir()
-    core, facts = crash("python3.13", case, work / "ext", runner=lane)
-    venv = case / "venv"
+    venv = work / "sid-venv"
     in_lane(f"python3.13 -m venv --without-pip {venv} && "
             f"{venv}/bin/python {pip_dir()} install -q --no-index "
             f"--disable-pip-version-check {wheel}")
     site = glob.glob(f"{venv}/lib/python3*/site-packages/mixstack")[0]
+    return root, venv, site
+
+
+def test_wheel_in_debian_unstable_without_dev_packages(wheel, work, sid):
+    root, venv, site = sid
     ldd = in_lane(f"ldd {site}/lib/libmixstack.so").stdout
     for lib in ("libdw", "libelf", "libpcre2-8"):
         line = next(x for x in ldd.splitlines() if x.strip().startswith(lib))
         assert "/mixstack.libs/" in line, ldd
+
+    case = work / "sid"
+    case.mkdir()
+    core, facts = crash("python3.13", case, work / "ext", runner=[str(LANE), "run"])
 
     # mixstack core
     proc = in_lane(f"{venv}/bin/mixstack core {core} --json; test $? -le 1")
@@ -175,6 +183,27 @@ def test_wheel_in_debian_unstable_without_dev_packages(wheel, work):
                        check=False)
         assert proc.returncode == 1 and not proc.stdout
         assert "lldb-19" in proc.stderr and "MIXSTACK_LLDB_ROOT" in proc.stderr
+
+
+def test_wheel_reports_lane_sample_cores(sid, samples_harness, tmp_path):
+    """The crash samples of the lane's interpreters (scripts/samples, when
+    it made them), reported by the wheel's mixstack inside the lane, against
+    their manifests."""
+    root, venv, site = sid
+    arts = sorted(Path(samples_harness.out_dir()).glob(
+        "artefacts/*-debian-sid*/segfault-in-rust/manifest.json"))
+    if not arts:
+        pytest.skip("no crash samples of the lane's interpreters")
+    for manifest_path in arts:
+        m = json.loads(manifest_path.read_text())
+        core = manifest_path.parent / "core"
+        if not str(core).startswith((str(REPO) + "/", "/tmp/")):
+            shutil.copy(core, tmp_path / "core")  # make it visible in the lane
+            core = tmp_path / "core"
+        proc = in_lane(f"{venv}/bin/mixstack core {core} --json; test $? -le 1")
+        doc = json.loads(proc.stdout)
+        check_signal_and_crashing_thread(m, doc)
+        assert check_python_stacks(m, doc) > 0, m["interpreter"]["tag"]
 
 
 @pytest.mark.skipif(LLDB is None, reason="lldb-19 not installed")
