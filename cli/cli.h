@@ -26,6 +26,7 @@ struct cli_triage_config {
                 {"markdown", no_argument, NULL, 'm'},            \
                 {"sysroot", required_argument, NULL, 's'},       \
                 {"lib-path", required_argument, NULL, 'L'},      \
+                {"no-debuginfod", no_argument, NULL, 'I'},       \
                 {"frames", required_argument, NULL, 'F'},        \
         {                                                        \
                 "signature-frames", required_argument, NULL, 'S' \

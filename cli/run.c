@@ -86,8 +86,8 @@ static const char run_usage[] =
         "stderr\n"
         "                        at the end\n"
         "  --markdown            print markdown on stderr\n"
-        "  --sysroot DIR, --lib-path DIR, --frames N, --signature-frames N\n"
-        "                        as for mixstack triage\n"
+        "  --sysroot DIR, --lib-path DIR, --no-debuginfod, --frames N,\n"
+        "  --signature-frames N  as for mixstack triage\n"
         "\n"
         "Exit status: the command's (128+N when killed by signal N, "
         "--fail-on-crash's\n"
@@ -207,6 +207,7 @@ static int parse_run_options(int argc, char **argv, struct run *run)
                         return RUN_FAILED;
                 }
         }
+        cli_watch_downloads(&run->cfg.target);
         if (optind >= argc) {
                 cli_error("run: no command given (mixstack run -- COMMAND)");
                 fputs("Try 'mixstack run --help'.\n", stderr);

@@ -148,6 +148,14 @@ static int setup_lldb(const char *program)
         return 0;
 }
 
+static int setup_usage_error(const char *fmt, const char *arg)
+{
+        fputs("mixstack: ", stderr);
+        fprintf(stderr, fmt, arg);
+        fputs("\nTry 'mixstack debugger-setup --help'.\n", stderr);
+        return 2;
+}
+
 int cli_setup_main(int argc, char **argv)
 {
         const char *debugger = NULL, *program = "lldb";
@@ -157,20 +165,24 @@ int cli_setup_main(int argc, char **argv)
                         fputs(setup_usage, stdout);
                         return 0;
                 }
-                if (strcmp(argv[i], "--lldb") == 0 && i + 1 < argc) {
+                if (strcmp(argv[i], "--lldb") == 0) {
+                        if (i + 1 == argc)
+                                return setup_usage_error("%s needs a program",
+                                                         argv[i]);
                         program = argv[++i];
                 } else if (!debugger && argv[i][0] != '-') {
                         debugger = argv[i];
                 } else {
-                        cli_error("unexpected argument: %s", argv[i]);
-                        fputs(setup_usage, stderr);
-                        return 2;
+                        return setup_usage_error("unexpected argument: %s",
+                                                 argv[i]);
                 }
         }
-        if (debugger && strcmp(debugger, "gdb") == 0)
+        if (!debugger)
+                return setup_usage_error("%s", "which debugger: gdb or lldb?");
+        if (strcmp(debugger, "gdb") == 0)
                 return setup_gdb();
-        if (debugger && strcmp(debugger, "lldb") == 0)
+        if (strcmp(debugger, "lldb") == 0)
                 return setup_lldb(program);
-        fputs(setup_usage, stderr);
-        return 2;
+        return setup_usage_error("unknown debugger: %s (gdb or lldb)",
+                                 debugger);
 }

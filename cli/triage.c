@@ -40,6 +40,8 @@ static const char triage_usage[] =
         "  --sysroot DIR         look for the target's files under DIR\n"
         "  --lib-path DIR        also look for files by name in DIR "
         "(repeatable)\n"
+        "  --no-debuginfod       fetch no debug info from the servers of\n"
+        "                        $DEBUGINFOD_URLS\n"
         "  --frames N            show N frames of the crashing stack (16)\n"
         "  --signature-frames N  frames in a signature (5)\n"
         "\n"
@@ -80,6 +82,9 @@ bool cli_triage_option(int c, const char *arg, struct cli_triage_config *cfg)
                 return true;
         case 's':
                 cfg->target.sysroot = arg;
+                return true;
+        case 'I':
+                cfg->target.no_debuginfod = true;
                 return true;
         case 'L':
                 if (cfg->target.n_library_paths == CLI_MAX_LIBRARY_PATHS) {
@@ -243,6 +248,7 @@ static int parse_triage_options(int argc, char **argv,
                 cli_error("triage: no core or pid given");
                 return TRIAGE_UNUSABLE;
         }
+        cli_watch_downloads(&cfg->target);
         return -1;
 }
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from clitool import BUILD, MIXSTACK, report_json
+from clitool import BUILD, MIXSTACK, report_json, run_mixstack
 from manifest_checks import thread_by_tid
 
 DEBUGINFOD = shutil.which("debuginfod")
@@ -220,3 +220,22 @@ def test_gdb_plugin_follows_gdb_setting(stripped, server, tmp_path, enabled):
     else:
         assert "mixsample::" not in frame.group(0), proc.stdout
         assert requests(log) == before
+
+
+def test_triage_fetches_unless_told_not_to(stripped, server, tmp_path):
+    """mixstack triage: the crashing stack has the Rust function from the
+    server's debug info; with --no-debuginfod the server is not asked."""
+    art, crash_function = stripped
+    url, log = server
+    core = Path(art.dir) / "core"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    proc = run_mixstack("triage", core, "--json", env=env(tmp_path / "a", url))
+    assert proc.returncode == 0, proc.stderr
+    assert crash_function in proc.stdout
+    before = requests(log)
+    proc = run_mixstack("triage", core, "--json", "--no-debuginfod",
+                        env=env(tmp_path / "b", url))
+    assert proc.returncode == 0, proc.stderr
+    assert "mixsample::" not in proc.stdout
+    assert requests(log) == before

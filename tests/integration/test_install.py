@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from clitool import BUILD
+from clitool import BUILD, run_mixstack
 from manifest_checks import check_python_stacks, check_signal_and_crashing_thread
 from test_gdb import SANITIZER_ENV, gdb_argv
 
@@ -113,3 +113,15 @@ def test_moved_lldb_plugin(moved, sample):
     assert "error" not in proc.stderr.lower(), proc.stderr
     doc = json_doc(proc.stdout)
     assert check_python_stacks(m, doc) > 0
+
+
+@pytest.mark.parametrize("args", [[], ["foo"], ["gdb", "extra"], ["lldb", "--lldb"]])
+def test_debugger_setup_usage_errors(args):
+    """A wrong debugger-setup is a usage error (exit 2): one line saying
+    what is wrong, where to look, and nothing on stdout to append to an
+    init file."""
+    proc = run_mixstack("debugger-setup", *args)
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("mixstack: "), proc.stderr
+    assert lines[1] == "Try 'mixstack debugger-setup --help'."
