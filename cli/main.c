@@ -34,7 +34,8 @@ struct cli_options {
 static const char usage_text[] =
         "Usage: mixstack core CORE [EXECUTABLE] [OPTIONS]\n"
         "       mixstack pid PID [OPTIONS]\n"
-        "       mixstack gil|err|panic|phase|threads CORE [EXECUTABLE] | PID\n"
+        "       mixstack gil|err|panic|phase|threads|tasks CORE [EXECUTABLE] "
+        "| PID\n"
         "       mixstack triage CORE|PID... [--json|--markdown]\n"
         "       mixstack run [--timeout SECONDS] [--out DIR] -- COMMAND...\n"
         "\n"
@@ -122,6 +123,15 @@ static const struct command commands[] = {
          "One line per thread: tid, name, Python or native, GIL state, where\n"
          "it is (its innermost Python frame), its exception or panic.\n",
          MS_SECTION_THREADS, NULL},
+        {"tasks", "TARGET", "asyncio tasks: what each awaits, who awaits it",
+         "asyncio tasks per event loop and the thread running it: each\n"
+         "pending task's name, the suspended frames of its coroutine chain\n"
+         "(file:line of each await), what it awaits (a task, a future, a\n"
+         "gather/TaskGroup child set, a Rust future made by PyO3 or\n"
+         "pyo3-async-runtimes), who awaits it, the running task, and the\n"
+         "diagnoses: await cycles, futures only Rust can complete, a loop\n"
+         "blocked outside its selector.\n",
+         MS_SECTION_TASKS, NULL},
         {"triage", "CORE|PID...",
          "why each died or hangs, with a crash signature", NULL,
          MS_SECTION_REPORT, cli_triage_main},

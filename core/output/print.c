@@ -31,6 +31,7 @@ struct ms_error *ms_report_print_section(const struct ms_report *report,
         case MS_SECTION_ERRORS:
         case MS_SECTION_PANIC:
         case MS_SECTION_PHASE:
+        case MS_SECTION_TASKS:
                 break;
         default:
                 return ms_error_create(MS_ERROR_INVALID_ARGUMENT,

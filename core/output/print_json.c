@@ -530,6 +530,7 @@ void ms_print_json(const struct ms_report *report,
                 json_phase(&json, report);
                 json_rust(&json, report);
                 ms_json_diagnoses(&json, report);
+                ms_json_asyncio(&json, report);
         }
         ms_json_key(&json, "threads");
         ms_json_begin_array(&json);

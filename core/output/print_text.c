@@ -215,9 +215,16 @@ void ms_print_text(const struct ms_report *report,
         case MS_SECTION_PHASE:
                 ms_text_phase(report, out);
                 return;
+        case MS_SECTION_TASKS:
+                ms_text_tasks(report, out);
+                return;
         case MS_SECTION_REPORT:
                 text_header(report, out);
                 ms_text_summary(report, out);
+                if (report->n_asyncio_loops) {
+                        fputc('\n', out);
+                        ms_text_tasks(report, out);
+                }
                 break;
         case MS_SECTION_STACKS:
                 break;

@@ -30,6 +30,11 @@ struct ms_json;
  * documents. */
 void ms_json_diagnoses(struct ms_json *json, const struct ms_report *report);
 
+/* asyncio loops and tasks (print_tasks.c): the text section, and the
+ * document's "asyncio" member. */
+void ms_text_tasks(const struct ms_report *report, FILE *out);
+void ms_json_asyncio(struct ms_json *json, const struct ms_report *report);
+
 /* Write s for a terminal: printable ASCII and valid UTF-8 as they are,
  * other bytes as \xNN, so target data cannot send escape sequences. */
 void ms_text_write_safe(FILE *out, const char *s);

@@ -45,4 +45,15 @@ struct ms_error *ms_report_diagnose(struct ms_report *report,
                                     struct ms_py_thread *const *py);
 void ms_diagnoses_free(struct ms_report *report);
 
+/* The asyncio tasks of runtime rt into report->asyncio_loops (asyncio.c;
+ * reads the target), its warnings into warnings. */
+struct ms_error *ms_report_asyncio_read(struct ms_target *target,
+                                        const struct ms_py_runtime *rt,
+                                        struct ms_report *report,
+                                        struct ms_warnings *warnings);
+/* Diagnoses of the await graph and the loops' threads (after the GIL
+ * states and native stacks are known). */
+struct ms_error *ms_report_diagnose_asyncio(struct ms_report *report);
+void ms_asyncio_free(struct ms_report *report);
+
 #endif

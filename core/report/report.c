@@ -307,6 +307,10 @@ static struct ms_error *inputs_read_python(struct report_inputs *in,
                         if (err)
                                 return err;
                 }
+                err = ms_report_asyncio_read(in->target, rt, report,
+                                             &in->python_warnings);
+                if (err)
+                        return err;
                 ms_warnings_move(&in->python_warnings, &rt->warnings);
         }
         if (!in->n_runtimes)
@@ -675,6 +679,8 @@ static struct ms_error *finish_threads(struct report_inputs *in,
                 err = report_phase(in, report);
         if (!err)
                 err = ms_report_diagnose(report, in->py);
+        if (!err)
+                err = ms_report_diagnose_asyncio(report);
         return err;
 }
 
@@ -772,5 +778,6 @@ void ms_report_destroy(struct ms_report *report)
         }
         free(report->rust_modules);
         ms_diagnoses_free(report);
+        ms_asyncio_free(report);
         free(report);
 }

@@ -501,6 +501,60 @@ struct ms_diagnosis {
         size_t n_tids;
 };
 
+/* A frame of a suspended asyncio task's coroutine chain. */
+struct ms_task_frame {
+        char *function;
+        /* 3.11+, else NULL. */
+        char *qualname;
+        char *file;
+        int line; /* 0 when unknown */
+};
+
+/* One asyncio Task. Ids are the Task objects' addresses. */
+struct ms_asyncio_task {
+        uint64_t id;
+        char *name;
+        /* "pending", "done", "cancelled". */
+        const char *state;
+        /* The suspended frames of its coroutine chain, innermost first. */
+        struct ms_task_frame *frames;
+        size_t n_frames;
+        /* Its coroutine is running now on the loop's thread. */
+        bool running;
+        /* What it awaits: "task", "future", "rust-future", "coroutine",
+         * "other", or NULL (ready to run, running, unknown). */
+        const char *awaiting_kind;
+        /* The object awaited and its type ("module.Type"); the task
+         * awaited directly (0 when none). */
+        uint64_t awaiting_object;
+        char *awaiting_type;
+        uint64_t awaiting_task;
+        /* For a rust-future: what is known of it ("pyo3-async-runtimes
+         * future_into_py", "PyO3 async fn"), else NULL. */
+        const char *rust_detail;
+        /* Tasks it awaits through the awaited object (gather, TaskGroup,
+         * shield children), and the tasks that await it. */
+        uint64_t *children;
+        size_t n_children;
+        uint64_t *awaited_by;
+        size_t n_awaited_by;
+};
+
+/* One asyncio event loop and its tasks. */
+struct ms_asyncio_loop {
+        uint64_t address;
+        /* The thread running it, 0 when none or unknown. */
+        pid_t tid;
+        int64_t interpreter_id;
+        /* The task running now, 0 when none. */
+        uint64_t running_task;
+        /* Pending tasks are listed; finished ones counted. */
+        struct ms_asyncio_task *tasks;
+        size_t n_tasks;
+        size_t n_done;
+        size_t n_cancelled;
+};
+
 struct ms_report {
         enum ms_target_kind target_kind;
         /* Core file path (cores only). */
@@ -544,6 +598,11 @@ struct ms_report {
          * core concerns them all; a Rust reader's problem, the panic
          * section and the whole report. */
         unsigned *warning_sections;
+        /* asyncio event loops with their tasks (none without tasks), and
+         * how many tasks were left out by the bounds of the walk. */
+        struct ms_asyncio_loop *asyncio_loops;
+        size_t n_asyncio_loops;
+        size_t asyncio_left_out;
 };
 
 /* Which frames a thread's stack shows. */
@@ -605,6 +664,8 @@ enum ms_section {
         MS_SECTION_PANIC,
         /* The interpreter's lifecycle phase. */
         MS_SECTION_PHASE,
+        /* asyncio event loops, their tasks and await graph. */
+        MS_SECTION_TASKS,
 };
 
 struct ms_print_options {
