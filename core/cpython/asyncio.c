@@ -95,6 +95,8 @@ static uint8_t classify_type(struct reader *r, uint64_t type)
         if (!name)
                 return K_UNREADABLE;
         uint8_t kind = K_OTHER;
+        /* PyO3 classes: "Name" or "module.Name". */
+        const char *base = strrchr(name, '.') ? strrchr(name, '.') + 1 : name;
         if (!strcmp(name, "coroutine") || !strcmp(name, "generator"))
                 kind = K_GEN;
         else if (!strcmp(name, "_asyncio.FutureIter"))
@@ -107,10 +109,9 @@ static uint8_t classify_type(struct reader *r, uint64_t type)
                 kind = K_TUPLE;
         else if (!strcmp(name, "list"))
                 kind = K_LIST;
-        else if (!strcmp(name, "PyDoneCallback"))
+        else if (!strcmp(base, "PyDoneCallback"))
                 kind = K_PYO3_DONE;
-        else if (!strcmp(name, "Coroutine") ||
-                 !strcmp(name, "pyo3_runtime.Coroutine"))
+        else if (!strcmp(base, "Coroutine"))
                 kind = K_PYO3_CORO;
         free(name);
         /* Futures and tasks: the type or one of its bases. */

@@ -393,20 +393,43 @@ static bool thread_waits(const struct ms_thread_report *t)
                                 category_is(&t->frames[0], "rust-wait")));
 }
 
+/* Crates whose frames are machinery, not what the program asked for. */
+static bool is_library_frame(const struct ms_frame *f)
+{
+        static const char *const prefixes[] = {
+                "std::",       "<std::",       "core::",  "<core::",
+                "alloc::",     "<alloc::",     "tokio::", "<tokio::",
+                "parking_lot", "<parking_lot", "futures", "<futures",
+        };
+        if (!f->function || f->kind != MS_FRAME_NATIVE)
+                return false;
+        for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+                if (!strncmp(f->function, prefixes[i], strlen(prefixes[i])))
+                        return true;
+        }
+        return false;
+}
+
 /* The first frame from the innermost that is code of the program (Rust,
- * C, Python, a PyO3 trampoline), not libc or the interpreter. */
+ * C, Python, a PyO3 trampoline), not libc, the interpreter, Rust's std or
+ * the async runtime; failing that, the first Rust or C frame. */
 static const struct ms_frame *own_frame(const struct ms_thread_report *t)
 {
+        const struct ms_frame *fallback = NULL;
         for (size_t i = 0; i < t->n_frames; i++) {
                 const struct ms_frame *f = &t->frames[i];
                 if (f->inlined && f->kind == MS_FRAME_NATIVE)
                         continue;
-                if (category_is(f, "rust") || category_is(f, "native") ||
-                    category_is(f, "python") ||
-                    category_is(f, "pyo3-trampoline"))
+                if (!(category_is(f, "rust") || category_is(f, "native") ||
+                      category_is(f, "python") ||
+                      category_is(f, "pyo3-trampoline")))
+                        continue;
+                if (!is_library_frame(f))
                         return f;
+                if (!fallback)
+                        fallback = f;
         }
-        return NULL;
+        return fallback;
 }
 
 static const char *frame_label(const struct ms_frame *f)

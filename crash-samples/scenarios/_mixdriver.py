@@ -303,3 +303,103 @@ def name_this_thread(name):
     """Python < 3.14 does not set the OS thread name; do it like a careful
     application would (prctl PR_SET_NAME, 15 bytes)."""
     ms.set_thread_name(name)
+
+
+# --------------------------------------------------------------------------
+# asyncio: the tasks as the program itself sees them
+# --------------------------------------------------------------------------
+
+def coro_frames(coro):
+    """Suspended frames of a coroutine chain, innermost first, by walking
+    cr_await / gi_yieldfrom: function, file and the line of each await."""
+    out = []
+    c = coro
+    for _ in range(64):
+        f = getattr(c, "cr_frame", None) or getattr(c, "gi_frame", None)
+        if f is None:
+            break
+        out.append({"function": f.f_code.co_name,
+                    "qualname": getattr(f.f_code, "co_qualname", f.f_code.co_name),
+                    "file": f.f_code.co_filename, "line": f.f_lineno})
+        nxt = getattr(c, "cr_await", None)
+        if nxt is None:
+            nxt = getattr(c, "gi_yieldfrom", None)
+        if nxt is None or not (hasattr(nxt, "cr_frame") or hasattr(nxt, "gi_frame")):
+            break
+        c = nxt
+    out.reverse()
+    return out
+
+
+def asyncio_truth(loop, awaited_by=None, rust_futures=(), running=None):
+    """Every pending task of loop: name, state, suspended frames (walking
+    cr_await), the task it awaits (its _fut_waiter when that is a task), and
+    who awaits it: awaited_by maps a task name to the names of the tasks the
+    program made await it through gather/TaskGroup; direct awaits are added
+    from _fut_waiter. rust_futures: names of tasks the program made await a
+    Rust future. Call from a loop callback (no task running) or from the
+    running task itself (running=its name)."""
+    import asyncio
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    by_task = {id(t): t.get_name() for t in tasks}
+    out = {}
+    for t in tasks:
+        name = t.get_name()
+        waiter = getattr(t, "_fut_waiter", None)
+        awaits = by_task.get(id(waiter)) if waiter is not None else None
+        out[name] = {"name": name, "state": "pending",
+                     "frames": coro_frames(t.get_coro()),
+                     "awaits_task": awaits, "awaited_by": [],
+                     "rust_future": name in rust_futures,
+                     "running": name == running}
+    for name, e in out.items():
+        if e["awaits_task"] in out:
+            out[e["awaits_task"]]["awaited_by"].append(name)
+    for child, parents in (awaited_by or {}).items():
+        for p in parents:
+            if child in out and p not in out[child]["awaited_by"]:
+                out[child]["awaited_by"].append(p)
+    return {"loop_tid": threading.get_native_id(), "running_task": running,
+            "tasks": sorted(out.values(), key=lambda e: e["name"])}
+
+
+def _line_containing(code, needle):
+    """First line of code's source at or after its first line holding
+    needle (the program's own source says where a call is)."""
+    n = code.co_firstlineno
+    for _ in range(400):
+        text = linecache.getline(code.co_filename, n)
+        if not text:
+            break
+        if needle in text:
+            return n
+        n += 1
+    raise RuntimeError("%r not found in %s" % (needle, code.co_name))
+
+
+def idle_loop_stack(loop):
+    """The Python stack of the thread running loop once it is back in its
+    selector: called from a loop callback, it is the callback's callers
+    from BaseEventLoop._run_once outwards, _run_once at its select() call,
+    under the selector's select() at its poll() call."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_name != "_run_once":
+        frame = frame.f_back
+    if frame is None:
+        raise RuntimeError("not called from a loop callback")
+    stack = py_stack(frame, _line_containing(frame.f_code, "self._selector.select("))
+    sel = type(loop._selector).select.__code__
+    top = {"function": sel.co_name, "file": sel.co_filename,
+           "line": _line_containing(sel, "self._selector.poll(")}
+    return [top] + stack
+
+
+def record_idle_loop(loop, awaited_by=None, rust_futures=(), **fields):
+    """From a loop callback: record the tasks (asyncio_truth) and the loop
+    thread, which is back in its selector's epoll_wait at snapshot time,
+    write the manifest and signal readiness."""
+    truth = asyncio_truth(loop, awaited_by=awaited_by, rust_futures=rust_futures)
+    add_thread(threading.get_native_id(), "asyncio-loop", idle_loop_stack(loop),
+               blocked_in="epoll_wait")
+    write_manifest("snapshot", asyncio=truth, **fields)
+    signal_ready()

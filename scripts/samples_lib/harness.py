@@ -59,8 +59,10 @@ MIN_VERSION = (3, 8)
 MAX_VERSION = (3, 13)
 
 SYSCALLS = {
-    "x86_64": {"read": 0, "futex": 202, "clock_nanosleep": 230, "select": 23},
-    "aarch64": {"read": 63, "futex": 98, "clock_nanosleep": 115, "pselect6": 72},
+    "x86_64": {"read": 0, "futex": 202, "clock_nanosleep": 230, "select": 23,
+               "epoll_wait": 232},
+    "aarch64": {"read": 63, "futex": 98, "clock_nanosleep": 115, "pselect6": 72,
+                "epoll_wait": 22},
 }
 
 

@@ -207,3 +207,48 @@ def check_schema(m, doc):
     jsonschema)."""
     jsonschema = pytest.importorskip("jsonschema")
     jsonschema.validate(doc, _schema())
+
+
+# --- asyncio -----------------------------------------------------------------
+
+def check_asyncio(m, doc):
+    """The asyncio tasks the sample saw in itself (asyncio_truth in
+    _mixdriver: pending tasks, their suspended frames from walking cr_await,
+    the task each awaits, who awaits it through gather/TaskGroup, which
+    await a Rust future, the running task) are the report's, and the
+    diagnoses the scenario expects are made. A sample without asyncio has
+    no loop in the report."""
+    w = where(m)
+    truth = m.get("asyncio")
+    loops = doc["asyncio"]
+    if truth is None:
+        assert loops == [], (w, loops)
+        return
+    names = {t["id"]: t["name"] for lp in loops for t in lp["tasks"]}
+    got = {t["name"]: (lp, t) for lp in loops for t in lp["tasks"]}
+    assert set(got) == {t["name"] for t in truth["tasks"]}, (w, sorted(got))
+    for want in truth["tasks"]:
+        lp, t = got[want["name"]]
+        tw = (w, want["name"])
+        assert lp["tid"] == truth["loop_tid"], tw
+        assert t["state"] == "pending", tw
+        frames = [(f["function"], f["file"], f["line"]) for f in t["frames"]]
+        assert frames == [(f["function"], f["file"], f["line"])
+                          for f in want["frames"]], (tw, frames)
+        awaiting = t["awaiting"] or {}
+        assert names.get(awaiting.get("task")) == want["awaits_task"], (tw, awaiting)
+        assert sorted(names[i] for i in t["awaited_by"]) == sorted(
+            want["awaited_by"]), (tw, t["awaited_by"])
+        assert (awaiting.get("kind") == "rust-future") == want["rust_future"], (
+            tw, awaiting)
+        assert t["running"] == want["running"], tw
+    running = [names[lp["running_task"]] for lp in loops if lp["running_task"]]
+    assert running == ([truth["running_task"]] if truth["running_task"] else []), (
+        w, running)
+    kinds = [d["kind"] for d in doc["diagnoses"]]
+    for kind in m.get("expect_diagnoses", []):
+        assert kind in kinds, (w, kind, doc["diagnoses"])
+    for d in doc["diagnoses"]:
+        if d["kind"] == "await-cycle":
+            assert all(f"'{n}'" in d["message"] for n in m["cycle"]), (w, d)
+            assert d["tids"] == [truth["loop_tid"]], (w, d)

@@ -19,7 +19,8 @@ import pytest
 
 from clitool import MIXSTACK, run_mixstack, task_states
 from interp_slots import SLOT_IDS, interp_or_skip
-from manifest_checks import (PANICKING_SCENARIOS, check_gil_deadlock_diagnosed,
+from manifest_checks import (PANICKING_SCENARIOS, check_asyncio,
+                             check_gil_deadlock_diagnosed,
                              check_gil_hog_diagnosed, check_gil_holder_and_waiters,
                              check_handled_panic_traceback, check_native_expectations,
                              check_no_panic, check_pending_and_handled_exceptions,
@@ -52,7 +53,7 @@ def check_python_stacks_present(m, doc):
 FACTS = [check_live_target, check_python_stacks_present, check_python_threads_marked,
          check_native_expectations, check_gil_holder_and_waiters,
          check_pending_and_handled_exceptions, check_no_panic, check_phase,
-         check_schema]
+         check_schema, check_asyncio]
 # ... and those of one scenario.
 SCENARIO_FACTS = {
     "handled-panic": [check_handled_panic_traceback],

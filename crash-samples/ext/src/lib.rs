@@ -497,6 +497,146 @@ fn spawn_attached(n: usize, prefix: &str, cb: Py<PyAny>, detach_after: bool) -> 
 
 // ---------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------
+// async scenarios: futures made by pyo3-async-runtimes on tokio
+// ---------------------------------------------------------------------------
+
+/// Senders kept alive and never used: the futures waiting on their
+/// receivers never complete (the channel is never closed either).
+static NEVER_TX: Mutex<Vec<tokio::sync::oneshot::Sender<()>>> = Mutex::new(Vec::new());
+
+/// The Rust future of async-rust-never and async-runtime-gone: it waits on
+/// a channel nobody sends to.
+#[inline(never)]
+pub async fn wait_for_channel(rx: tokio::sync::oneshot::Receiver<()>) -> u64 {
+    let _ = rx.await;
+    0
+}
+
+/// A Python awaitable (pyo3-async-runtimes future_into_py on its global
+/// tokio runtime) whose Rust future never completes.
+#[pyfunction]
+fn never_completes(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    NEVER_TX.lock().unwrap().push(tx);
+    pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(wait_for_channel(rx).await) })
+}
+
+/// Runs on a tokio worker: attaches to Python, which waits for the GIL the
+/// event loop thread holds.
+#[inline(never)]
+pub fn tokio_task_needs_gil() -> u64 {
+    Python::attach(|py| std::hint::black_box(py.None().as_ptr() as u64))
+}
+
+/// Called on the event loop thread (GIL held): spawn a tokio task that
+/// needs the GIL and block on it without detaching. record(tokio_tid) is
+/// called once the task runs; the task attaches only after the loop thread
+/// stopped running Python (record returned), so the GIL is never handed
+/// over in between.
+#[inline(never)]
+pub fn block_on_gil_task(record: &Bound<'_, PyAny>) -> PyResult<u64> {
+    let rt = pyo3_async_runtimes::tokio::get_runtime();
+    let (tx, rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let handle = rt.spawn(async move {
+        tx.send(gettid()).ok();
+        let _ = go_rx.recv();
+        tokio_task_needs_gil();
+    });
+    let tid = rx.recv().unwrap_or(0);
+    record.call1((tid,))?;
+    go_tx.send(()).ok();
+    let _ = rt.block_on(handle);
+    Ok(0)
+}
+
+#[pyfunction]
+fn loop_blocks_on_tokio(record: Bound<'_, PyAny>) -> PyResult<u64> {
+    block_on_gil_task(&record)
+}
+
+/// A runtime of its own for async-runtime-gone, shut down while a future
+/// made on it is awaited from Python.
+static DOOMED: Mutex<Option<tokio::runtime::Runtime>> = Mutex::new(None);
+
+tokio::task_local! {
+    static DOOMED_LOCALS: std::cell::OnceCell<pyo3_async_runtimes::TaskLocals>;
+}
+
+struct DoomedRuntime;
+
+impl pyo3_async_runtimes::generic::Runtime for DoomedRuntime {
+    type JoinError = tokio::task::JoinError;
+    type JoinHandle = tokio::task::JoinHandle<()>;
+
+    fn spawn<F>(fut: F) -> Self::JoinHandle
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        DOOMED.lock().unwrap().as_ref().expect("runtime").spawn(fut)
+    }
+
+    fn spawn_blocking<F>(f: F) -> Self::JoinHandle
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        DOOMED.lock().unwrap().as_ref().expect("runtime").spawn_blocking(f)
+    }
+}
+
+impl pyo3_async_runtimes::generic::ContextExt for DoomedRuntime {
+    fn scope<F, R>(
+        locals: pyo3_async_runtimes::TaskLocals,
+        fut: F,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = R> + Send>>
+    where
+        F: std::future::Future<Output = R> + Send + 'static,
+    {
+        let cell = std::cell::OnceCell::new();
+        let _ = cell.set(locals);
+        Box::pin(DOOMED_LOCALS.scope(cell, fut))
+    }
+
+    fn get_task_locals() -> Option<pyo3_async_runtimes::TaskLocals> {
+        DOOMED_LOCALS
+            .try_with(|c| c.get().cloned())
+            .unwrap_or_default()
+    }
+}
+
+/// A Python awaitable whose Rust future runs on the doomed runtime.
+#[pyfunction]
+fn doomed_future(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    {
+        let mut g = DOOMED.lock().unwrap();
+        if g.is_none() {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("doomed-rt")
+                .enable_all()
+                .build()
+                .map_err(|e| PyOSError::new_err(e.to_string()))?;
+            *g = Some(rt);
+        }
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    NEVER_TX.lock().unwrap().push(tx);
+    pyo3_async_runtimes::generic::future_into_py::<DoomedRuntime, _, _>(py, async move {
+        Ok(wait_for_channel(rx).await)
+    })
+}
+
+/// Shut the doomed runtime down (its threads end, its tasks are dropped):
+/// the futures it should complete never are.
+#[pyfunction]
+fn shutdown_doomed_runtime(py: Python<'_>) {
+    let rt = DOOMED.lock().unwrap().take();
+    if let Some(rt) = rt {
+        py.detach(|| rt.shutdown_timeout(Duration::from_secs(10)));
+    }
+}
+
 #[pymodule]
 fn mixsample(m: &Bound<'_, PyModule>) -> PyResult<()> {
     install_hook();
@@ -516,5 +656,9 @@ fn mixsample(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(exit_abort, m)?)?;
     m.add_function(wrap_pyfunction!(spawn_rust_only, m)?)?;
     m.add_function(wrap_pyfunction!(spawn_attached, m)?)?;
+    m.add_function(wrap_pyfunction!(never_completes, m)?)?;
+    m.add_function(wrap_pyfunction!(loop_blocks_on_tokio, m)?)?;
+    m.add_function(wrap_pyfunction!(doomed_future, m)?)?;
+    m.add_function(wrap_pyfunction!(shutdown_doomed_runtime, m)?)?;
     Ok(())
 }
