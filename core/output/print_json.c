@@ -366,6 +366,8 @@ static const char *section_name(enum ms_section section)
                 return "panic";
         case MS_SECTION_PHASE:
                 return "phase";
+        case MS_SECTION_TASKS:
+                return "tasks";
         case MS_SECTION_REPORT:
         case MS_SECTION_STACKS:
                 break;
@@ -404,6 +406,7 @@ static bool section_shows(enum ms_section section,
         case MS_SECTION_PANIC:
                 return t->panic || has_panic_exception(t);
         case MS_SECTION_PHASE:
+        case MS_SECTION_TASKS:
                 return false;
         default:
                 return true;
@@ -487,7 +490,11 @@ static void json_section(const struct ms_report *report,
                 json_rust(&json, report);
         if (section == MS_SECTION_GIL)
                 ms_json_diagnoses(&json, report);
-        if (section != MS_SECTION_PHASE) {
+        if (section == MS_SECTION_TASKS) {
+                ms_json_asyncio_diagnoses(&json, report);
+                ms_json_asyncio(&json, report);
+        }
+        if (section != MS_SECTION_PHASE && section != MS_SECTION_TASKS) {
                 ms_json_key(&json, "threads");
                 ms_json_begin_array(&json);
                 for (size_t i = 0; i < report->n_threads; i++) {

@@ -205,3 +205,42 @@ void ms_json_asyncio(struct ms_json *json, const struct ms_report *r)
         ms_json_key_int_or_null(json, "asyncio_left_out", true,
                                 (int64_t)r->asyncio_left_out);
 }
+
+bool ms_diagnosis_is_asyncio(const struct ms_diagnosis *d)
+{
+        return d->kind && (!strcmp(d->kind, "await-cycle") ||
+                           !strcmp(d->kind, "rust-future-stalled") ||
+                           !strcmp(d->kind, "loop-blocked"));
+}
+
+void ms_json_asyncio_diagnoses(struct ms_json *json, const struct ms_report *r)
+{
+        ms_json_key(json, "diagnoses");
+        ms_json_begin_array(json);
+        for (size_t i = 0; i < r->n_diagnoses; i++) {
+                const struct ms_diagnosis *d = &r->diagnoses[i];
+                if (!ms_diagnosis_is_asyncio(d))
+                        continue;
+                ms_json_begin_object(json);
+                ms_json_key_string(json, "kind", d->kind);
+                ms_json_key_string(json, "message", d->message);
+                ms_json_key(json, "tids");
+                ms_json_begin_array(json);
+                for (size_t j = 0; j < d->n_tids; j++)
+                        ms_json_int(json, d->tids[j]);
+                ms_json_end_array(json);
+                ms_json_end_object(json);
+        }
+        ms_json_end_array(json);
+}
+
+void ms_text_asyncio_diagnoses(const struct ms_report *r, FILE *out)
+{
+        for (size_t i = 0; i < r->n_diagnoses; i++) {
+                if (!ms_diagnosis_is_asyncio(&r->diagnoses[i]))
+                        continue;
+                fputs("diagnosis: ", out);
+                ms_text_write_safe(out, r->diagnoses[i].message);
+                fputc('\n', out);
+        }
+}

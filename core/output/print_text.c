@@ -217,6 +217,7 @@ void ms_print_text(const struct ms_report *report,
                 return;
         case MS_SECTION_TASKS:
                 ms_text_tasks(report, out);
+                ms_text_asyncio_diagnoses(report, out);
                 return;
         case MS_SECTION_REPORT:
                 text_header(report, out);

@@ -34,6 +34,12 @@ void ms_json_diagnoses(struct ms_json *json, const struct ms_report *report);
  * document's "asyncio" member. */
 void ms_text_tasks(const struct ms_report *report, FILE *out);
 void ms_json_asyncio(struct ms_json *json, const struct ms_report *report);
+/* The asyncio diagnoses alone: "diagnoses" of a tasks section document,
+ * and their text after the tasks. */
+bool ms_diagnosis_is_asyncio(const struct ms_diagnosis *d);
+void ms_json_asyncio_diagnoses(struct ms_json *json,
+                               const struct ms_report *report);
+void ms_text_asyncio_diagnoses(const struct ms_report *report, FILE *out);
 
 /* Write s for a terminal: printable ASCII and valid UTF-8 as they are,
  * other bytes as \xNN, so target data cannot send escape sequences. */

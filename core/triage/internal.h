@@ -22,6 +22,11 @@ const struct ms_diagnosis *ms_triage_deadlock(const struct ms_report *r);
 /* Fill t->reason from the rest of t (reason.c). */
 struct ms_error *ms_triage_build_reason(struct ms_triage *t);
 
+/* The signature frames of an asyncio hang (an await cycle, tasks stalled
+ * on Rust futures) when the report diagnoses one (asyncio.c): *done tells
+ * whether it did. */
+struct ms_error *ms_triage_asyncio_signature(struct ms_triage *t, bool *done);
+
 /* The innermost Python frame of a thread at or after index from, or
  * NULL. */
 const struct ms_frame *ms_triage_python_caller(

@@ -61,7 +61,11 @@ static void json_signature(struct ms_json *json, const struct ms_triage *t)
                 ms_json_key(json, "tid");
                 ms_json_int(json, t->report->threads[f->thread].tid);
                 ms_json_key(json, "index");
-                ms_json_int(json, (int64_t)f->frame);
+                /* An awaiting task's frame is no frame of the thread. */
+                if (f->frame == SIZE_MAX)
+                        ms_json_null(json);
+                else
+                        ms_json_int(json, (int64_t)f->frame);
                 ms_json_end_object(json);
         }
         ms_json_end_array(json);

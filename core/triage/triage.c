@@ -204,9 +204,15 @@ static struct ms_error *compute_signature(
         unsigned max_frames)
 {
         size_t capacity = 0;
+        bool done = false;
         if (t->n_threads == 2)
                 max_frames = PAIR_SIGNATURE_FRAMES;
-        for (size_t i = 0; i < t->n_threads; i++) {
+        if (!t->report->signo) {
+                struct ms_error *err = ms_triage_asyncio_signature(t, &done);
+                if (err)
+                        return err;
+        }
+        for (size_t i = 0; i < t->n_threads && !done; i++) {
                 struct ms_error *err = ms_signature_thread(
                         rules, &t->report->threads[t->threads[i]],
                         t->threads[i], max_frames, &t->signature_frames,
