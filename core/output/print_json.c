@@ -329,12 +329,15 @@ static void json_rust(struct ms_json *json, const struct ms_report *r)
         ms_json_end_object(json);
 }
 
-void ms_json_diagnoses(struct ms_json *json, const struct ms_report *r)
+void ms_json_diagnoses_where(struct ms_json *json, const struct ms_report *r,
+                             bool (*keep)(const struct ms_diagnosis *d))
 {
         ms_json_key(json, "diagnoses");
         ms_json_begin_array(json);
         for (size_t i = 0; i < r->n_diagnoses; i++) {
                 const struct ms_diagnosis *d = &r->diagnoses[i];
+                if (keep && !keep(d))
+                        continue;
                 ms_json_begin_object(json);
                 ms_json_key_string(json, "kind", d->kind);
                 ms_json_key_string(json, "message", d->message);
@@ -346,6 +349,11 @@ void ms_json_diagnoses(struct ms_json *json, const struct ms_report *r)
                 ms_json_end_object(json);
         }
         ms_json_end_array(json);
+}
+
+void ms_json_diagnoses(struct ms_json *json, const struct ms_report *r)
+{
+        ms_json_diagnoses_where(json, r, NULL);
 }
 
 /* ------------------------------------------------------------------------
@@ -491,7 +499,7 @@ static void json_section(const struct ms_report *report,
         if (section == MS_SECTION_GIL)
                 ms_json_diagnoses(&json, report);
         if (section == MS_SECTION_TASKS) {
-                ms_json_asyncio_diagnoses(&json, report);
+                ms_json_diagnoses_where(&json, report, ms_diagnosis_is_asyncio);
                 ms_json_asyncio(&json, report);
         }
         if (section != MS_SECTION_PHASE && section != MS_SECTION_TASKS) {

@@ -5,26 +5,14 @@
 
 #include "output/json_writer.h"
 #include "output/printers.h"
+#include "report/boundary.h"
 
 /* Tasks listed per loop in text; JSON lists every task read. */
 #define TEXT_MAX_TASKS 1000
 
-static const struct ms_asyncio_task *task_by_id(const struct ms_report *r,
-                                                uint64_t id)
-{
-        for (size_t i = 0; i < r->n_asyncio_loops; i++) {
-                const struct ms_asyncio_loop *lp = &r->asyncio_loops[i];
-                for (size_t j = 0; j < lp->n_tasks; j++) {
-                        if (lp->tasks[j].id == id)
-                                return &lp->tasks[j];
-                }
-        }
-        return NULL;
-}
-
 static void text_task_name(const struct ms_report *r, uint64_t id, FILE *out)
 {
-        const struct ms_asyncio_task *t = task_by_id(r, id);
+        const struct ms_asyncio_task *t = ms_asyncio_task_find(r, id);
         fputc('\'', out);
         ms_text_write_safe(out, t && t->name ? t->name : "?");
         fprintf(out, "' (0x%" PRIx64 ")", id);
@@ -211,27 +199,6 @@ bool ms_diagnosis_is_asyncio(const struct ms_diagnosis *d)
         return d->kind && (!strcmp(d->kind, "await-cycle") ||
                            !strcmp(d->kind, "rust-future-stalled") ||
                            !strcmp(d->kind, "loop-blocked"));
-}
-
-void ms_json_asyncio_diagnoses(struct ms_json *json, const struct ms_report *r)
-{
-        ms_json_key(json, "diagnoses");
-        ms_json_begin_array(json);
-        for (size_t i = 0; i < r->n_diagnoses; i++) {
-                const struct ms_diagnosis *d = &r->diagnoses[i];
-                if (!ms_diagnosis_is_asyncio(d))
-                        continue;
-                ms_json_begin_object(json);
-                ms_json_key_string(json, "kind", d->kind);
-                ms_json_key_string(json, "message", d->message);
-                ms_json_key(json, "tids");
-                ms_json_begin_array(json);
-                for (size_t j = 0; j < d->n_tids; j++)
-                        ms_json_int(json, d->tids[j]);
-                ms_json_end_array(json);
-                ms_json_end_object(json);
-        }
-        ms_json_end_array(json);
 }
 
 void ms_text_asyncio_diagnoses(const struct ms_report *r, FILE *out)

@@ -29,6 +29,10 @@ struct ms_json;
 /* The report's "diagnoses" member, shared by the report and triage
  * documents. */
 void ms_json_diagnoses(struct ms_json *json, const struct ms_report *report);
+/* The same with only the diagnoses keep() accepts (all when NULL). */
+void ms_json_diagnoses_where(struct ms_json *json,
+                             const struct ms_report *report,
+                             bool (*keep)(const struct ms_diagnosis *d));
 
 /* asyncio loops and tasks (print_tasks.c): the text section, and the
  * document's "asyncio" member. */
@@ -37,8 +41,6 @@ void ms_json_asyncio(struct ms_json *json, const struct ms_report *report);
 /* The asyncio diagnoses alone: "diagnoses" of a tasks section document,
  * and their text after the tasks. */
 bool ms_diagnosis_is_asyncio(const struct ms_diagnosis *d);
-void ms_json_asyncio_diagnoses(struct ms_json *json,
-                               const struct ms_report *report);
 void ms_text_asyncio_diagnoses(const struct ms_report *report, FILE *out);
 
 /* Write s for a terminal: printable ASCII and valid UTF-8 as they are,

@@ -98,6 +98,19 @@ static void task_free(struct ms_asyncio_task *t)
         free(t->awaited_by);
 }
 
+const struct ms_asyncio_task *ms_asyncio_task_find(const struct ms_report *r,
+                                                   uint64_t id)
+{
+        for (size_t i = 0; i < r->n_asyncio_loops; i++) {
+                const struct ms_asyncio_loop *lp = &r->asyncio_loops[i];
+                for (size_t j = 0; j < lp->n_tasks; j++) {
+                        if (lp->tasks[j].id == id)
+                                return &lp->tasks[j];
+                }
+        }
+        return NULL;
+}
+
 void ms_asyncio_free(struct ms_report *report)
 {
         for (size_t i = 0; i < report->n_asyncio_loops; i++) {

@@ -55,5 +55,8 @@ struct ms_error *ms_report_asyncio_read(struct ms_target *target,
  * states and native stacks are known). */
 struct ms_error *ms_report_diagnose_asyncio(struct ms_report *report);
 void ms_asyncio_free(struct ms_report *report);
+/* The task of report with id id, or NULL (a linear search). */
+const struct ms_asyncio_task *ms_asyncio_task_find(const struct ms_report *r,
+                                                   uint64_t id);
 
 #endif

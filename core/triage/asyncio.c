@@ -10,31 +10,19 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "report/boundary.h"
 #include "triage/internal.h"
 #include "triage/signature.h"
 
 /* Awaiting tasks named in one signature. */
 #define MAX_AWAIT_FRAMES 4
 
-static const struct ms_asyncio_task *task_by_id(const struct ms_report *r,
-                                                uint64_t id)
-{
-        for (size_t i = 0; i < r->n_asyncio_loops; i++) {
-                const struct ms_asyncio_loop *lp = &r->asyncio_loops[i];
-                for (size_t j = 0; j < lp->n_tasks; j++) {
-                        if (lp->tasks[j].id == id)
-                                return &lp->tasks[j];
-                }
-        }
-        return NULL;
-}
-
 /* Whether following the tasks t awaits comes back to t. */
 static bool in_cycle(const struct ms_report *r, const struct ms_asyncio_task *t)
 {
         const struct ms_asyncio_task *p = t;
         for (int i = 0; i < 64 && p && p->awaiting_task; i++) {
-                p = task_by_id(r, p->awaiting_task);
+                p = ms_asyncio_task_find(r, p->awaiting_task);
                 if (p == t)
                         return true;
         }

@@ -344,9 +344,13 @@ def test_signature_same_across_runs(interp, samples_build, samples, tmp_path):
 
 
 def python_frames(manifest):
-    """What a signature keeps of the recorded Python stacks."""
+    """What a signature keeps of the recorded Python stacks: the threads'
+    and the suspended asyncio tasks' (an asyncio hang's signature names
+    the stuck awaits)."""
+    stacks = [t["python_stack"] for t in manifest["threads"]]
+    stacks += [t["frames"] for t in (manifest.get("asyncio") or {}).get("tasks", ())]
     return tuple((Path(f["file"]).name, f["function"])
-                 for t in manifest["threads"] for f in t["python_stack"])
+                 for stack in stacks for f in stack)
 
 
 @pytest.fixture(scope="module")
