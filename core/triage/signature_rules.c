@@ -295,7 +295,9 @@ static void subjects(const struct ms_frame *frame, const char *text,
                 *function = text;
                 *module = frame->file;
         } else {
-                *function = frame->function;
+                /* A native frame without a name is its module's name as
+                 * the signature shows it ("libc.so"). */
+                *function = frame->function ? frame->function : text;
                 *module = frame->module;
         }
 }

@@ -272,6 +272,53 @@ static void test_ctypes_bridge(void)
         check_sig(lib, N(lib), 5, "SIGSEGV", "SIGSEGV | libz.so | app.py:load");
 }
 
+/* Debian unstable's interpreters without libc6-dbg: glibc's static
+ * functions have no name, and frames of the interpreter are named from a
+ * separate debug file (their module): the signature is the one of a
+ * machine with glibc's symbols. */
+static void test_unnamed_libc_and_cpython_api(void)
+{
+        const char *debug = "/usr/lib/debug/.build-id/d4/1ac9e2.debug";
+        struct ms_frame sid[] = {
+                native(NULL, LIBC),
+                native("raise", LIBC),
+                native("abort", LIBC),
+                native("core::panicking::panic_cannot_unwind", EXT),
+                native("mixsample::boom_callback", EXT),
+                native("mixsample::__pyfunction_abort_in_callback", EXT),
+                native("cfunction_call.lto_priv.0", debug),
+                native("_PyObject_MakeTpCall", debug),
+                native("PyObject_Vectorcall", debug),
+                native("_Py_VectorCallInstrumentation_StackRefSteal"
+                       ".constprop.0",
+                       debug),
+                python("run_callbacks", "/s/abort-in-callback.py", 48),
+                native(NULL, LIBC),
+        };
+        struct ms_frame host[] = {
+                native("__pthread_kill_implementation", LIBC),
+                native("raise", LIBC),
+                native("abort", LIBC),
+                native("core::panicking::panic_cannot_unwind", EXT),
+                native("mixsample::boom_callback", EXT),
+                native("mixsample::__pyfunction_abort_in_callback", EXT),
+                python("run_callbacks", "/s/abort-in-callback.py", 48),
+                native("__libc_start_call_main", LIBC),
+        };
+        const char *want = "panic | mixsample::boom_callback | "
+                           "mixsample::__pyfunction_abort_in_callback | "
+                           "abort-in-callback.py:run_callbacks";
+        check_sig(sid, N(sid), 5, "panic", want);
+        check_sig(host, N(host), 5, "panic", want);
+        /* Named libc frames still count (or prefix what follows). */
+        struct ms_frame named[] = {
+                native("qsort_r", LIBC),
+                python("sort", "/s/app.py", 3),
+        };
+        check_sig(named, N(named), 5, "SIGSEGV",
+                  "SIGSEGV | qsort_r | app.py:sort");
+}
+
 /* faulthandler catches the SIGSEGV, dumps the traceback and raises it
  * again: the frames above the signal trampoline are its, not the bug's. */
 static void test_faulthandler_sentinel(void)
@@ -656,6 +703,7 @@ int main(void)
         test_panic_stack();
         test_faulthandler_sentinel();
         test_ctypes_bridge();
+        test_unnamed_libc_and_cpython_api();
         test_prefix_and_collapse();
         test_python_runners();
         test_triage_kinds();
