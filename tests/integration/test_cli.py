@@ -221,7 +221,7 @@ def other_interpreter(samples, artefact):
     pytest.skip("a single interpreter")
 
 
-@pytest.mark.parametrize("command", ("core", "pid", "triage", "run") + SECTIONS)
+@pytest.mark.parametrize("command", ("core", "pid", "triage", "run", "tasks") + SECTIONS)
 def test_command_help(command):
     glob = run_mixstack("--help").stdout
     proc = run_mixstack(command, "--help")
@@ -230,7 +230,7 @@ def test_command_help(command):
     assert proc.stdout != glob
     # Every command is in the global help, which points to this one.
     assert f"\n  {command} " in glob
-    if command in SECTIONS:
+    if command in SECTIONS + ("tasks",):
         assert "--json" in proc.stdout and "--locals" not in proc.stdout
 
 
