@@ -1,6 +1,7 @@
 """The CLI's contract: help, version, exit status, clean one-line errors on
 bad input, partial reports with warnings, JSON that validates."""
 import json
+import re
 import os
 import signal
 import subprocess
@@ -374,3 +375,46 @@ def test_panic_count_counts_threads(samples):
         [line] = [l for l in text.splitlines() if l.startswith("rust module ")]
         assert f"in 1 thread: {m['panic']['tid']}" in line, line
         assert m["thread_count"] == 1
+
+
+def _spinner_interpreters():
+    from interp_slots import FOUND
+    out = [it.path for it in FOUND if it.origin == "debian"][:1]
+    out += [it.path for it in FOUND if it.origin == "pyenv"][-1:]
+    return out or [None]
+
+
+@pytest.mark.parametrize("python", _spinner_interpreters())
+def test_gil_diagnosis_of_pure_python_holder(python):
+    """Threads spinning in pure Python contend for the GIL: the holder is
+    running its Python function (spin, file:line of its loop), not where
+    its thread started (start_thread, __libc_start_call_main)."""
+    if python is None:
+        pytest.skip("no interpreter")
+    import ast
+    helper = REPO / "tests" / "helpers" / "gil_spinners.py"
+    spin = next(n for n in ast.parse(helper.read_text()).body
+                if isinstance(n, ast.FunctionDef) and n.name == "spin")
+    loop_lines = set(range(spin.lineno + 1, spin.end_lineno + 1))
+    proc = subprocess.Popen([python, str(helper)], stdout=subprocess.PIPE, text=True)
+    try:
+        tids = json.loads(proc.stdout.readline())
+        time.sleep(0.5)
+        found = None
+        for _ in range(5):  # a snapshot may catch the GIL being handed over
+            status, doc = report_json("gil", tids[0])
+            found = [d for d in doc["diagnoses"] if d["kind"] == "gil-contention"]
+            if found:
+                break
+        assert found, doc["diagnoses"]
+        msg = found[0]["message"]
+        holder = found[0]["tids"][0]
+        assert holder in tids, (tids, found)
+        m = re.search(rf"thread {holder} holds the GIL and is running spin "
+                      rf"\((\S*gil_spinners\.py):(\d+)\) while 3 threads wait", msg)
+        assert m and int(m.group(2)) in loop_lines, msg
+        for start in ("start_thread", "__libc_start", "clone", "_start"):
+            assert start not in msg, msg
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
