@@ -1027,6 +1027,8 @@ const char kHelpLong[] =
         "  mixstack err              pending and handled Python exceptions\n"
         "  mixstack panic            Rust panic state\n"
         "  mixstack phase            the interpreter's lifecycle phase\n"
+        "  mixstack tasks            asyncio tasks: what each awaits, who\n"
+        "                            awaits it, where each is suspended\n"
         "  mixstack report [--json]  the whole report\n"
         "  mixstack up | down        select the frame of the next older /\n"
         "                            newer Python frame's eval loop\n"
@@ -1083,6 +1085,12 @@ bool initialize(lldb::SBDebugger &debugger)
             "The interpreter's lifecycle phase (starting, running, "
             "finalizing).",
             "mixstack phase");
+        add(mixstack, "tasks",
+            new SectionPluginCommand({"tasks", MS_SECTION_TASKS, true}),
+            "asyncio tasks per event loop: suspended frames, what each "
+            "awaits (a task, a future, a Rust future), who awaits it, and "
+            "the diagnoses.",
+            "mixstack tasks");
         add(mixstack, "report",
             new SectionPluginCommand({"report", MS_SECTION_REPORT, false}),
             "The whole report, as the mixstack CLI prints it (--json: "

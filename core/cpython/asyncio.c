@@ -212,6 +212,8 @@ static struct ms_error *walk_gc_list(struct reader *r, uint64_t head,
         size_t hs = (size_t)al->gc_head_size;
         size_t n = hs + (size_t)r->l->ob_type + 8;
         uint8_t buf[64];
+        uint64_t saved = 0;
+        size_t steps = 0, power = 1;
         if (n > sizeof(buf))
                 return NULL;
         while (p && p != head) {
@@ -237,19 +239,30 @@ static struct ms_error *walk_gc_list(struct reader *r, uint64_t head,
                                         p);
                         return NULL;
                 }
-                /* A list that loops without coming back to its head. */
-                struct ms_u64_entry *e = ms_u64_table_find(seen, p);
-                if (e) {
+                /* A list that loops without coming back to its head:
+                 * Brent's cycle finding, a saved node moved at every
+                 * power of two steps, finds any loop in a bounded walk. */
+                if (p == saved) {
                         ms_warnings_add(&r->out->warnings,
                                         "asyncio: a GC list loops at "
-                                        "0x%" PRIx64,
+                                        "0x%" PRIx64 "; tasks after it are "
+                                        "not shown",
                                         p);
+                        r->out->left_out++;
                         return NULL;
+                }
+                if (++steps == power) {
+                        saved = p;
+                        power *= 2;
+                        steps = 0;
                 }
                 uint64_t next, type;
                 memcpy(&next, buf, 8);
                 memcpy(&type, buf + hs + (size_t)r->l->ob_type, 8);
-                if (type_kind(r, type) == K_TASK) {
+                /* A task seen before (a loop not found yet) is not
+                 * listed twice. */
+                if (type_kind(r, type) == K_TASK &&
+                    !ms_u64_table_find(seen, p)) {
                         if (!ms_u64_table_insert(seen, p))
                                 return &ms_error_no_memory;
                         err = add_task(r, p + hs);

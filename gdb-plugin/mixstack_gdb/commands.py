@@ -64,6 +64,7 @@ mixstack gil              who holds the GIL, who waits for it
 mixstack err              pending and handled Python exceptions
 mixstack panic            Rust panic state
 mixstack phase            the interpreter's lifecycle phase
+mixstack tasks            asyncio tasks: what each awaits, who awaits it
 mixstack report [--json]  the whole report, as the mixstack CLI prints it
 mixstack up / down        select the eval-loop frame of the next older / newer Python frame
 mixstack list [N | A,B]   Python source around the current Python frame's line
@@ -222,6 +223,17 @@ class Phase(_Section):
 
     def __init__(self):
         super().__init__("phase")
+
+
+class Tasks(_Section):
+    """asyncio tasks per event loop: each pending task's suspended frames,
+what it awaits (a task, a future, a Rust future), who awaits it, and the
+diagnoses (await cycles, futures only Rust completes, a blocked loop)."""
+    section = L.MS_SECTION_TASKS
+    python_only = True
+
+    def __init__(self):
+        super().__init__("tasks")
 
 
 class Report(gdb.Command):
@@ -433,6 +445,7 @@ def register():
     Err()
     Panic()
     Phase()
+    Tasks()
     Report()
     Up()
     Down()

@@ -32,7 +32,7 @@ MS_STACK_MIXED, MS_STACK_PYTHON_ONLY, MS_STACK_NATIVE_ONLY = range(3)
 MS_FORMAT_TEXT, MS_FORMAT_JSON = range(2)
 # enum ms_section
 (MS_SECTION_REPORT, MS_SECTION_STACKS, MS_SECTION_THREADS, MS_SECTION_GIL,
- MS_SECTION_ERRORS, MS_SECTION_PANIC, MS_SECTION_PHASE) = range(7)
+ MS_SECTION_ERRORS, MS_SECTION_PANIC, MS_SECTION_PHASE, MS_SECTION_TASKS) = range(8)
 
 MS_NUM_REGS = 17
 # The DWARF order of the registers a debugger hands over.
@@ -198,7 +198,11 @@ class MsReport(ctypes.Structure):
                 ("n_diagnoses", ctypes.c_size_t),
                 ("warnings", ctypes.POINTER(ctypes.c_char_p)),
                 ("n_warnings", ctypes.c_size_t),
-                ("warning_sections", ctypes.POINTER(ctypes.c_uint))]
+                ("warning_sections", ctypes.POINTER(ctypes.c_uint)),
+                # asyncio loops: printed by the library (mixstack tasks).
+                ("asyncio_loops", ctypes.c_void_p),
+                ("n_asyncio_loops", ctypes.c_size_t),
+                ("asyncio_left_out", ctypes.c_size_t)]
 
 
 class MsReportOptions(ctypes.Structure):

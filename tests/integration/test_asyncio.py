@@ -56,3 +56,78 @@ def test_tasks_command_json_is_the_document(samples):
     a = samples.for_scenario("async-cycle")[0]
     doc = core_report(a, "tasks")
     check_asyncio(a.manifest, doc)
+
+
+def _cycle_sample(samples):
+    cells = samples.for_scenario("async-cycle")
+    if not cells:
+        pytest.skip("no async-cycle sample")
+    return cells[0]
+
+
+def _check_tasks_text(a, out):
+    for t in a.manifest["asyncio"]["tasks"]:
+        assert f"'{t['name']}'" in out, out[-3000:]
+    assert "await cycle" in out and "'cycle-a'" in out, out[-3000:]
+
+
+def test_gdb_tasks(samples):
+    """`mixstack tasks` in gdb on a core: the library's tasks section."""
+    from test_gdb import assert_clean, run_gdb
+    a = _cycle_sample(samples)
+    exe = a.manifest["interpreter"]["realpath"]
+    proc = run_gdb([f"core-file {Path(a.dir) / 'core'}", "mixstack tasks"],
+                   target=[exe])
+    assert_clean(proc.stdout)
+    _check_tasks_text(a, proc.stdout)
+
+
+def test_lldb_tasks(samples):
+    """`mixstack tasks` in lldb on a core."""
+    from test_lldb import run_lldb
+    a = _cycle_sample(samples)
+    exe = a.manifest["interpreter"]["realpath"]
+    proc = run_lldb([exe, "-c", Path(a.dir) / "core"], ["mixstack tasks"])
+    _check_tasks_text(a, proc.stdout)
+
+
+def _patched_core(a, tmp_path, name, address, value):
+    """A copy of a's core with the 8 bytes at address set to value."""
+    import shutil
+    import struct
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    import corrupt_lib as cl
+    src = Path(a.dir) / "core"
+    off = cl.Core(str(src)).vaddr_to_offset(address, 8)
+    assert off is not None, hex(address)
+    out = tmp_path / name
+    shutil.copyfile(src, out)
+    with open(out, "r+b") as f:
+        f.seek(off)
+        f.write(struct.pack("<Q", value))
+    return out
+
+
+@pytest.mark.parametrize("damage", ["self-loop", "unmapped"])
+def test_damaged_task_list_gives_a_bounded_answer(samples, tmp_path, damage):
+    """A GC list that loops back on a task, or leads to unmapped memory:
+    the task walk ends, says so in a warning, lists no task twice, and
+    keeps the tasks found before the damage."""
+    a = _cycle_sample(samples)
+    full = core_report(a, "tasks")
+    tasks = [t for lp in full["asyncio"] for t in lp["tasks"]]
+    victim = next(t for t in tasks if t["name"] == "tree.2")
+    # Every tracked object is preceded by its PyGC_Head, whose first word
+    # is the next object's header (16 bytes, GIL builds 3.8-3.15).
+    head = int(victim["id"], 16) - 16
+    value = head if damage == "self-loop" else 0x7ff0deadbee0
+    core = _patched_core(a, tmp_path, damage, head, value)
+    proc = run_mixstack("tasks", core, "--json", timeout=60)
+    assert proc.returncode in (0, 1), proc.stderr
+    doc = json.loads(proc.stdout)
+    names = [t["name"] for lp in doc["asyncio"] for t in lp["tasks"]]
+    assert len(names) == len(set(names)), names
+    assert "tree.2" in names and len(names) <= len(tasks)
+    word = "loops" if damage == "self-loop" else "is broken"
+    assert any(f"GC list {word}" in w for w in doc["warnings"]), doc["warnings"]
