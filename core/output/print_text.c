@@ -69,18 +69,39 @@ static void text_location(const struct ms_frame *f, FILE *out)
                 fputc(')', out);
 }
 
+static bool category_is(const struct ms_frame *f, const char *category)
+{
+        return f->category && strcmp(f->category, category) == 0;
+}
+
+/* A frame without a symbol says what it is when that is known: code the
+ * JIT compiled, or the eval loop (found from the interpreter's records);
+ * its module then names where it is, as module+offset. */
+static const char *native_name(const struct ms_frame *f)
+{
+        if (f->function || f->qualname)
+                return frame_name(f);
+        if (category_is(f, "jit"))
+                return "[jit]";
+        if (category_is(f, "eval-loop"))
+                return "[eval loop]";
+        return "??";
+}
+
 static void text_native_frame(const struct ms_frame *f, FILE *out)
 {
         if (f->inlined)
                 fputs("[inlined]          ", out);
         else
                 fprintf(out, "0x%016" PRIx64 " ", f->pc);
-        ms_text_write_safe(out, frame_name(f));
+        ms_text_write_safe(out, native_name(f));
         if (f->function && !f->file && !f->inlined)
                 fprintf(out, "+0x%" PRIx64, f->offset);
-        if (f->module && !f->inlined) {
+        if (f->module && !f->inlined && !category_is(f, "jit")) {
                 fputs(" (", out);
                 ms_text_write_safe(out, basename_of(f->module));
+                if (!f->function)
+                        fprintf(out, "+0x%" PRIx64, f->offset);
                 fputc(')', out);
         }
         text_location(f, out);

@@ -276,6 +276,16 @@ static bool copy_level(struct ms_frame *f, const struct ms_sym_level *level,
         return ok;
 }
 
+/* The load bias of the module holding pc (0 when none). */
+static uint64_t module_bias(struct ms_unwinder *u, uint64_t pc)
+{
+        Dwfl_Module *mod = dwfl_addrmodule(u->dwfl, pc);
+        Dwarf_Addr bias = 0;
+        if (mod && !dwfl_module_getelf(mod, &bias))
+                bias = 0;
+        return bias;
+}
+
 /* Name a frame of JIT-compiled code by its pseudo module. */
 static bool name_jit(struct ms_frame *f, bool borrowed)
 {
@@ -322,6 +332,8 @@ static int add_frames(struct walk *w, uint64_t pc, bool activation, uint64_t sp)
                 f->native_index = (int)stack->n_frames;
                 if (level->has_symbol)
                         f->offset = pc - level->symbol_address;
+                else if (level->module)
+                        f->offset = pc - module_bias(u, pc);
                 stack->n_frames++;
                 if (!copy_level(f, level, stack->borrowed) ||
                     (!f->module && ms_u64_table_find(&u->jit_pcs, pc) &&

@@ -87,6 +87,18 @@ def check_python_stacks(m, doc):
     return checked
 
 
+def check_python_frames_placed(m, doc):
+    """Every Python frame sits on the native frame that runs it: no thread
+    warns that the stacks do not match, no Python frame is left without
+    its eval-loop frame, and outer frames run in outer native frames."""
+    mismatch = [w for w in doc["warnings"] if "do not match" in w]
+    assert not mismatch, (where(m), mismatch)
+    for t in doc["threads"]:
+        indexes = [f["native_index"] for f in t["frames"] if f["kind"] == "python"]
+        assert None not in indexes, (where(m), t["tid"])
+        assert indexes == sorted(indexes), (where(m), t["tid"], indexes)
+
+
 def check_python_threads_marked(m, doc):
     for mt in m["threads"]:
         t = thread_by_tid(doc, mt["tid"])

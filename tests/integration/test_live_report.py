@@ -24,7 +24,8 @@ from manifest_checks import (PANICKING_SCENARIOS, check_asyncio,
                              check_gil_hog_diagnosed, check_gil_holder_and_waiters,
                              check_handled_panic_traceback, check_native_expectations,
                              check_no_panic, check_pending_and_handled_exceptions,
-                             check_phase, check_python_stacks,
+                             check_phase, check_python_frames_placed,
+                             check_python_stacks,
                              check_python_threads_marked, check_schema,
                              check_signal_and_crashing_thread)
 from samples_lib import harness as H
@@ -50,7 +51,8 @@ def check_python_stacks_present(m, doc):
 
 
 # The facts of every snapshot sample, as the core tests check them ...
-FACTS = [check_live_target, check_python_stacks_present, check_python_threads_marked,
+FACTS = [check_live_target, check_python_stacks_present, check_python_frames_placed,
+         check_python_threads_marked,
          check_native_expectations, check_gil_holder_and_waiters,
          check_pending_and_handled_exceptions, check_no_panic, check_phase,
          check_schema, check_asyncio]

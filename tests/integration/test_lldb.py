@@ -383,8 +383,9 @@ def _soname_only(ours, theirs):
     and by the versioned file it links to in theirs."""
     if ours == theirs:
         return True
-    a = re.search(r"\(([^()]+\.so\.\d+)\)", ours)
-    b = re.search(r"\(([^()]+\.so\.\d+(\.\d+)+)\)", theirs)
+    # An unnamed frame's module carries its offset: (libffi.so.8+0x6d95).
+    a = re.search(r"\(([^()+]+\.so\.\d+)(\+0x[0-9a-f]+)?\)", ours)
+    b = re.search(r"\(([^()+]+\.so\.\d+(\.\d+)+)(\+0x[0-9a-f]+)?\)", theirs)
     return bool(a and b and b.group(1).startswith(a.group(1) + ".")
                 and ours.replace(a.group(1), b.group(1)) == theirs)
 

@@ -326,7 +326,9 @@ struct ms_frame {
         /* The demangled name, Rust hashes removed; the raw symbol when it is
          * not mangled. */
         char *function;
-        /* pc minus the symbol's address. */
+        /* pc minus the symbol's address; for a frame without a symbol, pc
+         * minus its module's load bias (the address in the module's file,
+         * as addr2line takes it). */
         uint64_t offset;
         /* Source position, when debug info has it (0 = unknown). */
         char *file;
