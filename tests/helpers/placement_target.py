@@ -6,7 +6,8 @@ once every thread is in place, then waits to be analysed or killed.
 Usage: placement_target.py [--hot]
   --hot: the main thread blocks inside a hot loop (a call to a C function
          that blocks once a pre-filled queue runs dry), so that with
-         PYTHON_JIT=1 the blocking call is made from JIT-compiled code.
+         PYTHON_JIT=1 the blocking call is made from JIT-compiled code;
+         the spinner then sleeps in spin() instead of spinning.
 """
 import json
 import queue
@@ -38,11 +39,18 @@ def reenter():
     repr(Reentrant())
 
 
+progress = [0]
+HOT = "--hot" in sys.argv
+
+
 def spin():
     started.wait()
-    x = 0
     while True:
-        x += 1
+        progress[0] += 1
+        if HOT:
+            # Left alone, the hot loop owns the GIL: its thread blocks in
+            # the queue's get only, never in taking the GIL back.
+            time.sleep(3600)
 
 
 def hot_get(q, i):
@@ -62,13 +70,15 @@ def main():
     for t in threads:
         t.start()
     started.wait()
-    # time.sleep's frame and the spinner's loop are entered by now.
-    time.sleep(0.3)
+    # The spinner is in its loop once it counts; the test waits for the
+    # sleepers to be in their system calls.
+    while not progress[0]:
+        time.sleep(0.01)
     for t in threads:
         tids[t.name] = t.native_id
     tids["main"] = threading.get_native_id()
     print(json.dumps(tids), flush=True)
-    if "--hot" in sys.argv:
+    if HOT:
         q = queue.SimpleQueue()
         for i in range(300000):
             q.put(i)

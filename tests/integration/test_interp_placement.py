@@ -72,8 +72,10 @@ class Target:
         self.tids = json.loads(line)
         self.workdir = Path(workdir)
         self.pid = self.tids["main"]
-        if hot:
-            time.sleep(1.5)  # the queue runs dry; the loop is hot by then
+        wait_syscall(self.pid, self.tids["reenter"], (CLOCK_NANOSLEEP,))
+        # The main thread blocks in time.sleep, or in the queue's get once
+        # the hot loop ran it dry.
+        wait_syscall(self.pid, self.pid, (FUTEX,) if hot else (CLOCK_NANOSLEEP,))
 
     def kill_for_core(self):
         os.kill(self.pid, signal.SIGABRT)
@@ -87,6 +89,23 @@ class Target:
         if self.proc.poll() is None:
             os.kill(self.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
+
+
+def wait_syscall(pid, tid, numbers, timeout=30):
+    """Wait until thread tid of pid sleeps in one of the system calls."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            nr = Path(f"/proc/{pid}/task/{tid}/syscall").read_text().split()[0]
+        except (OSError, IndexError):
+            nr = ""
+        if nr in numbers:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"thread {tid} not in a system call {numbers}")
+
+
+CLOCK_NANOSLEEP, FUTEX = "230", "202"
 
 
 def thread_by_tid(doc, tid):
