@@ -495,7 +495,9 @@ static struct ms_error *diagnose_rust_futures(struct ms_report *r,
         describe_await(out, first);
         fprintf(out, " waits for a Rust future (%s)",
                 first->rust_detail ? first->rust_detail : "PyO3");
-        if (n_waiting > 1)
+        if (n_waiting == 2)
+                fprintf(out, ", and 1 more task does");
+        else if (n_waiting > 2)
                 fprintf(out, ", and %zu more tasks do", n_waiting - 1);
         fprintf(out, "; only Rust code can complete %s",
                 n_waiting > 1 ? "them" : "it");

@@ -522,6 +522,15 @@ fn never_completes(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(wait_for_channel(rx).await) })
 }
 
+/// A PyO3 `async fn` (a pyo3 Coroutine when called) whose future never
+/// completes: it waits on a channel nobody sends to.
+#[pyfunction]
+async fn never_async() -> u64 {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    NEVER_TX.lock().unwrap().push(tx);
+    wait_for_channel(rx).await
+}
+
 /// Runs on a tokio worker: attaches to Python, which waits for the GIL the
 /// event loop thread holds.
 #[inline(never)]
@@ -657,6 +666,7 @@ fn mixsample(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(spawn_rust_only, m)?)?;
     m.add_function(wrap_pyfunction!(spawn_attached, m)?)?;
     m.add_function(wrap_pyfunction!(never_completes, m)?)?;
+    m.add_function(wrap_pyfunction!(never_async, m)?)?;
     m.add_function(wrap_pyfunction!(loop_blocks_on_tokio, m)?)?;
     m.add_function(wrap_pyfunction!(doomed_future, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown_doomed_runtime, m)?)?;
