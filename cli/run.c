@@ -178,9 +178,15 @@ static int parse_run_options(int argc, char **argv, struct run *run)
         };
         int c;
         optind = 1;
+        opterr = 0;
         /* "+": the command's own options are not mixstack's. */
         while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
-                if (c == 'h') {
+                if (c == '?') {
+                        cli_error("unknown option or missing argument: %s",
+                                  argv[optind - 1]);
+                        fputs("Try 'mixstack run --help'.\n", stderr);
+                        return RUN_FAILED;
+                } else if (c == 'h') {
                         fputs(run_usage, stdout);
                         exit(0);
                 } else if (c == 't' || c == 'g') {

@@ -232,15 +232,17 @@ static int parse_triage_options(int argc, char **argv,
         };
         int c;
         optind = 1;
+        opterr = 0;
         while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
                 if (c == 'h') {
                         fputs(triage_usage, stdout);
                         exit(TRIAGE_ALL);
                 }
-                if (!cli_triage_option(c, optarg, cfg)) {
-                        if (c == '?' || c == ':')
-                                fputs("Try 'mixstack triage --help'.\n",
-                                      stderr);
+                if (c == '?')
+                        cli_error("unknown option or missing argument: %s",
+                                  argv[optind - 1]);
+                if (c == '?' || !cli_triage_option(c, optarg, cfg)) {
+                        fputs("Try 'mixstack triage --help'.\n", stderr);
                         return TRIAGE_UNUSABLE;
                 }
         }

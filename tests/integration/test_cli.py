@@ -257,6 +257,14 @@ def test_unexpected_arguments(samples):
         assert "missing file" not in proc.stderr
     proc = run_mixstack("gil", core, REPO / "README.md")
     assert_one_line_error(proc, "not an ELF file")
+    # triage and run: their own usage errors, said the same way.
+    for args, status in [(("triage", "--bogus", core), 2),
+                         (("run", "--bogus", "--", "true"), 125)]:
+        proc = run_mixstack(*args)
+        assert proc.returncode == status, (args, proc)
+        first, *rest = proc.stderr.splitlines()
+        assert first == "mixstack: unknown option or missing argument: --bogus", proc.stderr
+        assert rest == [f"Try 'mixstack {args[0]} --help'."], proc.stderr
 
 
 def test_executable_of_another_build_is_named(samples):
