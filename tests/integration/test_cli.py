@@ -315,8 +315,13 @@ def test_section_json_is_the_section(samples):
             "panic": {"python", "rust", "threads"},
             "phase": {"python", "interpreters", "phase"},
             "threads": {"threads"}}
+    # Each section on the samples that have facts for it.
+    cells = {"gil": ("gil-deadlock", "many-threads"), "err": ("pending-panic",),
+             "panic": ("abort-in-callback", "pending-panic"), "phase": ("many-threads",),
+             "threads": ("many-threads", "pending-panic")}
     for section in SECTIONS:
-        for scenario, a in cores.items():
+        for scenario in cells[section]:
+            a = cores[scenario]
             m = a.manifest
             proc = run_mixstack(section, Path(a.dir) / "core", "--json")
             assert proc.returncode == 0, (section, scenario, proc.stderr)
