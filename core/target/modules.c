@@ -24,7 +24,7 @@
 /* Program headers of the file mapped at m: from target memory (the first
  * page of every mapped ELF file is in a core), else from the host file. */
 static size_t read_phdrs(struct ms_target *target, const struct ms_mapping *m,
-                         Elf64_Phdr *phdrs)
+                         Elf64_Phdr *phdrs, uint16_t *type)
 {
         Elf64_Ehdr eh;
         struct ms_error *err =
@@ -57,6 +57,7 @@ static size_t read_phdrs(struct ms_target *target, const struct ms_mapping *m,
         }
         if (fd >= 0)
                 close(fd);
+        *type = eh.e_type;
         return eh.e_phnum;
 fail:
         if (fd >= 0)
@@ -136,12 +137,20 @@ static struct ms_error *compute_modules(struct ms_target *target)
                 const struct ms_mapping *m = &target->mappings[i];
                 if (m->file_offset != 0 || is_pseudo_path(m->path))
                         continue;
-                size_t n = read_phdrs(target, m, phdrs);
+                uint16_t type = ET_NONE;
+                size_t n = read_phdrs(target, m, phdrs, &type);
                 /* Data files (locale archive) are mapped at 0 too. */
                 if (!n && m->host_path)
                         continue;
                 if (n && count_headers(target, m) > 1 &&
                     !has_loader_layout(target, m, phdrs, n))
+                        continue;
+                /* A non-PIE executable (or its debug file, which Rust's
+                 * panic backtrace maps whole) runs only at its own
+                 * addresses: mapped elsewhere, it is a file being read. */
+                const Elf64_Phdr *load = first_load(phdrs, n);
+                if (type == ET_EXEC && load &&
+                    m->start != (load->p_vaddr & PAGE_MASK))
                         continue;
                 if (!ms_grow((void **)&target->modules, &capacity,
                              target->n_modules, sizeof(*target->modules))) {

@@ -10,7 +10,10 @@ Usage: placement_target.py [--hot]
          the spinner then sleeps in spin() instead of spinning.
 """
 import json
+import mmap
+import os
 import queue
+import struct
 import sys
 import threading
 import time
@@ -63,7 +66,39 @@ def hot_loop(q):
         x = hot_get(q, x & 7)
 
 
+def build_id(path):
+    """The GNU build-id of an ELF file, as hex, or None."""
+    with open(path, "rb") as f:
+        data = f.read(1 << 16)
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    for i in range(phnum):
+        p_type, _, p_offset = struct.unpack_from("<IIQ", data, phoff + i * phentsize)
+        p_filesz, = struct.unpack_from("<Q", data, phoff + i * phentsize + 32)
+        pos, end = p_offset, p_offset + p_filesz
+        while p_type == 4 and pos + 12 <= min(end, len(data)):
+            namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
+            desc = pos + 12 + ((namesz + 3) & ~3)
+            if ntype == 3 and data[pos + 12:pos + 15] == b"GNU":
+                return data[desc:desc + descsz].hex()
+            pos = desc + ((descsz + 3) & ~3)
+    return None
+
+
+def map_debug_file():
+    """Map the interpreter's debug file whole, as Rust's panic backtrace
+    does (a non-PIE executable's debug file then sits in the address space
+    away from the addresses it describes)."""
+    bid = build_id(os.path.realpath(sys.executable))
+    path = bid and f"/usr/lib/debug/.build-id/{bid[:2]}/{bid[2:]}.debug"
+    if not path or not os.path.exists(path):
+        return None
+    with open(path, "rb") as f:
+        return mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+
+
 def main():
+    mapped = map_debug_file()  # noqa: F841 (kept mapped)
     tids = {}
     threads = [threading.Thread(target=reenter, name="reenter", daemon=True),
                threading.Thread(target=spin, name="spin", daemon=True)]
