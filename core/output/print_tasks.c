@@ -100,6 +100,14 @@ void ms_text_tasks(const struct ms_report *r, FILE *out)
                                 "them all)\n",
                                 lp->n_tasks - TEXT_MAX_TASKS);
         }
+        for (size_t i = 0; i < r->n_async_threads; i++) {
+                const struct ms_async_thread *a = &r->async_threads[i];
+                fprintf(out, "%s%d %s (%s)",
+                        i ? ", " : "Rust async threads: ", (int)a->tid, a->role,
+                        a->state);
+                if (i + 1 == r->n_async_threads)
+                        fputc('\n', out);
+        }
         if (r->asyncio_left_out)
                 fprintf(out,
                         "asyncio: %zu tasks or lists left out by the "
@@ -192,6 +200,18 @@ void ms_json_asyncio(struct ms_json *json, const struct ms_report *r)
         ms_json_end_array(json);
         ms_json_key_int_or_null(json, "asyncio_left_out", true,
                                 (int64_t)r->asyncio_left_out);
+        ms_json_key(json, "async_threads");
+        ms_json_begin_array(json);
+        for (size_t i = 0; i < r->n_async_threads; i++) {
+                const struct ms_async_thread *a = &r->async_threads[i];
+                ms_json_begin_object(json);
+                ms_json_key(json, "tid");
+                ms_json_int(json, a->tid);
+                ms_json_key_string(json, "role", a->role);
+                ms_json_key_string(json, "state", a->state);
+                ms_json_end_object(json);
+        }
+        ms_json_end_array(json);
 }
 
 bool ms_diagnosis_is_asyncio(const struct ms_diagnosis *d)

@@ -122,6 +122,9 @@ void ms_asyncio_free(struct ms_report *report)
         free(report->asyncio_loops);
         report->asyncio_loops = NULL;
         report->n_asyncio_loops = 0;
+        free(report->async_threads);
+        report->async_threads = NULL;
+        report->n_async_threads = 0;
 }
 
 static struct ms_error *take_loop(struct ms_py_asyncio *a, size_t li,
@@ -385,13 +388,18 @@ static bool category_is(const struct ms_frame *f, const char *c)
         return f->category && !strcmp(f->category, c);
 }
 
+/* A thread of a tokio runtime: named so (tokio's default names), or
+ * running its scheduler or blocking pool. A thread that only waits in a
+ * runtime's block_on (the caller's) is not one. */
 static bool is_tokio_thread(const struct ms_thread_report *t)
 {
         if (t->name && !strncmp(t->name, "tokio-", 6))
                 return true;
         for (size_t i = 0; i < t->n_frames; i++) {
                 const char *fn = t->frames[i].function;
-                if (fn && strstr(fn, "tokio::runtime::"))
+                if (fn && (strstr(fn, "tokio::runtime::scheduler::"
+                                      "multi_thread::worker") ||
+                           strstr(fn, "tokio::runtime::blocking::pool")))
                         return true;
         }
         return false;
@@ -404,6 +412,59 @@ static bool thread_waits(const struct ms_thread_report *t)
         return t->gil == MS_GIL_WAITING ||
                (t->n_frames && (category_is(&t->frames[0], "libc-wait") ||
                                 category_is(&t->frames[0], "rust-wait")));
+}
+
+static bool has_frame(const struct ms_thread_report *t, const char *part)
+{
+        for (size_t i = 0; i < t->n_frames; i++) {
+                const char *fn = t->frames[i].function;
+                if (fn && strstr(fn, part))
+                        return true;
+        }
+        return false;
+}
+
+/* What a tokio thread is: a worker of the multi-thread scheduler (which
+ * runs inside a blocking-pool thread), a blocking-pool thread, or some
+ * other thread of the runtime (a current-thread block_on, the name only). */
+static const char *tokio_role(const struct ms_thread_report *t)
+{
+        if (has_frame(t, "scheduler::multi_thread::worker"))
+                return "tokio-worker";
+        if (has_frame(t, "tokio::runtime::blocking::pool"))
+                return "tokio-blocking";
+        return "tokio";
+}
+
+static const char *tokio_state(const struct ms_thread_report *t)
+{
+        if (t->gil == MS_GIL_WAITING)
+                return "waiting-for-gil";
+        if (!thread_waits(t))
+                return "running";
+        return has_frame(t, "::park") ? "idle" : "blocked";
+}
+
+static struct ms_error *find_async_threads(struct ms_report *r)
+{
+        for (size_t i = 0; i < r->n_threads; i++) {
+                const struct ms_thread_report *t = &r->threads[i];
+                if (!is_tokio_thread(t))
+                        continue;
+                struct ms_async_thread *a =
+                        realloc(r->async_threads,
+                                (r->n_async_threads + 1) * sizeof(*a));
+                if (!a)
+                        return &ms_error_no_memory;
+                r->async_threads = a;
+                r->async_threads[r->n_async_threads++] =
+                        (struct ms_async_thread){
+                                .tid = t->tid,
+                                .role = tokio_role(t),
+                                .state = tokio_state(t),
+                        };
+        }
+        return NULL;
 }
 
 /* Crates whose frames are machinery, not what the program asked for. */
@@ -586,8 +647,9 @@ static struct ms_error *diagnose_blocked_loops(struct ms_report *r,
 
 struct ms_error *ms_report_diagnose_asyncio(struct ms_report *r)
 {
-        if (!r->n_asyncio_loops)
-                return NULL;
+        struct ms_error *e0 = find_async_threads(r);
+        if (e0 || !r->n_asyncio_loops)
+                return e0;
         struct task_index ix;
         struct ms_error *err = index_build(r, &ix);
         if (!err)

@@ -359,8 +359,11 @@ def asyncio_truth(loop, awaited_by=None, rust_futures=(), running=None):
         for p in parents:
             if child in out and p not in out[child]["awaited_by"]:
                 out[child]["awaited_by"].append(p)
+    tokio = [int(t) for t in os.listdir("/proc/self/task")
+             if (thread_comm(int(t)) or "").startswith("tokio-")]
     return {"loop_tid": threading.get_native_id(), "running_task": running,
-            "tasks": sorted(out.values(), key=lambda e: e["name"])}
+            "tasks": sorted(out.values(), key=lambda e: e["name"]),
+            "tokio_tids": sorted(tokio)}
 
 
 def _line_containing(code, needle):

@@ -202,7 +202,9 @@ class MsReport(ctypes.Structure):
                 # asyncio loops: printed by the library (mixstack tasks).
                 ("asyncio_loops", ctypes.c_void_p),
                 ("n_asyncio_loops", ctypes.c_size_t),
-                ("asyncio_left_out", ctypes.c_size_t)]
+                ("asyncio_left_out", ctypes.c_size_t),
+                ("async_threads", ctypes.c_void_p),
+                ("n_async_threads", ctypes.c_size_t)]
 
 
 class MsReportOptions(ctypes.Structure):

@@ -257,6 +257,21 @@ def check_asyncio(m, doc):
     running = [names[lp["running_task"]] for lp in loops if lp["running_task"]]
     assert running == ([truth["running_task"]] if truth["running_task"] else []), (
         w, running)
+    # The tokio threads the sample saw (by name) are the report's Rust
+    # async threads; the worker that waits for the GIL says so.
+    if "tokio_tids" in truth:
+        threads = {a["tid"]: a for a in doc["async_threads"]}
+        # A worker spawned right before the record may not be named yet:
+        # it is one of the threads the sample did not describe.
+        others = {t["tid"] for t in m["threads"] if t.get("role") == "other"}
+        assert set(truth["tokio_tids"]) <= set(threads), (w, threads)
+        assert set(threads) <= set(truth["tokio_tids"]) | others, (w, threads)
+        for mt in m["threads"]:
+            if mt.get("role") == "tokio-worker":
+                a = threads[mt["tid"]]
+                assert a["role"] == "tokio-worker", (w, a)
+                assert a["state"] == ("waiting-for-gil" if mt["waits_gil"]
+                                      else a["state"]), (w, a)
     kinds = [d["kind"] for d in doc["diagnoses"]]
     for kind in m.get("expect_diagnoses", []):
         assert kind in kinds, (w, kind, doc["diagnoses"])

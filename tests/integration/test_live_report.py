@@ -64,6 +64,12 @@ SCENARIO_FACTS = {
 }
 
 
+def marks(scenario):
+    """The async samples live are left to the plain pass: the sanitizer
+    pass checks the asyncio reader on their cores (test_asyncio.py)."""
+    return [pytest.mark.slow] if scenario.startswith("async-") else []
+
+
 def fact_cells():
     for slot in SLOT_IDS:
         for sc in SNAPSHOTS:
@@ -71,7 +77,8 @@ def fact_cells():
                 if check is check_no_panic and sc in PANICKING_SCENARIOS:
                     continue
                 name = check.__name__[len("check_"):].replace("_", "-")
-                yield pytest.param(slot, sc, check, id=f"{slot}-{sc}-{name}")
+                yield pytest.param(slot, sc, check, id=f"{slot}-{sc}-{name}",
+                                   marks=marks(sc))
 
 
 def target_state(pid):
@@ -133,7 +140,8 @@ def live_reports(samples_build):
 
 
 @pytest.mark.parametrize("slot,scenario", [
-    pytest.param(slot, sc, id=f"{slot}-{sc}") for slot in SLOT_IDS for sc in SNAPSHOTS])
+    pytest.param(slot, sc, id=f"{slot}-{sc}", marks=marks(sc))
+    for slot in SLOT_IDS for sc in SNAPSHOTS])
 def test_target_left_running(live_reports, slot, scenario):
     """After `mixstack pid`: alive, untraced, no thread stopped, every
     thread the sample listed still there."""

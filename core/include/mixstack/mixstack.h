@@ -542,6 +542,15 @@ struct ms_asyncio_task {
         size_t n_awaited_by;
 };
 
+/* A thread of a Rust async runtime (tokio), found by its frames or name. */
+struct ms_async_thread {
+        pid_t tid;
+        /* "tokio-worker", "tokio-blocking" (the blocking pool), "tokio". */
+        const char *role;
+        /* "running", "idle" (parked), "waiting-for-gil", "blocked". */
+        const char *state;
+};
+
 /* One asyncio event loop and its tasks. */
 struct ms_asyncio_loop {
         uint64_t address;
@@ -605,6 +614,10 @@ struct ms_report {
         struct ms_asyncio_loop *asyncio_loops;
         size_t n_asyncio_loops;
         size_t asyncio_left_out;
+        /* Threads of Rust async runtimes (tokio workers and blocking
+         * threads), shown with the tasks they should complete. */
+        struct ms_async_thread *async_threads;
+        size_t n_async_threads;
 };
 
 /* Which frames a thread's stack shows. */
