@@ -21,7 +21,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <fstream>
 #include <mutex>
 #include <new>
 #include <string>
@@ -58,21 +57,6 @@ const char kNotPython[] = "no Python interpreter found in this process";
 // ---------------------------------------------------------------------
 // Text helpers
 // ---------------------------------------------------------------------
-
-// Like the library's printer: control bytes of target data as \xNN, so a
-// core cannot send escape sequences to the terminal.
-void append_safe(std::string &out, const char *s, bool keep_tabs = false)
-{
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-                if ((*p < 0x20 && !(keep_tabs && *p == '\t')) || *p == 0x7f) {
-                        char buf[8];
-                        snprintf(buf, sizeof(buf), "\\x%02x", *p);
-                        out += buf;
-                } else {
-                        out += (char)*p;
-                }
-        }
-}
 
 std::string file_spec_path(const lldb::SBFileSpec &spec)
 {
@@ -166,45 +150,25 @@ void add_thread(struct ms_target *target, lldb::SBThread thread)
                                    regs, fs_base));
 }
 
-// A module's file-backed PT_LOAD segments as mappings (page-aligned, as the
-// kernel maps them), or its load address alone when lldb shows no segment.
+// A module by where lldb loaded it: the library adds the mappings of its
+// file's segments. A module without a file here (the vdso) is added by its
+// load address alone.
 void add_module(struct ms_target *target, lldb::SBTarget &lldb_target,
                 lldb::SBModule module)
 {
         std::string path = file_spec_path(module.GetFileSpec());
         if (path.empty())
                 return;
-        const uint64_t page = 4096;
-        bool added = false;
-        size_t n = module.GetNumSections();
-        for (size_t i = 0; i < n; i++) {
-                lldb::SBSection section = module.GetSectionAtIndex(i);
-                const char *name = section.GetName();
-                if (!name || strncmp(name, "PT_LOAD[", 8) != 0)
-                        continue;
-                uint64_t load = section.GetLoadAddress(lldb_target);
-                uint64_t offset = section.GetFileOffset();
-                uint64_t size = section.GetFileByteSize();
-                if (load == LLDB_INVALID_ADDRESS || size == 0 ||
-                    load + size < load)
-                        continue;
-                uint64_t start = load, file_offset = offset;
-                if ((load & (page - 1)) == (offset & (page - 1))) {
-                        start = load & ~(page - 1);
-                        file_offset = offset & ~(page - 1);
-                }
-                uint64_t end = (load + size + page - 1) & ~(page - 1);
-                check(ms_target_add_mapping(target, path.c_str(), start, end,
-                                            file_offset));
-                added = true;
-        }
-        if (added)
-                return;
         uint64_t header =
                 module.GetObjectFileHeaderAddress().GetLoadAddress(lldb_target);
-        if (header != LLDB_INVALID_ADDRESS && header != 0)
-                check(ms_target_add_mapping(target, path.c_str(), header,
-                                            header, 0));
+        if (header == LLDB_INVALID_ADDRESS || header == 0)
+                return;
+        struct ms_error *err =
+                ms_target_add_module(target, path.c_str(), nullptr, header);
+        if (!err)
+                return;
+        ms_error_destroy(err);
+        check(ms_target_add_mapping(target, path.c_str(), header, header, 0));
 }
 
 // The process's writable memory, where a Rust panic that aborted leaves its
@@ -310,8 +274,12 @@ struct CacheEntry {
 
 std::vector<CacheEntry> g_cache;
 
+void clear_maps();
+
 void clear_cache()
 {
+        // Maps point into the reports.
+        clear_maps();
         for (CacheEntry &e : g_cache)
                 ms_report_destroy(e.report);
         g_cache.clear();
@@ -426,7 +394,8 @@ void no_arguments(const char *name, const std::vector<std::string> &args)
 }
 
 // ---------------------------------------------------------------------
-// Python frame navigation (up, down, list)
+// Frame maps: the library matches a thread's frames to lldb's, numbers
+// them as lldb does and navigates Python frames (core/navigate/)
 // ---------------------------------------------------------------------
 
 const struct ms_thread_report *find_thread(const struct ms_report *report,
@@ -439,396 +408,299 @@ const struct ms_thread_report *find_thread(const struct ms_report *report,
         return nullptr;
 }
 
-// Where `mixstack up/down` left the user: valid while the process has not
-// moved and lldb's selected frame is still the one mixstack selected.
-struct NavState {
-        bool valid = false;
-        uint32_t process_uid = 0;
-        uint32_t stop_id = 0;
-        lldb::tid_t tid = 0;
-        uint32_t lldb_frame = 0;
-        size_t python_pos = 0; // index into the thread's Python frames
+// One map per thread and report options, for the current stop: it holds
+// the Python frame chosen by up/down/frame.
+struct MapEntry {
+        lldb::tid_t tid;
+        enum ms_stack_mode mode;
+        bool all_frames;
+        bool locals;
+        struct ms_frame_map *map;
 };
 
-NavState g_nav;
+std::vector<MapEntry> g_maps;
 
-// The thread's Python frames (indices into t->frames), innermost first.
-std::vector<size_t> python_frames(const struct ms_thread_report *t)
+void clear_maps()
 {
-        std::vector<size_t> out;
-        for (size_t i = 0; i < t->n_frames; i++) {
-                if (t->frames[i].kind == MS_FRAME_PYTHON)
-                        out.push_back(i);
-        }
-        return out;
+        for (MapEntry &e : g_maps)
+                ms_frame_map_destroy(e.map);
+        g_maps.clear();
 }
 
-// Physical frames: a function and the functions inlined into it share one
-// stack frame and one pc. mixstack lists a physical frame as its inlined
-// frames (innermost first) then the concrete one. lldb does the same, but
-// its inlined chains can differ (lldb 19 drops them in the cold part of a
-// function split by the compiler), so frames are matched physical frame by
-// physical frame: lldb's are runs of frames with one CFA (less its
-// artificial tail-call frames), mixstack's end at each frame that is not
-// inlined.
-struct Physical {
-        uint32_t first; // index of its innermost frame
-        uint32_t last;  // index of its concrete (outermost) frame
-        uint64_t pc;
-};
-
-std::vector<Physical> lldb_physical(lldb::SBThread &thread)
+lldb::SBThread thread_by_tid(lldb::SBProcess &process, lldb::tid_t tid)
 {
-        std::vector<Physical> out;
+        uint32_t n = process.GetNumThreads();
+        for (uint32_t i = 0; i < n; i++) {
+                lldb::SBThread t = process.GetThreadAtIndex(i);
+                if (t.GetThreadID() == tid)
+                        return t;
+        }
+        return lldb::SBThread();
+}
+
+struct ms_frame_map *make_map(const struct ms_report *report,
+                              lldb::SBThread &thread)
+{
+        struct ms_frame_map *map = nullptr;
+        check(ms_frame_map_create(report, (pid_t)thread.GetThreadID(), &map));
         uint32_t n = thread.GetNumFrames();
-        uint64_t cfa = 0;
         for (uint32_t i = 0; i < n; i++) {
                 lldb::SBFrame frame = thread.GetFrameAtIndex(i);
-                // Tail calls lldb infers from call-site debug info: no
-                // stack frame of their own.
+                unsigned flags = 0;
+                if (frame.IsInlined())
+                        flags |= MS_DEBUGGER_FRAME_INLINED;
                 if (frame.IsArtificial())
-                        continue;
-                uint64_t this_cfa = frame.GetCFA();
-                if (!out.empty() && this_cfa == cfa &&
-                    this_cfa != LLDB_INVALID_ADDRESS) {
-                        out.back().last = i;
-                        continue;
+                        flags |= MS_DEBUGGER_FRAME_ARTIFICIAL;
+                struct ms_error *err = ms_frame_map_add_debugger_frame(
+                        map, frame.GetPC(), flags, frame.GetFunctionName());
+                if (err) {
+                        ms_frame_map_destroy(map);
+                        check(err);
                 }
-                out.push_back(Physical{i, i, frame.GetPC()});
-                cfa = this_cfa;
         }
-        return out;
+        return map;
 }
 
-std::vector<Physical> mixstack_physical(const struct ms_thread_report *nt)
+// The frame map of thread tid for a report made with options, synced with
+// lldb's selected frame. Maps of reports other than the default one
+// follow the default map's current Python frame.
+struct ms_frame_map *get_map(Context &ctx, lldb::tid_t tid,
+                             const struct ms_report_options &options)
 {
-        std::vector<Physical> out;
-        uint32_t first = 0;
-        for (size_t i = 0; i < nt->n_frames; i++) {
-                if (nt->frames[i].inlined && i + 1 < nt->n_frames)
-                        continue;
-                out.push_back(Physical{first, (uint32_t)i, nt->frames[i].pc});
-                first = (uint32_t)i + 1;
+        const struct ms_report *report = get_report(ctx, options);
+        lldb::SBThread thread = thread_by_tid(ctx.process, tid);
+        if (!thread.IsValid())
+                fail("no thread " + std::to_string(tid) + " in this process");
+        struct ms_frame_map *map = nullptr;
+        for (MapEntry &e : g_maps) {
+                if (e.tid == tid && e.mode == options.mode &&
+                    e.all_frames == options.all_frames &&
+                    e.locals == options.locals)
+                        map = e.map;
         }
-        return out;
+        if (!map) {
+                map = make_map(report, thread);
+                try {
+                        g_maps.push_back(MapEntry{tid, options.mode,
+                                                  options.all_frames,
+                                                  options.locals, map});
+                } catch (...) {
+                        ms_frame_map_destroy(map);
+                        throw;
+                }
+        }
+        ms_frame_map_sync(map, thread.GetSelectedFrame().GetFrameID());
+        bool plain = options.mode == MS_STACK_MIXED && !options.all_frames &&
+                     !options.locals;
+        if (!plain && options.mode != MS_STACK_NATIVE_ONLY) {
+                struct ms_report_options defaults = {};
+                long k = ms_frame_map_current_python(
+                        get_map(ctx, tid, defaults));
+                if (k >= 0 && (size_t)k < ms_frame_map_n_python(map))
+                        ms_error_destroy(
+                                ms_frame_map_select_python(map, (size_t)k));
+        }
+        return map;
 }
 
-// The physical frame of `to` matching physical frame `ordinal` of the other
-// stack: the one at the same position when its pc agrees, else the nearest
-// one with that pc; -1 when none has it.
-long match_physical(const std::vector<Physical> &to, size_t ordinal,
-                    uint64_t pc)
+lldb::tid_t selected_tid(Context &ctx)
 {
-        if (ordinal < to.size() && to[ordinal].pc == pc)
-                return (long)ordinal;
-        long best = -1;
-        for (size_t i = 0; i < to.size(); i++) {
-                if (to[i].pc != pc)
-                        continue;
-                if (best < 0 ||
-                    labs((long)i - (long)ordinal) < labs(best - (long)ordinal))
-                        best = (long)i;
-        }
-        return best;
+        lldb::SBThread thread = ctx.process.GetSelectedThread();
+        if (!thread.IsValid())
+                fail("no thread selected");
+        return thread.GetThreadID();
 }
 
-// Index of the physical frame holding frame index i.
-size_t physical_of(const std::vector<Physical> &frames, uint32_t i)
-{
-        for (size_t k = 0; k < frames.size(); k++) {
-                if (i >= frames[k].first && i <= frames[k].last)
-                        return k;
-        }
-        return frames.size();
-}
-
-const struct ms_thread_report *native_thread(Context &ctx, pid_t tid)
+// A Python navigation map of the selected thread.
+struct ms_frame_map *nav_map(Context &ctx, bool locals = false)
 {
         struct ms_report_options options = {};
-        options.mode = MS_STACK_NATIVE_ONLY;
-        const struct ms_report *native = get_report(ctx, options);
-        return find_thread(native, tid);
+        options.locals = locals;
+        require_python(default_report(ctx));
+        return get_map(ctx, selected_tid(ctx), options);
 }
 
-// The lldb frame of mixstack native frame native_index: in the matching
-// physical frame, as far from its concrete frame as in mixstack. -1, with
-// *why set, when lldb has no such frame (its unwinder stopped earlier).
-long lldb_frame_for(Context &ctx, lldb::SBThread &thread,
-                    const struct ms_thread_report *t, int native_index,
-                    const std::string &what, std::string *why)
+void append_text(lldb::SBCommandReturnObject &result, char *text)
 {
-        const struct ms_thread_report *nt = native_thread(ctx, t->tid);
-        std::vector<Physical> ms;
-        size_t k = 0;
-        if (nt && native_index >= 0 && (size_t)native_index < nt->n_frames) {
-                ms = mixstack_physical(nt);
-                k = physical_of(ms, (uint32_t)native_index);
-        }
-        if (k >= ms.size()) {
-                *why = "no eval-loop frame is known to run " + what;
-                return -1;
-        }
-        std::vector<Physical> ll = lldb_physical(thread);
-        long m = match_physical(ll, k, ms[k].pc);
-        if (m < 0) {
-                char buf[64];
-                snprintf(buf, sizeof(buf), "0x%016" PRIx64, ms[k].pc);
-                *why = std::string("lldb has no frame at ") + buf +
-                       " (the eval loop running " + what +
-                       "): its unwinder stopped at frame #" +
-                       std::to_string(ll.empty() ? 0 : ll.back().last);
-                return -1;
-        }
-        uint32_t from_end = ms[k].last - (uint32_t)native_index;
-        const Physical &p = ll[m];
-        return p.last - p.first >= from_end ? p.last - from_end : p.first;
-}
-
-// The mixstack native index of lldb frame lldb_index (the inverse).
-int native_index_for(Context &ctx, lldb::SBThread &thread,
-                     const struct ms_thread_report *t, uint32_t lldb_index)
-{
-        const struct ms_thread_report *nt = native_thread(ctx, t->tid);
-        if (!nt)
-                return (int)lldb_index;
-        std::vector<Physical> ll = lldb_physical(thread);
-        size_t k = physical_of(ll, lldb_index);
-        if (k >= ll.size())
-                return (int)lldb_index;
-        std::vector<Physical> ms = mixstack_physical(nt);
-        long m = match_physical(ms, k, ll[k].pc);
-        if (m < 0)
-                return (int)lldb_index;
-        uint32_t from_end = ll[k].last - lldb_index;
-        const Physical &p = ms[m];
-        return (int)(p.last - p.first >= from_end ? p.last - from_end
-                                                  : p.first);
-}
-
-// "#N   [python] name (file:line)", N the lldb frame selected for it (as
-// the gdb plugin prints gdb's level), "#?" when lldb has none.
-std::string python_frame_line(const struct ms_frame *f, long lldb_frame)
-{
-        char head[32];
-        if (lldb_frame >= 0)
-                snprintf(head, sizeof(head), "#%-3ld [python] ", lldb_frame);
-        else
-                snprintf(head, sizeof(head), "#?   [python] ");
-        std::string line = head;
-        append_safe(line, f->qualname   ? f->qualname
-                          : f->function ? f->function
-                                        : "??");
-        if (f->file) {
-                line += " (";
-                append_safe(line, f->file);
-                if (f->line > 0)
-                        line += ":" + std::to_string(f->line);
-                line += ")";
-        }
-        return line;
-}
-
-struct NavTarget {
-        lldb::SBThread thread;
-        const struct ms_thread_report *t;
-        std::vector<size_t> py;
-        uint32_t selected_lldb; // lldb's selected frame index
-        int selected;           // the same as a mixstack native index
-        bool have_state;
-        size_t state_pos;
-};
-
-NavTarget nav_target(Context &ctx)
-{
-        const struct ms_report *report = default_report(ctx);
-        require_python(report);
-        NavTarget nav;
-        nav.thread = ctx.process.GetSelectedThread();
-        if (!nav.thread.IsValid())
-                fail("no thread selected");
-        nav.t = find_thread(report, (pid_t)nav.thread.GetThreadID());
-        if (!nav.t)
-                fail("thread " + std::to_string(nav.thread.GetThreadID()) +
-                     " is not in the report");
-        nav.py = python_frames(nav.t);
-        if (nav.py.empty())
-                fail("no Python frames in this thread");
-        nav.selected_lldb = nav.thread.GetSelectedFrame().GetFrameID();
-        nav.have_state = g_nav.valid && g_nav.process_uid == ctx.process_uid &&
-                         g_nav.stop_id == ctx.stop_id &&
-                         g_nav.tid == nav.thread.GetThreadID() &&
-                         g_nav.lldb_frame == nav.selected_lldb &&
-                         g_nav.python_pos < nav.py.size();
-        nav.selected = nav.have_state ? 0
-                                      : native_index_for(ctx, nav.thread, nav.t,
-                                                         nav.selected_lldb);
-        nav.state_pos = nav.have_state ? g_nav.python_pos : 0;
-        return nav;
-}
-
-int native_index_of(const NavTarget &nav, size_t pos)
-{
-        return nav.t->frames[nav.py[pos]].native_index;
-}
-
-// Make Python frame pos the current one: select the lldb frame of its eval
-// loop and print it. When lldb cannot show that frame, the Python frame is
-// still the current one (for list, up, down) and lldb's selection stays.
-void select_python_frame(Context &ctx, NavTarget &nav, size_t pos,
-                         lldb::SBCommandReturnObject &result)
-{
-        const struct ms_frame *f = &nav.t->frames[nav.py[pos]];
-        std::string what;
-        append_safe(what, f->qualname   ? f->qualname
-                          : f->function ? f->function
-                                        : "a Python frame");
-        std::string why;
-        long index = lldb_frame_for(ctx, nav.thread, nav.t, f->native_index,
-                                    what, &why);
-        if (index >= 0)
-                nav.thread.SetSelectedFrame((uint32_t)index);
-        g_nav.valid = true;
-        g_nav.process_uid = ctx.process_uid;
-        g_nav.stop_id = ctx.stop_id;
-        g_nav.tid = nav.thread.GetThreadID();
-        g_nav.lldb_frame = index >= 0 ? (uint32_t)index : nav.selected_lldb;
-        g_nav.python_pos = pos;
-        result.AppendMessage(python_frame_line(f, index).c_str());
-        if (index < 0) {
-                std::string line = "mixstack: " + why;
-                result.AppendWarning(line.c_str());
-        }
+        if (text && *text)
+                result.AppendMessage(text);
+        free(text);
         result.SetStatus(lldb::eReturnStatusSuccessFinishResult);
+}
+
+long parse_count(const char *name, const std::vector<std::string> &args)
+{
+        if (args.empty())
+                return 1;
+        uint64_t n;
+        if (args.size() != 1 || !parse_u64(args[0].c_str(), &n) || n == 0 ||
+            n > 1000000)
+                fail(std::string("usage: mixstack ") + name + " [COUNT]");
+        return (long)n;
+}
+
+// Select lldb's frame of the current Python frame (the eval loop running
+// it) and print the Python frame.
+void show_current(Context &ctx, struct ms_frame_map *map,
+                  lldb::SBCommandReturnObject &result)
+{
+        long k = ms_frame_map_current_python(map);
+        long index = k >= 0 ? ms_frame_map_python_frame(map, (size_t)k) : -1;
+        long frame = index >= 0 ? ms_frame_map_debugger_frame(map, index) : -1;
+        if (frame >= 0) {
+                lldb::SBThread thread = ctx.process.GetSelectedThread();
+                thread.SetSelectedFrame((uint32_t)frame);
+                ms_frame_map_sync(map, (size_t)frame);
+        }
+        char *text = nullptr;
+        check(ms_frame_map_format_current(map, &text));
+        append_text(result, text);
+        if (frame < 0)
+                result.AppendWarning("mixstack: lldb has no frame running "
+                                     "this Python frame (its unwinder "
+                                     "stopped earlier)");
+}
+
+void move(lldb::SBDebugger &debugger, const char *name, long count,
+          lldb::SBCommandReturnObject &result)
+{
+        Context ctx = get_context(debugger);
+        struct ms_frame_map *map = nav_map(ctx);
+        size_t k;
+        check(ms_frame_map_move(map, count, &k));
+        show_current(ctx, map, result);
 }
 
 void cmd_up(lldb::SBDebugger &debugger, const std::vector<std::string> &args,
             lldb::SBCommandReturnObject &result)
 {
-        no_arguments("up", args);
-        Context ctx = get_context(debugger);
-        NavTarget nav = nav_target(ctx);
-        size_t pos;
-        if (nav.have_state) {
-                pos = nav.state_pos + 1;
-        } else {
-                // The innermost Python frame run at or above the selected
-                // frame; when it runs in the selected frame itself, it is
-                // the current one and up goes past it.
-                pos = 0;
-                while (pos < nav.py.size() &&
-                       native_index_of(nav, pos) < nav.selected)
-                        pos++;
-                if (pos < nav.py.size() &&
-                    native_index_of(nav, pos) == nav.selected)
-                        pos++;
-        }
-        if (pos >= nav.py.size())
-                fail("no older Python frame (the outermost is selected)");
-        select_python_frame(ctx, nav, pos, result);
+        move(debugger, "py-up", parse_count("py-up", args), result);
 }
 
 void cmd_down(lldb::SBDebugger &debugger, const std::vector<std::string> &args,
               lldb::SBCommandReturnObject &result)
 {
-        no_arguments("down", args);
-        Context ctx = get_context(debugger);
-        NavTarget nav = nav_target(ctx);
-        long pos;
-        if (nav.have_state) {
-                pos = (long)nav.state_pos - 1;
-        } else {
-                // The oldest Python frame run by a newer native frame.
-                pos = -1;
-                for (size_t i = 0; i < nav.py.size(); i++) {
-                        if (native_index_of(nav, i) >= 0 &&
-                            native_index_of(nav, i) < nav.selected)
-                                pos = (long)i;
-                }
-        }
-        if (pos < 0)
-                fail("no newer Python frame (the innermost is selected)");
-        select_python_frame(ctx, nav, (size_t)pos, result);
+        move(debugger, "py-down", -parse_count("py-down", args), result);
 }
 
-// Lines around the current Python frame's line, or START.. / START,END,
-// the current line marked (as the gdb plugin prints them).
+void cmd_frame(lldb::SBDebugger &debugger, const std::vector<std::string> &args,
+               lldb::SBCommandReturnObject &result)
+{
+        const char *usage = "usage: mixstack frame [N]";
+        if (args.size() > 1)
+                fail(usage);
+        Context ctx = get_context(debugger);
+        lldb::SBThread thread = ctx.process.GetSelectedThread();
+        if (!thread.IsValid())
+                fail("no thread selected");
+        if (!args.empty()) {
+                uint64_t n;
+                if (!parse_u64(args[0].c_str(), &n))
+                        fail(usage);
+                if (n >= thread.GetNumFrames())
+                        fail("no frame " + std::to_string(n) +
+                             " (the outermost is #" +
+                             std::to_string(thread.GetNumFrames() - 1) + ")");
+                thread.SetSelectedFrame((uint32_t)n);
+        }
+        struct ms_report_options options = {};
+        struct ms_frame_map *map = get_map(ctx, thread.GetThreadID(), options);
+        long k = ms_frame_map_current_python(map);
+        long index = k >= 0 ? ms_frame_map_python_frame(map, (size_t)k) : -1;
+        uint32_t selected = thread.GetSelectedFrame().GetFrameID();
+        if (index >= 0 && ms_frame_map_debugger_frame(map, index) == selected) {
+                char *text = nullptr;
+                check(ms_frame_map_format_current(map, &text));
+                append_text(result, text);
+                return;
+        }
+        lldb::SBStream stream;
+        thread.GetSelectedFrame().GetDescription(stream);
+        result.AppendMessage(stream.GetData() ? stream.GetData() : "");
+        result.SetStatus(lldb::eReturnStatusSuccessFinishResult);
+}
+
+void cmd_py_bt(lldb::SBDebugger &debugger, const std::vector<std::string> &args,
+               bool full, lldb::SBCommandReturnObject &result)
+{
+        no_arguments(full ? "py-bt-full" : "py-bt", args);
+        Context ctx = get_context(debugger);
+        char *text = nullptr;
+        check(ms_frame_map_format_stack(
+                nav_map(ctx, full),
+                MS_FRAME_MAP_PYTHON_ONLY | MS_FRAME_MAP_SOURCE, &text));
+        append_text(result, text);
+}
+
+void cmd_py_bt_plain(lldb::SBDebugger &debugger,
+                     const std::vector<std::string> &args,
+                     lldb::SBCommandReturnObject &result)
+{
+        cmd_py_bt(debugger, args, false, result);
+}
+
+void cmd_py_bt_full(lldb::SBDebugger &debugger,
+                    const std::vector<std::string> &args,
+                    lldb::SBCommandReturnObject &result)
+{
+        cmd_py_bt(debugger, args, true, result);
+}
+
+void cmd_locals(lldb::SBDebugger &debugger,
+                const std::vector<std::string> &args,
+                lldb::SBCommandReturnObject &result)
+{
+        no_arguments("py-locals", args);
+        Context ctx = get_context(debugger);
+        char *text = nullptr;
+        check(ms_frame_map_format_locals(nav_map(ctx, true), &text));
+        append_text(result, text);
+}
+
+void cmd_print(lldb::SBDebugger &debugger, const std::vector<std::string> &args,
+               lldb::SBCommandReturnObject &result)
+{
+        if (args.size() != 1)
+                fail("usage: mixstack py-print NAME");
+        Context ctx = get_context(debugger);
+        char *text = nullptr;
+        check(ms_frame_map_lookup(nav_map(ctx, true), args[0].c_str(), &text));
+        append_text(result, text);
+}
+
+// Source around the current Python frame's line, or START.. / START,END;
+// run again without arguments, the next lines.
 void cmd_list(lldb::SBDebugger &debugger, const std::vector<std::string> &args,
               lldb::SBCommandReturnObject &result)
 {
-        const char *usage = "usage: mixstack list [START | START,END]";
+        const char *usage = "usage: mixstack py-list [START | START,END]";
         std::string words;
         for (const std::string &a : args)
                 words += a;
-        Context ctx = get_context(debugger);
-        NavTarget nav = nav_target(ctx);
-        size_t pos = nav.state_pos;
-        if (!nav.have_state) {
-                // The innermost Python frame at or above the selected frame.
-                pos = 0;
-                while (pos < nav.py.size() &&
-                       native_index_of(nav, pos) < nav.selected)
-                        pos++;
-                if (pos >= nav.py.size())
-                        pos = 0;
-        }
-        const struct ms_frame *f = &nav.t->frames[nav.py[pos]];
-        if (!f->file)
-                fail("the current Python frame has no file name");
-        if (f->line <= 0)
-                fail("the current Python frame's line is unknown");
-        long start = f->line - 5, end = f->line + 5;
+        long first = 0, last = 0;
         if (!words.empty()) {
                 size_t comma = words.find(',');
                 char *rest;
                 errno = 0;
-                start = strtol(words.c_str(), &rest, 10);
+                first = strtol(words.c_str(), &rest, 10);
                 if (comma == std::string::npos) {
                         if (errno || rest == words.c_str() || *rest)
                                 fail(usage);
-                        end = start + 10;
                 } else {
                         if (errno || rest != words.c_str() + comma)
                                 fail(usage);
                         const char *second = words.c_str() + comma + 1;
-                        end = strtol(second, &rest, 10);
+                        last = strtol(second, &rest, 10);
                         if (errno || rest == second || *rest)
                                 fail(usage);
                 }
+                if (first <= 0)
+                        fail(usage);
         }
-        std::string path;
-        append_safe(path, f->file);
-        std::ifstream in(f->file, std::ios::binary);
-        if (!in)
-                fail("cannot read " + path + ": " +
-                     strerror(errno ? errno : ENOENT));
-        std::vector<std::string> lines;
-        std::string text;
-        // Up to the last line shown, and the count for the message below.
-        while (std::getline(in, text)) {
-                if (!text.empty() && text.back() == '\r')
-                        text.pop_back();
-                lines.push_back(text);
-                if (lines.size() > 10000000)
-                        break;
-        }
-        if (start < 1)
-                start = 1;
-        if (end > (long)lines.size())
-                end = (long)lines.size();
-        if (start > end)
-                fail("line " + std::to_string(start) + " is past the end of " +
-                     path + " (" + std::to_string(lines.size()) + " lines)");
-        std::string out;
-        for (long n = start; n <= end; n++) {
-                char head[32];
-                snprintf(head, sizeof(head), "%c%4ld    ",
-                         n == f->line ? '>' : ' ', n);
-                out += head;
-                append_safe(out, lines[n - 1].c_str(), true);
-                out += "\n";
-        }
-        result.AppendMessage(out.c_str());
-        result.SetStatus(lldb::eReturnStatusSuccessFinishResult);
+        Context ctx = get_context(debugger);
+        char *text = nullptr;
+        check(ms_frame_map_format_list(nav_map(ctx), first, last, &text));
+        append_text(result, text);
 }
 
 // ---------------------------------------------------------------------
@@ -871,12 +743,21 @@ void cmd_bt(lldb::SBDebugger &debugger, const std::vector<std::string> &args,
                        : python_only ? MS_STACK_PYTHON_ONLY
                                      : MS_STACK_MIXED;
 
+        unsigned flags = 0;
+        if (python_only) {
+                // The mixed stack's Python frames, numbered as lldb's.
+                options.mode = MS_STACK_MIXED;
+                flags = MS_FRAME_MAP_PYTHON_ONLY;
+        }
         Context ctx = get_context(debugger);
         const struct ms_report *report = get_report(ctx, options);
         if (python_only)
                 require_python(report);
         std::vector<pid_t> tids;
-        if (!all && ids.empty()) {
+        if (all) {
+                for (size_t i = 0; i < report->n_threads; i++)
+                        tids.push_back(report->threads[i].tid);
+        } else if (ids.empty()) {
                 lldb::SBThread thread = ctx.process.GetSelectedThread();
                 if (!thread.IsValid())
                         fail("no thread selected");
@@ -899,7 +780,18 @@ void cmd_bt(lldb::SBDebugger &debugger, const std::vector<std::string> &args,
                 }
                 fail("no thread " + std::to_string(id) + " in this process");
         }
-        print_section(report, MS_SECTION_STACKS, MS_FORMAT_TEXT, tids, result);
+        // Numbered as lldb numbers the frames: `frame select N` selects #N.
+        std::string out;
+        for (pid_t tid : tids) {
+                char *text = nullptr;
+                check(ms_frame_map_format_stack(get_map(ctx, tid, options),
+                                                flags, &text));
+                out += text ? text : "";
+                free(text);
+        }
+        if (!out.empty())
+                result.AppendMessage(out.c_str());
+        result.SetStatus(lldb::eReturnStatusSuccessFinishResult);
 }
 
 struct SectionCommand {
@@ -1022,6 +914,16 @@ const char kHelpLong[] =
         "\n"
         "  mixstack bt [all | THREAD...] [--locals] [--all-frames]\n"
         "              [--native-only | --python-only]\n"
+        "                            the mixed stack, numbered as lldb's\n"
+        "  mixstack frame [N]        select frame #N of `mixstack bt`\n"
+        "  mixstack py-bt            Python frames with their source lines\n"
+        "  mixstack py-bt-full       the same with arguments and locals\n"
+        "  mixstack py-list [N|A,B]  source of the current Python frame\n"
+        "                            (again: the next lines)\n"
+        "  mixstack py-up [N]        the Nth older Python frame (also: up)\n"
+        "  mixstack py-down [N]      the Nth newer Python frame (also: down)\n"
+        "  mixstack py-locals        locals of the current Python frame\n"
+        "  mixstack py-print NAME    NAME in the current Python frame\n"
         "  mixstack threads          one line per thread\n"
         "  mixstack gil              who holds the GIL, who waits for it\n"
         "  mixstack err              pending and handled Python exceptions\n"
@@ -1030,12 +932,11 @@ const char kHelpLong[] =
         "  mixstack tasks            asyncio tasks: what each awaits, who\n"
         "                            awaits it, where each is suspended\n"
         "  mixstack report [--json]  the whole report\n"
-        "  mixstack up | down        select the frame of the next older /\n"
-        "                            newer Python frame's eval loop\n"
-        "  mixstack list [N | A,B]   Python source around the current Python\n"
-        "                            frame's line\n"
         "\n"
-        "THREAD is a thread id (LWP) or an lldb thread index.\n";
+        "THREAD is a thread id (LWP) or an lldb thread index. The current\n"
+        "Python frame (marked '*' by `mixstack bt`) is the one py-up,\n"
+        "py-down or frame selected, else the innermost one at or above\n"
+        "lldb's selected frame.\n";
 
 void add(lldb::SBCommand &parent, const char *name,
          lldb::SBCommandPluginInterface *impl, const char *help,
@@ -1096,20 +997,44 @@ bool initialize(lldb::SBDebugger &debugger)
             "The whole report, as the mixstack CLI prints it (--json: "
             "schema mixstack/1).",
             "mixstack report [--json]");
-        add(mixstack, "up", new HandlerCommand(cmd_up),
-            "Select the lldb frame of the eval loop running the next older "
-            "Python frame, and print that Python frame.",
-            "mixstack up");
-        add(mixstack, "down", new HandlerCommand(cmd_down),
-            "Select the lldb frame of the eval loop running the next newer "
-            "Python frame, and print that Python frame.",
-            "mixstack down");
-        add(mixstack, "list", new HandlerCommand(cmd_list),
-            "Show the Python source around the current Python frame's line "
-            "(the one `mixstack up/down` selected, else the innermost at or "
-            "above the selected frame), or lines START to START+10, or "
-            "START to END.",
+        add(mixstack, "frame", new HandlerCommand(cmd_frame),
+            "Select frame N as `mixstack bt` numbers it (lldb's own numbers: "
+            "`frame select N`), and print the Python frame it runs.",
+            "mixstack frame [N]");
+        add(mixstack, "py-bt", new HandlerCommand(cmd_py_bt_plain),
+            "The Python frames of the selected thread with their source "
+            "lines, the current one marked '*' (libpython.py's py-bt).",
+            "mixstack py-bt");
+        add(mixstack, "py-bt-full", new HandlerCommand(cmd_py_bt_full),
+            "py-bt with the arguments and locals of every Python frame.",
+            "mixstack py-bt-full");
+        const char *list_help =
+                "Show the Python source around the current Python frame's "
+                "line (again without arguments: the next lines), or lines "
+                "START to START+10, or START to END.";
+        add(mixstack, "py-list", new HandlerCommand(cmd_list), list_help,
+            "mixstack py-list [START | START,END]");
+        add(mixstack, "list", new HandlerCommand(cmd_list), list_help,
             "mixstack list [START | START,END]");
+        const char *up_help = "Select the COUNTth older Python frame (lldb "
+                              "selects the eval loop running it).";
+        const char *down_help = "Select the COUNTth newer Python frame (lldb "
+                                "selects the eval loop running it).";
+        add(mixstack, "py-up", new HandlerCommand(cmd_up), up_help,
+            "mixstack py-up [COUNT]");
+        add(mixstack, "up", new HandlerCommand(cmd_up), up_help,
+            "mixstack up [COUNT]");
+        add(mixstack, "py-down", new HandlerCommand(cmd_down), down_help,
+            "mixstack py-down [COUNT]");
+        add(mixstack, "down", new HandlerCommand(cmd_down), down_help,
+            "mixstack down [COUNT]");
+        add(mixstack, "py-locals", new HandlerCommand(cmd_locals),
+            "The arguments and locals of the current Python frame.",
+            "mixstack py-locals");
+        add(mixstack, "py-print", new HandlerCommand(cmd_print),
+            "NAME in the current Python frame: its locals, then its "
+            "module's globals, then the builtins.",
+            "mixstack py-print NAME");
         return true;
 }
 

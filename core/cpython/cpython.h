@@ -134,6 +134,10 @@ struct ms_py_frame {
          * ms_py_read_locals(). */
         struct ms_py_local *locals;
         size_t n_locals;
+        /* Its module's globals dict (3.11+) and the builtins dict it uses,
+         * 0 when unknown; set by ms_py_read_namespaces(). */
+        uint64_t globals;
+        uint64_t builtins;
 };
 
 /* One entry of a traceback: a frame the exception passed through. */
@@ -318,6 +322,24 @@ void ms_py_runtimes_destroy(struct ms_py_runtime *runtimes, size_t n);
 struct ms_error *ms_py_read_locals(struct ms_target *target,
                                    struct ms_py_runtime *rt);
 void ms_py_locals_free(struct ms_py_frame *frame);
+
+/* A dict of names (a module's globals, an interpreter's builtins): each
+ * str key with the short repr of its value (argument is false). */
+struct ms_py_namespace {
+        uint64_t dict;
+        struct ms_py_local *items;
+        size_t n;
+};
+
+/* Set the globals (3.11+: the frame records them) and builtins of every
+ * frame of rt's threads, and read each of those dicts once, appended to
+ * *ns (n entries, capacity *capacity). Dicts that cannot be read are left
+ * out. For py-print: a name looked up in locals, globals, builtins. */
+struct ms_error *ms_py_read_namespaces(struct ms_target *target,
+                                       struct ms_py_runtime *rt,
+                                       struct ms_py_namespace **ns, size_t *n,
+                                       size_t *capacity);
+void ms_py_namespaces_free(struct ms_py_namespace *ns, size_t n);
 
 /*
  * Read the runtime at address, with the version already known (major,

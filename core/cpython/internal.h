@@ -147,6 +147,13 @@ struct ms_error *ms_py_dict_get(struct ms_target *target,
                                 const struct ms_py_layout *l, uint64_t dict,
                                 const char *key, uint64_t *value);
 
+/* The (key, value) object pairs of a combined dict, at most max, in
+ * insertion order; free both arrays. */
+struct ms_error *ms_py_dict_pairs(struct ms_target *target,
+                                  const struct ms_py_layout *l, uint64_t dict,
+                                  size_t max, uint64_t **keys,
+                                  uint64_t **values, size_t *n);
+
 /* What frames.c keeps of a code object, shared by all frames running it. */
 #define MS_PY_LINE_MEMO 4
 

@@ -199,3 +199,140 @@ struct ms_error *ms_py_read_locals(struct ms_target *target,
         }
         return NULL;
 }
+
+/* Names kept per dict: a module's globals and the builtins fit. */
+#define MAX_NAMESPACE_ITEMS 4096
+
+void ms_py_namespaces_free(struct ms_py_namespace *ns, size_t n)
+{
+        for (size_t i = 0; ns && i < n; i++) {
+                for (size_t j = 0; j < ns[i].n; j++) {
+                        free(ns[i].items[j].name);
+                        free(ns[i].items[j].value);
+                }
+                free(ns[i].items);
+        }
+        free(ns);
+}
+
+static struct ms_error *read_namespace(struct ms_target *target,
+                                       const struct ms_py_layout *l,
+                                       uint64_t dict,
+                                       struct ms_py_namespace *out)
+{
+        uint64_t *keys, *values;
+        size_t n;
+        memset(out, 0, sizeof(*out));
+        out->dict = dict;
+        struct ms_error *err = ms_py_dict_pairs(
+                target, l, dict, MAX_NAMESPACE_ITEMS, &keys, &values, &n);
+        if (!err) {
+                out->items = calloc(n ? n : 1, sizeof(*out->items));
+                if (!out->items)
+                        err = &ms_error_no_memory;
+        }
+        for (size_t i = 0; !err && i < n; i++) {
+                char *name;
+                struct ms_error *e = ms_py_read_str(target, l, keys[i], &name);
+                if (e) {
+                        /* Not a str key: not a name. */
+                        if (e->code == MS_ERROR_NO_MEMORY)
+                                err = e;
+                        else
+                                ms_error_destroy(e);
+                        continue;
+                }
+                struct ms_py_local *item = &out->items[out->n++];
+                item->name = name;
+                item->value = value_text(target, l, values[i]);
+                if (!item->value)
+                        err = &ms_error_no_memory;
+        }
+        free(keys);
+        free(values);
+        return err;
+}
+
+static bool have_namespace(const struct ms_py_namespace *ns, size_t n,
+                           uint64_t dict)
+{
+        for (size_t i = 0; i < n; i++) {
+                if (ns[i].dict == dict)
+                        return true;
+        }
+        return false;
+}
+
+static struct ms_error *add_namespace(struct ms_target *target,
+                                      const struct ms_py_layout *l,
+                                      uint64_t dict,
+                                      struct ms_py_namespace **ns, size_t *n,
+                                      size_t *capacity)
+{
+        if (!dict || have_namespace(*ns, *n, dict))
+                return NULL;
+        if (!ms_grow((void **)ns, capacity, *n, sizeof(**ns)))
+                return &ms_error_no_memory;
+        struct ms_error *err = read_namespace(target, l, dict, &(*ns)[*n]);
+        if (err && err->code != MS_ERROR_NO_MEMORY) {
+                /* Unreadable: looked up as missing. */
+                ms_error_destroy(err);
+                err = NULL;
+        }
+        (*n)++;
+        return err;
+}
+
+static uint64_t interp_builtins(struct ms_target *target,
+                                const struct ms_py_runtime *rt, int64_t id)
+{
+        const struct ms_py_layout *l = &rt->layout;
+        for (size_t i = 0; l->is_builtins >= 0 && i < rt->n_interps; i++) {
+                if (rt->interps[i].id != id)
+                        continue;
+                uint64_t builtins = 0;
+                struct ms_error *err =
+                        ms_py_read_field(target, rt->interps[i].address,
+                                         l->is_builtins, &builtins);
+                if (err) {
+                        ms_error_destroy(err);
+                        return 0;
+                }
+                return ms_py_plausible_pointer(builtins) ? builtins : 0;
+        }
+        return 0;
+}
+
+struct ms_error *ms_py_read_namespaces(struct ms_target *target,
+                                       struct ms_py_runtime *rt,
+                                       struct ms_py_namespace **ns, size_t *n,
+                                       size_t *capacity)
+{
+        const struct ms_py_layout *l = &rt->layout;
+        struct ms_error *err = NULL;
+        for (size_t t = 0; !err && t < rt->n_threads; t++) {
+                struct ms_py_thread *thread = &rt->threads[t];
+                uint64_t builtins =
+                        interp_builtins(target, rt, thread->interp_id);
+                for (size_t f = 0; !err && f < thread->n_frames; f++) {
+                        struct ms_py_frame *frame = &thread->frames[f];
+                        uint64_t globals = 0;
+                        if (l->if_globals >= 0) {
+                                struct ms_error *e = ms_py_read_field(
+                                        target, frame->address, l->if_globals,
+                                        &globals);
+                                if (e || !ms_py_plausible_pointer(globals))
+                                        globals = 0;
+                                ms_error_destroy(e);
+                        }
+                        frame->globals = globals;
+                        frame->builtins = builtins;
+                        err = add_namespace(target, l, globals, ns, n,
+                                            capacity);
+                }
+                if (!err)
+                        err = add_namespace(target, l, builtins, ns, n,
+                                            capacity);
+        }
+        return err;
+}

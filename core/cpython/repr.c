@@ -857,33 +857,63 @@ static bool str_equals(struct ms_target *target, const struct ms_py_layout *l,
         return same;
 }
 
-struct ms_error *ms_py_dict_get(struct ms_target *target,
-                                const struct ms_py_layout *l, uint64_t dict,
-                                const char *key, uint64_t *value)
+struct ms_error *ms_py_dict_pairs(struct ms_target *target,
+                                  const struct ms_py_layout *l, uint64_t dict,
+                                  size_t max, uint64_t **keys,
+                                  uint64_t **values, size_t *n)
 {
         struct dict_entries e = {0};
+        *keys = *values = NULL;
+        *n = 0;
         struct ms_error *err = dict_entries(target, l, dict, &e);
         if (err)
                 return err;
         size_t size = (size_t)e.n * (size_t)e.size;
         uint8_t *buf = malloc(size ? size : 1);
-        if (!buf)
+        *keys = calloc(e.n ? e.n : 1, sizeof(**keys));
+        *values = calloc(e.n ? e.n : 1, sizeof(**values));
+        if (!buf || !*keys || !*values) {
+                free(buf);
+                free(*keys);
+                free(*values);
+                *keys = *values = NULL;
                 return &ms_error_no_memory;
+        }
         err = size ? ms_target_read(target, e.address, buf, size) : NULL;
-        for (uint64_t i = 0; !err && i < e.n; i++) {
+        for (uint64_t i = 0; !err && i < e.n && *n < max; i++) {
                 uint64_t k, v;
                 memcpy(&k, buf + i * (uint64_t)e.size + (uint64_t)e.key, 8);
                 memcpy(&v, buf + i * (uint64_t)e.size + (uint64_t)e.value, 8);
-                if (k && v && str_equals(target, l, k, key, &err)) {
-                        *value = v;
-                        free(buf);
-                        return NULL;
-                }
+                if (!k || !v)
+                        continue; /* a deleted entry */
+                (*keys)[*n] = k;
+                (*values)[*n] = v;
+                (*n)++;
         }
         free(buf);
-        return err ? err
-                   : ms_error_create(MS_ERROR_NOT_FOUND,
-                                     "no %s in dict 0x%" PRIx64, key, dict);
+        return err;
+}
+
+struct ms_error *ms_py_dict_get(struct ms_target *target,
+                                const struct ms_py_layout *l, uint64_t dict,
+                                const char *key, uint64_t *value)
+{
+        uint64_t *keys, *values;
+        size_t n;
+        struct ms_error *err = ms_py_dict_pairs(
+                target, l, dict, MAX_DICT_ENTRIES, &keys, &values, &n);
+        bool found = false;
+        for (size_t i = 0; !err && !found && i < n; i++) {
+                found = str_equals(target, l, keys[i], key, &err);
+                if (found)
+                        *value = values[i];
+        }
+        free(keys);
+        free(values);
+        if (err || found)
+                return err;
+        return ms_error_create(MS_ERROR_NOT_FOUND, "no %s in dict 0x%" PRIx64,
+                               key, dict);
 }
 
 /* A heap type's module: its dict's __module__ (type.__module__ does the

@@ -107,9 +107,14 @@ static void text_native_frame(const struct ms_frame *f, FILE *out)
         text_location(f, out);
 }
 
-static void text_frame(const struct ms_frame *f, size_t index, FILE *out)
+void ms_text_frame(const struct ms_frame *f, long number, bool marked,
+                   FILE *out)
 {
-        fprintf(out, "  #%-3zu ", index);
+        fputs(marked ? "* " : "  ", out);
+        if (number >= 0)
+                fprintf(out, "#%-3ld ", number);
+        else
+                fputs("#?   ", out);
         if (f->kind == MS_FRAME_PYTHON) {
                 fputs("[python]           ", out);
                 ms_text_write_safe(out, frame_name(f));
@@ -118,6 +123,10 @@ static void text_frame(const struct ms_frame *f, size_t index, FILE *out)
                 text_native_frame(f, out);
         }
         fputc('\n', out);
+}
+
+static void text_locals(const struct ms_frame *f, FILE *out)
+{
         for (size_t i = 0; i < f->n_locals; i++) {
                 fputs(f->locals[i].argument ? "         arg   "
                                             : "         local ",
@@ -129,7 +138,9 @@ static void text_frame(const struct ms_frame *f, size_t index, FILE *out)
         }
 }
 
-static void text_thread(const struct ms_thread_report *t, FILE *out)
+void ms_text_thread_numbered(const struct ms_thread_report *t,
+                             const struct ms_text_numbering *numbering,
+                             FILE *out)
 {
         fprintf(out, "\nThread %d", (int)t->tid);
         if (t->name) {
@@ -143,9 +154,22 @@ static void text_thread(const struct ms_thread_report *t, FILE *out)
         if (t->crashed)
                 fputs(" (crashed)", out);
         fputs(":\n", out);
-        for (size_t i = 0; i < t->n_frames; i++)
-                text_frame(&t->frames[i], i, out);
-        if (!t->n_frames)
+        size_t shown = 0;
+        for (size_t i = 0; i < t->n_frames; i++) {
+                const struct ms_frame *f = &t->frames[i];
+                if (numbering && numbering->python_only &&
+                    f->kind != MS_FRAME_PYTHON)
+                        continue;
+                long number = numbering ? numbering->numbers[i] : (long)i;
+                ms_text_frame(f, number,
+                              numbering && numbering->marked == (long)i, out);
+                if (numbering && numbering->source_line &&
+                    f->kind == MS_FRAME_PYTHON)
+                        numbering->source_line(numbering->arg, f, out);
+                text_locals(f, out);
+                shown++;
+        }
+        if (!shown)
                 fputs("  (no frames)\n", out);
         if (t->unwind_error) {
                 fputs("  (unwinding stopped: ", out);
@@ -157,6 +181,11 @@ static void text_thread(const struct ms_thread_report *t, FILE *out)
                 ms_text_write_safe(out, t->python_error);
                 fputs(")\n", out);
         }
+}
+
+static void text_thread(const struct ms_thread_report *t, FILE *out)
+{
+        ms_text_thread_numbered(t, NULL, out);
 }
 
 /* The frame that best says where a thread is: its innermost Python frame,

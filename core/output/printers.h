@@ -16,6 +16,32 @@ void ms_print_json(const struct ms_report *report,
 void ms_print_text(const struct ms_report *report,
                    const struct ms_print_options *options, FILE *out);
 
+/* How ms_text_thread_numbered() numbers a thread's frames (debugger
+ * frontends number them as the debugger does). */
+struct ms_text_numbering {
+        /* Per frame of the thread: its number, -1 for "?". */
+        const long *numbers;
+        /* The frame marked as selected, -1 for none. */
+        long marked;
+        /* Python frames only. */
+        bool python_only;
+        /* Called after each Python frame's line (its source line), or
+         * NULL. */
+        void (*source_line)(void *arg, const struct ms_frame *f, FILE *out);
+        void *arg;
+};
+
+/* One frame's line, numbered number (-1: "?"), marked with '*' when
+ * selected. */
+void ms_text_frame(const struct ms_frame *f, long number, bool marked,
+                   FILE *out);
+
+/* A thread's stack as the text report prints it; numbering NULL numbers
+ * the frames from 0. */
+void ms_text_thread_numbered(const struct ms_thread_report *t,
+                             const struct ms_text_numbering *numbering,
+                             FILE *out);
+
 /* Text of the boundary state (text_boundary.c). */
 void ms_text_gil(const struct ms_report *report, FILE *out);
 void ms_text_errors(const struct ms_report *report, FILE *out);

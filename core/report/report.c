@@ -28,6 +28,7 @@
 #include "merge/rules.h"
 #include "report/boundary.h"
 #include "rust/rust.h"
+#include "report/native.h"
 #include "target/target.h"
 #include "unwind/unwind.h"
 
@@ -49,6 +50,10 @@ struct report_inputs {
         /* Per report thread: its Python thread state and runtime, or NULL. */
         struct ms_py_thread **py;
         struct ms_py_runtime **py_runtime;
+        /* With locals: the globals and builtins dicts of the Python frames
+         * (for py-print), until the report takes them. */
+        struct ms_py_namespace *namespaces;
+        size_t n_namespaces, namespaces_capacity;
         /* Warnings about everything (target, unwinder), the Python
          * reader's, the Rust reader's, merging's. */
         struct ms_warnings warnings;
@@ -64,6 +69,129 @@ struct report_inputs {
 #define SECTIONS_STACKS                                          \
         ((1u << MS_SECTION_REPORT) | (1u << MS_SECTION_STACKS) | \
          (1u << MS_SECTION_THREADS))
+
+/* Per thread: the globals and builtins dicts of its Python frames. */
+struct python_names {
+        uint64_t *globals, *builtins;
+        size_t n;
+};
+
+/* A report and what it keeps for debugger frontends (report/native.h). */
+struct report_impl {
+        struct ms_report report;
+        /* Per thread. */
+        struct ms_native_frames *native;
+        struct python_names *names;
+        struct ms_py_namespace *namespaces;
+        size_t n_namespaces;
+};
+
+static const struct ms_py_namespace *find_namespace(
+        const struct report_impl *impl, uint64_t dict)
+{
+        for (size_t i = 0; dict && i < impl->n_namespaces; i++) {
+                if (impl->namespaces[i].dict == dict)
+                        return &impl->namespaces[i];
+        }
+        return NULL;
+}
+
+void ms_report_python_names(const struct ms_report *report, size_t thread,
+                            size_t k, const struct ms_py_namespace **globals,
+                            const struct ms_py_namespace **builtins)
+{
+        const struct report_impl *impl = (const struct report_impl *)report;
+        *globals = *builtins = NULL;
+        if (!impl->names || thread >= report->n_threads ||
+            k >= impl->names[thread].n)
+                return;
+        *globals = find_namespace(impl, impl->names[thread].globals[k]);
+        *builtins = find_namespace(impl, impl->names[thread].builtins[k]);
+}
+
+/* Keep which globals and builtins each Python frame of thread i sees. */
+static struct ms_error *keep_python_names(struct report_inputs *in,
+                                          struct ms_report *report, size_t i)
+{
+        struct report_impl *impl = (struct report_impl *)report;
+        const struct ms_py_thread *py = in->py ? in->py[i] : NULL;
+        if (!in->n_namespaces || !py)
+                return NULL;
+        if (!impl->names) {
+                impl->names = calloc(report->n_threads ? report->n_threads : 1,
+                                     sizeof(*impl->names));
+                if (!impl->names)
+                        return &ms_error_no_memory;
+        }
+        struct python_names *out = &impl->names[i];
+        out->globals = calloc(py->n_frames + 1, sizeof(uint64_t));
+        out->builtins = calloc(py->n_frames + 1, sizeof(uint64_t));
+        if (!out->globals || !out->builtins)
+                return &ms_error_no_memory;
+        for (size_t k = 0; k < py->n_frames; k++) {
+                out->globals[k] = py->frames[k].globals;
+                out->builtins[k] = py->frames[k].builtins;
+        }
+        out->n = py->n_frames;
+        return NULL;
+}
+
+const struct ms_native_frames *ms_report_native(const struct ms_report *report,
+                                                size_t thread)
+{
+        static const struct ms_native_frames none;
+        const struct report_impl *impl = (const struct report_impl *)report;
+        if (!impl->native || thread >= report->n_threads)
+                return &none;
+        return &impl->native[thread];
+}
+
+/* Keep the pcs, inlined flags and names of a thread's native frames
+ * before the merge replaces them. */
+static struct ms_error *keep_native(struct ms_report *report, size_t i)
+{
+        struct report_impl *impl = (struct report_impl *)report;
+        const struct ms_thread_report *t = &report->threads[i];
+        if (!impl->native) {
+                impl->native = calloc(report->n_threads ? report->n_threads : 1,
+                                      sizeof(*impl->native));
+                if (!impl->native)
+                        return &ms_error_no_memory;
+        }
+        struct ms_native_frames *out = &impl->native[i];
+        out->frames =
+                calloc(t->n_frames ? t->n_frames : 1, sizeof(*out->frames));
+        if (!out->frames)
+                return &ms_error_no_memory;
+        for (size_t j = 0; j < t->n_frames; j++) {
+                bool ok = true;
+                out->frames[j].pc = t->frames[j].pc;
+                out->frames[j].inlined = t->frames[j].inlined;
+                out->frames[j].function =
+                        ms_strdup_or_null(t->frames[j].function, &ok);
+                out->n = j + 1;
+                if (!ok)
+                        return &ms_error_no_memory;
+        }
+        return NULL;
+}
+
+static void free_native(struct ms_report *report)
+{
+        struct report_impl *impl = (struct report_impl *)report;
+        for (size_t i = 0; impl->names && i < report->n_threads; i++) {
+                free(impl->names[i].globals);
+                free(impl->names[i].builtins);
+        }
+        free(impl->names);
+        ms_py_namespaces_free(impl->namespaces, impl->n_namespaces);
+        for (size_t i = 0; impl->native && i < report->n_threads; i++) {
+                for (size_t j = 0; j < impl->native[i].n; j++)
+                        free(impl->native[i].frames[j].function);
+                free(impl->native[i].frames);
+        }
+        free(impl->native);
+}
 
 static struct ms_error *report_add_warnings(struct ms_report *report,
                                             const struct ms_warnings *w,
@@ -304,6 +432,11 @@ static struct ms_error *inputs_read_python(struct report_inputs *in,
                         return &ms_error_no_memory;
                 if (in->options->locals) {
                         err = ms_py_read_locals(in->target, rt);
+                        if (!err)
+                                err = ms_py_read_namespaces(
+                                        in->target, rt, &in->namespaces,
+                                        &in->n_namespaces,
+                                        &in->namespaces_capacity);
                         if (err)
                                 return err;
                 }
@@ -610,6 +743,7 @@ static void inputs_deinit(struct report_inputs *in)
         for (size_t i = 0; in->native && i < in->target->n_threads; i++)
                 ms_native_stack_deinit(&in->native[i]);
         free(in->native);
+        ms_py_namespaces_free(in->namespaces, in->n_namespaces);
         ms_py_runtimes_destroy(in->runtimes, in->n_runtimes);
         ms_unwinder_destroy(in->unwinder);
         ms_warnings_deinit(&in->warnings);
@@ -698,8 +832,20 @@ static struct ms_error *build(struct report_inputs *in,
         if (!err)
                 err = finish_threads(in, report);
         /* Stage 6. */
-        for (size_t i = 0; !err && i < report->n_threads; i++)
-                err = merge_thread(in, i, &report->threads[i]);
+        for (size_t i = 0; !err && i < report->n_threads; i++) {
+                err = keep_native(report, i);
+                if (!err)
+                        err = keep_python_names(in, report, i);
+                if (!err)
+                        err = merge_thread(in, i, &report->threads[i]);
+        }
+        if (!err) {
+                struct report_impl *impl = (struct report_impl *)report;
+                impl->namespaces = in->namespaces;
+                impl->n_namespaces = in->n_namespaces;
+                in->namespaces = NULL;
+                in->n_namespaces = 0;
+        }
         if (err)
                 return err;
         inputs_warn_unmatched(in);
@@ -732,9 +878,10 @@ struct ms_error *ms_report_create(struct ms_target *target,
         };
         in.max_frames = in.options->max_frames ? in.options->max_frames
                                                : DEFAULT_MAX_FRAMES;
-        struct ms_report *report = calloc(1, sizeof(*report));
-        if (!report)
+        struct report_impl *impl = calloc(1, sizeof(*impl));
+        if (!impl)
                 return &ms_error_no_memory;
+        struct ms_report *report = &impl->report;
         struct ms_error *err = build(&in, report);
         inputs_deinit(&in);
         if (err) {
@@ -779,5 +926,6 @@ void ms_report_destroy(struct ms_report *report)
         free(report->rust_modules);
         ms_diagnoses_free(report);
         ms_asyncio_free(report);
+        free_native(report);
         free(report);
 }

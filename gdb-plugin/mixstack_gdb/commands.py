@@ -9,7 +9,7 @@ import gdb
 from . import frames as F
 from . import lib as L
 from . import framefilter
-from .gdbtarget import select_level
+from .gdbtarget import select_level  # noqa: F401 (frames too)
 from .session import SESSION, Error
 
 
@@ -59,6 +59,15 @@ class Prefix(gdb.Command):
     """mixstack: mixed CPython / Rust / C stacks of this process.
 
 mixstack bt [all | THREAD...] [--locals] [--all-frames] [--native-only | --python-only]
+                          the mixed stack, numbered as gdb numbers its frames
+mixstack frame [N]        select frame #N of `mixstack bt` (gdb's `frame N`)
+mixstack py-bt            Python frames with their source lines
+mixstack py-bt-full       the same with arguments and locals
+mixstack py-list [N|A,B]  source of the current Python frame (again: the next lines)
+mixstack py-up [N]        select the Nth older Python frame (also: mixstack up)
+mixstack py-down [N]      select the Nth newer Python frame (also: mixstack down)
+mixstack py-locals        arguments and locals of the current Python frame
+mixstack py-print NAME    NAME in the current Python frame (locals, globals, builtins)
 mixstack threads          one line per thread
 mixstack gil              who holds the GIL, who waits for it
 mixstack err              pending and handled Python exceptions
@@ -66,14 +75,20 @@ mixstack panic            Rust panic state
 mixstack phase            the interpreter's lifecycle phase
 mixstack tasks            asyncio tasks: what each awaits, who awaits it
 mixstack report [--json]  the whole report, as the mixstack CLI prints it
-mixstack up / down        select the eval-loop frame of the next older / newer Python frame
-mixstack list [N | A,B]   Python source around the current Python frame's line
 mixstack filter on|off    Python frames in gdb's own `bt` (on by default)
 
-THREAD is a thread id (LWP) or a gdb thread number."""
+THREAD is a thread id (LWP) or a gdb thread number. The current Python
+frame (marked '*' by `mixstack bt`) is the one py-up/py-down/frame
+selected, else the innermost one at or above gdb's selected frame."""
 
     def __init__(self):
         super().__init__("mixstack", gdb.COMMAND_STACK, gdb.COMPLETE_COMMAND, True)
+
+    def invoke(self, arg, from_tty):
+        if arg and arg.strip():
+            raise gdb.GdbError('Undefined mixstack command: "%s".  Try "help mixstack".'
+                               % arg.strip().split()[0])
+        gdb.write(self.__doc__ + "\n")
 
 
 _BT_OPTIONS = ("--locals", "--all-frames", "--native-only", "--python-only", "all")
@@ -151,7 +166,7 @@ THREAD         a thread id (LWP) or gdb thread number; several may be given
         if opts["mode"] == L.MS_STACK_PYTHON_ONLY:
             SESSION.require_python()
         if every:
-            tids = ()
+            tids = [t["tid"] for t in SESSION.report_json(**opts).get("threads", ())]
         elif which:
             tids = resolve_threads(which)
         else:
@@ -159,7 +174,14 @@ THREAD         a thread id (LWP) or gdb thread number; several may be given
             if tid is None:
                 raise Error("no thread selected")
             tids = (tid,)
-        _write(SESSION.format(L.MS_SECTION_STACKS, tids=tids, **opts))
+        # Numbered as gdb numbers the frames: `frame N` selects #N. Python
+        # frames only are the mixed stack's, printed alone.
+        flags = 0
+        if opts["mode"] == L.MS_STACK_PYTHON_ONLY:
+            opts["mode"] = L.MS_STACK_MIXED
+            flags = L.MS_FRAME_MAP_PYTHON_ONLY
+        _write("".join(SESSION.frame_map(tid, **opts).format_stack(flags)
+                       for tid in tids))
 
 
 class _Section(gdb.Command):
@@ -260,157 +282,209 @@ Usage: mixstack report [--json]"""
         _write(SESSION.format(L.MS_SECTION_REPORT, fmt=fmt))
 
 
-# Navigation -----------------------------------------------------------------
+# Navigation: the library's frame map of the selected thread -----------------
 
-def _python_position(model):
-    """(index in model.python, gdb level) of the current Python frame: the
-    one `mixstack up/down` last selected when the selected gdb frame is still
-    its eval-loop frame, else None."""
-    nav = SESSION.nav
-    try:
-        level = gdb.selected_frame().level()
-    except gdb.error:
-        level = 0
-    if nav and nav[0] == SESSION.generation and nav[1] == model.tid \
-            and nav[3] == level and nav[2] < len(model.python):
-        return nav[2], level
-    return None, level
-
-
-def _describe(model, index):
-    py, native_index = model.python[index]
-    level = model.level_of(native_index)
-    name = py.get("qualname") or py.get("function") or "??"
-    where = ""
-    if py.get("file"):
-        where = " (%s%s)" % (py["file"], ":%d" % py["line"] if py.get("line") else "")
-    prefix = "#%-3d" % level if level is not None else "#?  "
-    return "%s [python] %s%s" % (prefix, name, where), level
-
-
-def _nav_model():
+def _nav_map(**report_options):
     SESSION.inferior()
     SESSION.require_python()
-    model, _ = F.current_model()
-    if model is None or not model.python:
-        raise Error("no Python frames in this thread")
-    return model
+    return SESSION.frame_map(**report_options)
 
 
-def _move(direction):
-    model = _nav_model()
-    current, level = _python_position(model)
-    n = len(model.python)
-    if current is not None:
-        target = current + direction
-    else:
-        levels = [model.level_of(ni) for _, ni in model.python]
-        here = [i for i, lv in enumerate(levels) if lv == level]
-        if here:
-            # The selected frame is an eval-loop frame: its innermost Python
-            # frame is the current one.
-            target = here[0] + direction
-        elif direction > 0:
-            target = next((i for i, lv in enumerate(levels)
-                           if lv is not None and lv > level), n)
-        else:
-            target = next((i for i in range(n - 1, -1, -1)
-                           if levels[i] is not None and levels[i] < level), -1)
-    if target >= n:
-        raise Error("no older Python frame (the outermost is selected)")
-    if target < 0:
-        raise Error("no newer Python frame (the innermost is selected)")
-    text, target_level = _describe(model, target)
-    if target_level is not None:
-        select_level(target_level)
-    SESSION.nav = (SESSION.generation, model.tid, target,
-                   target_level if target_level is not None else level)
+def _count(arg, name):
+    words = _split(arg)
+    if not words:
+        return 1
+    if len(words) == 1:
+        try:
+            n = int(words[0], 0)
+            if n > 0:
+                return n
+        except ValueError:
+            pass
+    raise Error("usage: mixstack %s [COUNT]" % name)
+
+
+def _select_current(fmap):
+    """Select the gdb frame of the current Python frame (the eval-loop
+    frame running it), when gdb has one."""
+    k = fmap.current_python()
+    index = fmap.python_frame(k) if k is not None else None
+    level = fmap.debugger_frame(index) if index is not None else None
+    if level is not None:
+        select_level(level)
+        fmap.sync()
+    return level
+
+
+def _move(fmap, count):
+    try:
+        fmap.move(count)
+    except L.LibraryError as e:
+        raise Error(e.message)
+    level = _select_current(fmap)
+    text = fmap.format_current()
+    if level is None:
+        text += "mixstack: gdb has no frame running this Python frame (its unwinder stopped earlier)\n"
     _write(text)
 
 
-class Up(gdb.Command):
-    """Select the eval-loop frame running the next older Python frame."""
+class PyUp(gdb.Command):
+    """Select the COUNTth older Python frame (1 by default): gdb selects
+the eval-loop frame running it. libpython.py's py-up."""
+
+    def __init__(self, name="py-up"):
+        super().__init__("mixstack " + name, gdb.COMMAND_STACK)
+        self._name = name
+
+    @_one_line_errors
+    def invoke(self, arg, from_tty):
+        _move(_nav_map(), _count(arg, self._name))
+
+
+class PyDown(gdb.Command):
+    """Select the COUNTth newer Python frame (1 by default): gdb selects
+the eval-loop frame running it. libpython.py's py-down."""
+
+    def __init__(self, name="py-down"):
+        super().__init__("mixstack " + name, gdb.COMMAND_STACK)
+        self._name = name
+
+    @_one_line_errors
+    def invoke(self, arg, from_tty):
+        _move(_nav_map(), -_count(arg, self._name))
+
+
+class Frame(gdb.Command):
+    """Select frame N as `mixstack bt` numbers it (gdb's own numbers: the
+same as gdb's `frame N`), and mark the Python frame it runs as current.
+
+Usage: mixstack frame [N]"""
 
     def __init__(self):
-        super().__init__("mixstack up", gdb.COMMAND_STACK)
+        super().__init__("mixstack frame", gdb.COMMAND_STACK)
+
+    @_one_line_errors
+    def invoke(self, arg, from_tty):
+        words = _split(arg)
+        SESSION.inferior()
+        if len(words) > 1:
+            raise Error("usage: mixstack frame [N]")
+        if words:
+            try:
+                level = int(words[0], 0)
+            except ValueError:
+                raise Error("usage: mixstack frame [N]")
+            frame = select_level(level)
+            if frame.level() != level:
+                raise Error("no frame %d (the outermost is #%d)" % (level, frame.level()))
+        fmap = SESSION.frame_map()
+        k = fmap.current_python()
+        index = fmap.python_frame(k) if k is not None else None
+        if index is not None and fmap.debugger_frame(index) == F.selected_level():
+            _write(fmap.format_current())
+        else:
+            _write(gdb.execute("frame", to_string=True))
+
+
+class PyBt(gdb.Command):
+    """The Python frames of the selected thread, each with its source line,
+innermost first, numbered as gdb numbers the eval-loop frames running
+them; the current Python frame is marked '*'. libpython.py's py-bt."""
+
+    def __init__(self):
+        super().__init__("mixstack py-bt", gdb.COMMAND_STACK)
 
     @_one_line_errors
     def invoke(self, arg, from_tty):
         if _split(arg):
-            raise Error("`mixstack up` takes no arguments")
-        _move(+1)
+            raise Error("`mixstack py-bt` takes no arguments")
+        _write(_nav_map().format_stack(L.MS_FRAME_MAP_PYTHON_ONLY | L.MS_FRAME_MAP_SOURCE))
 
 
-class Down(gdb.Command):
-    """Select the eval-loop frame running the next newer Python frame."""
+class PyBtFull(gdb.Command):
+    """py-bt with the arguments and locals of every Python frame.
+libpython.py's py-bt-full."""
 
     def __init__(self):
-        super().__init__("mixstack down", gdb.COMMAND_STACK)
+        super().__init__("mixstack py-bt-full", gdb.COMMAND_STACK)
 
     @_one_line_errors
     def invoke(self, arg, from_tty):
         if _split(arg):
-            raise Error("`mixstack down` takes no arguments")
-        _move(-1)
+            raise Error("`mixstack py-bt-full` takes no arguments")
+        _write(_nav_map(locals=True).format_stack(
+            L.MS_FRAME_MAP_PYTHON_ONLY | L.MS_FRAME_MAP_SOURCE))
 
 
-def current_python_frame(model):
-    """The Python frame `mixstack list` shows: the one navigation selected,
-    else the innermost one at or above the selected gdb frame."""
-    current, level = _python_position(model)
-    if current is None:
-        levels = [model.level_of(ni) for _, ni in model.python]
-        current = next((i for i, lv in enumerate(levels)
-                        if lv is not None and lv >= level), 0)
-    return current
+class PyList(gdb.Command):
+    """Show the Python source around the current Python frame's line; run
+again (or press Enter), the next lines. libpython.py's py-list.
 
+Usage: mixstack py-list [START | START,END]
+The current Python frame is the one `mixstack py-up/py-down/frame`
+selected, else the innermost Python frame at or above gdb's selected
+frame."""
 
-class List(gdb.Command):
-    """Show the Python source around the current Python frame's line.
-
-Usage: mixstack list [START | START,END]
-The current Python frame is the one `mixstack up/down` selected, else the
-innermost Python frame at or above the selected gdb frame."""
-
-    def __init__(self):
-        super().__init__("mixstack list", gdb.COMMAND_STACK)
+    def __init__(self, name="py-list"):
+        super().__init__("mixstack " + name, gdb.COMMAND_STACK)
 
     @_one_line_errors
     def invoke(self, arg, from_tty):
-        model = _nav_model()
-        index = current_python_frame(model)
-        py, _ = model.python[index]
-        path, line = py.get("file"), py.get("line")
-        if not path:
-            raise Error("the current Python frame has no file name")
-        if not line:
-            raise Error("the current Python frame's line is unknown")
-        start, end = line - 5, line + 5
-        words = arg.strip()
+        fmap = _nav_map()
+        first = last = 0
+        words = (arg or "").strip()
         if words:
             try:
                 if "," in words:
                     a, b = words.split(",", 1)
-                    start, end = int(a), int(b)
+                    first, last = int(a), int(b)
                 else:
-                    start = int(words)
-                    end = start + 10
+                    first = int(words)
             except ValueError:
-                raise Error("usage: mixstack list [START | START,END]")
+                raise Error("usage: mixstack py-list [START | START,END]")
+            if first <= 0:
+                raise Error("usage: mixstack py-list [START | START,END]")
         try:
-            with open(path, "rb") as f:
-                lines = f.read().decode("utf-8", "replace").splitlines()
-        except OSError as e:
-            raise Error("cannot read %s: %s" % (path, e.strerror or e))
-        start = max(start, 1)
-        end = min(end, len(lines))
-        if start > end:
-            raise Error("line %d is past the end of %s (%d lines)" % (start, path, len(lines)))
-        out = []
-        for n in range(start, end + 1):
-            mark = ">" if n == line else " "
-            out.append("%s%4d    %s" % (mark, n, lines[n - 1]))
-        _write("\n".join(out))
+            _write(fmap.format_list(first, last))
+        except L.LibraryError as e:
+            raise Error(e.message)
+
+
+class PyLocals(gdb.Command):
+    """The arguments and locals of the current Python frame.
+libpython.py's py-locals."""
+
+    def __init__(self):
+        super().__init__("mixstack py-locals", gdb.COMMAND_DATA)
+
+    @_one_line_errors
+    def invoke(self, arg, from_tty):
+        if _split(arg):
+            raise Error("`mixstack py-locals` takes no arguments")
+        try:
+            _write(_nav_map(locals=True).format_locals())
+        except L.LibraryError as e:
+            raise Error(e.message)
+
+
+class PyPrint(gdb.Command):
+    """Print a Python name as the current Python frame sees it: its locals,
+then its module's globals, then the builtins. libpython.py's py-print.
+
+Usage: mixstack py-print NAME"""
+
+    def __init__(self):
+        super().__init__("mixstack py-print", gdb.COMMAND_DATA)
+
+    @_one_line_errors
+    def invoke(self, arg, from_tty):
+        words = _split(arg)
+        if len(words) != 1:
+            raise Error("usage: mixstack py-print NAME")
+        try:
+            _write(_nav_map(locals=True).lookup(words[0]))
+        except L.LibraryError as e:
+            raise Error(e.message)
 
 
 class Filter(gdb.Command):
@@ -439,6 +513,17 @@ Usage: mixstack filter [on | off]"""
 
 def register():
     Prefix()
+    PyBt()
+    PyBtFull()
+    PyList()
+    PyList("list")
+    PyUp()
+    PyUp("up")
+    PyDown()
+    PyDown("down")
+    PyLocals()
+    PyPrint()
+    Frame()
     Bt()
     Threads()
     Gil()
@@ -447,7 +532,4 @@ def register():
     Phase()
     Tasks()
     Report()
-    Up()
-    Down()
-    List()
     Filter()

@@ -6,18 +6,14 @@ undecorated: it must never break `bt`.
 """
 import itertools
 import os
-import re
 
 import gdb
 from gdb.FrameDecorator import FrameDecorator
 
-from . import frames as F
 from .session import SESSION
 
 PYO3_LABEL = " [pyo3 trampoline]"
 PYTHON_LABEL = " [python]"
-
-_MANGLED = re.compile(r"^(_ZN|_R[A-Z_]|__ZN)|::h[0-9a-f]{16}(\b|$)|\$LT\$|\$u7b\$")
 
 
 def _debug():
@@ -84,7 +80,7 @@ def _python_locals(tid, position):
     if tid is None or position is None:
         return None
     doc = SESSION.report_json(locals=True)
-    thread = F.thread_doc(doc, tid)
+    thread = next((t for t in doc.get("threads", ()) if t.get("tid") == tid), None)
     if thread is None:
         return None
     pyframes = [f for f in thread.get("frames", ()) if f.get("kind") == "python"]
@@ -133,88 +129,58 @@ class NativeFrameDecorator(FrameDecorator):
         return iter(self._elided) if self._elided else None
 
 
-def _native_name(gframe, libframe):
-    """The name to show for a native frame, or None to keep gdb's."""
-    if libframe is None:
-        return None
-    gname = gframe.name
+def _native_name(gname, libframe):
+    """The name to show for a native frame, or None to keep gdb's (and its
+    `??` when it has none)."""
     lname = libframe.get("function")
     name = None
-    if lname and libframe.get("language") == "rust":
-        if not gname or _MANGLED.search(gname):
-            name = lname
-        elif F.same_name(lname, gname):
-            name = lname  # the qualified path, as the library prints it
-    elif lname and not gname:
+    if lname and (libframe.get("language") == "rust" or not gname):
+        # The library's demangled, qualified path (gdb may show the bare
+        # DWARF name, or a mangled one).
         name = lname
     if libframe.get("category") == "pyo3-trampoline":
         name = (name or gname or lname or "??") + PYO3_LABEL
-    return name
+    return name or None
 
 
 def decorate(frame_iter):
-    """The decorated frames of the selected thread (a generator)."""
-    model, doc = F.current_model()
-    if model is None or not doc:
-        yield from frame_iter
-        return
-    items = list(frame_iter)
-    by_level = {g.level: g for g in model.gframes}
-    positions = {id(py): k for k, (py, _) in enumerate(model.python)}
-    # Which gdb frames are shown: groups the library hides vanish, and so do
-    # tail-call frames between hidden groups.
-    def visible_level(level):
-        g = by_level.get(level)
-        if g is None:
-            return True
-        if g.group is None:
-            return None  # decided by its neighbours
-        if not model.group_known(g.group):
-            return True
-        if g.physical and model.eval_python(g) is not None:
-            return True
-        lib = model.lib_frame_for(g)
-        if lib is not None:
-            return lib.get("index") in model.shown_native
-        return model.group_shown(g.group)
-
-    decisions = [visible_level(item.inferior_frame().level()) for item in items]
-    for k, d in enumerate(decisions):
-        if d is None:
-            inner = next((decisions[x] for x in range(k - 1, -1, -1)
-                          if decisions[x] is not None), True)
-            outer = next((decisions[x] for x in range(k + 1, len(decisions))
-                          if decisions[x] is not None), True)
-            decisions[k] = inner and outer
-    for item, shown in zip(items, decisions):
-        if not shown:
-            continue
-        level = item.inferior_frame().level()
-        g = by_level.get(level)
-        if g is None:
+    """The decorated frames of the selected thread (a generator): what the
+    library's frame map says each gdb frame shows."""
+    fmap = SESSION.frame_map()
+    for item in frame_iter:
+        frame = item.inferior_frame()
+        known, first, shown = fmap.shows(frame.level())
+        if not known:
             yield item
             continue
-        pyframes = model.eval_python(g)
-        if pyframes:
+        if not shown:
+            continue  # interpreter machinery the library hides
+        position = fmap.python_position(first)
+        if shown[0].get("kind") == "python":
             # The innermost Python frame stands for the eval-loop frame; the
             # others it runs (3.11+ runs nested Python calls in one C call)
             # follow it, indented, as gdb prints elided frames.
             outer = [PythonFrameDecorator(item, py, show_address=False,
-                                          tid=model.tid, position=positions.get(id(py)))
-                     for py in pyframes[1:]]
-            yield PythonFrameDecorator(item, pyframes[0], show_address=True,
-                                       elided=outer, tid=model.tid,
-                                       position=positions.get(id(pyframes[0])))
+                                          tid=fmap.tid, position=position + 1 + k)
+                     for k, py in enumerate(shown[1:])]
+            yield PythonFrameDecorator(item, shown[0], show_address=True,
+                                       elided=outer, tid=fmap.tid, position=position)
             continue
-        name = _native_name(g, model.lib_frame_for(g))
-        tail = model.tail_python(g)
+        name = _native_name(_frame_name(frame), shown[0])
+        tail = [PythonFrameDecorator(item, py, show_address=False, tid=fmap.tid,
+                                     position=position + k)
+                for k, py in enumerate(shown[1:])] or None
         if name or tail:
-            elided = [PythonFrameDecorator(item, py, show_address=False, tid=model.tid,
-                                           position=positions.get(id(py)))
-                      for py in tail] if tail else None
-            yield NativeFrameDecorator(item, name, elided)
+            yield NativeFrameDecorator(item, name, tail)
         else:
             yield item
+
+
+def _frame_name(frame):
+    try:
+        return frame.name()
+    except gdb.error:
+        return None
 
 
 class MixstackFrameFilter:

@@ -8,13 +8,11 @@ process, in the form the library asks for.
 import ctypes
 import os
 import re
-import struct
 
 import gdb
 
 from . import lib as L
 
-PAGE = 4096
 
 class Interrupted(Exception):
     """The user pressed Ctrl-C while the report was being built."""
@@ -22,55 +20,23 @@ class Interrupted(Exception):
 
 class MemoryReader:
     """The read_memory callback. It must never let an exception cross into
-    C: every failure is a nonzero return. Whole pages are read and kept
-    (the inferior is stopped while a report is built), which turns the many
-    small reads of an unwinder into few gdb calls."""
+    C: every failure is a nonzero return. The library reads whole pages and
+    keeps them (a debugger target caches its memory), so each call here is
+    a page or a read that a page could not serve."""
 
     def __init__(self, inferior):
         self.inferior = inferior
-        self.pages = {}
         self.interrupted = False
         self.reads = 0
-        self.gdb_reads = 0
         self.callback = L.ReadMemoryFn(self._read)
-
-    def _page(self, page):
-        data = self.pages.get(page)
-        if data is None:
-            try:
-                self.gdb_reads += 1
-                data = bytes(self.inferior.read_memory(page, PAGE))
-            except gdb.MemoryError:
-                data = False
-            self.pages[page] = data
-        return data
 
     def read(self, address, size):
         """The bytes at address, or None when any cannot be read."""
         if size <= 0:
             return b""
-        end = address + size
-        if end > 1 << 64:
+        if address + size > 1 << 64:
             return None
-        first = address & ~(PAGE - 1)
-        if size <= 4 * PAGE:
-            parts = []
-            page = first
-            while page < end:
-                data = self._page(page)
-                if data is False:
-                    parts = None
-                    break
-                parts.append(data)
-                page += PAGE
-            if parts is not None:
-                blob = b"".join(parts)
-                return blob[address - first:address - first + size]
-        # Large reads, or pages that are not wholly readable (a section
-        # ending inside a page of a core's file-backed memory): ask gdb for
-        # exactly these bytes.
         try:
-            self.gdb_reads += 1
             return bytes(self.inferior.read_memory(address, size))
         except gdb.MemoryError:
             return None
@@ -275,57 +241,16 @@ _SECTION_RE = re.compile(
     r"^\s*(0x[0-9a-fA-F]+)\s+-\s+(0x[0-9a-fA-F]+)\s+is\s+(\S+)(?:\s+in\s+(.+?))?\s*$")
 
 
-def _elf_loads(path):
-    """The PT_LOAD segments (vaddr, memsz, offset) of a 64-bit little-endian
-    ELF file and its section addresses by name, or None."""
-    try:
-        with open(path, "rb") as f:
-            ehdr = f.read(64)
-            if len(ehdr) < 64 or ehdr[:4] != b"\x7fELF" or ehdr[4] != 2 or ehdr[5] != 1:
-                return None
-            (e_phoff, e_shoff) = struct.unpack_from("<QQ", ehdr, 0x20)
-            (e_phentsize, e_phnum, e_shentsize, e_shnum,
-             e_shstrndx) = struct.unpack_from("<HHHHH", ehdr, 0x36)
-            loads = []
-            for i in range(min(e_phnum, 256)):
-                f.seek(e_phoff + i * e_phentsize)
-                ph = f.read(56)
-                if len(ph) < 56:
-                    break
-                p_type, _, p_offset, p_vaddr, _, _, p_memsz = struct.unpack_from("<IIQQQQQ", ph)
-                if p_type == 1:
-                    loads.append((p_vaddr, p_memsz, p_offset))
-            sections = {}
-            if e_shoff and e_shnum and e_shstrndx < e_shnum and e_shnum < 65536:
-                f.seek(e_shoff)
-                sh = f.read(e_shnum * e_shentsize)
-                stroff = struct.unpack_from("<Q", sh, e_shstrndx * e_shentsize + 0x18)[0]
-                strsize = struct.unpack_from("<Q", sh, e_shstrndx * e_shentsize + 0x20)[0]
-                f.seek(stroff)
-                strtab = f.read(min(strsize, 1 << 20))
-                for i in range(e_shnum):
-                    name_off, = struct.unpack_from("<I", sh, i * e_shentsize)
-                    addr, = struct.unpack_from("<Q", sh, i * e_shentsize + 0x10)
-                    end = strtab.find(b"\0", name_off)
-                    name = strtab[name_off:end if end >= 0 else None].decode("latin-1")
-                    if addr and name:
-                        sections[name] = addr
-            return loads, sections
-    except (OSError, struct.error, ValueError):
-        return None
-
-
-def objfile_mappings():
-    """The mappings rebuilt from the files gdb has loaded, for targets whose
-    `info proc mappings` says nothing (remote targets): each file's runtime
-    section addresses (`info files`) give its load bias; its PT_LOAD segments
-    give the mappings."""
+def objfile_modules():
+    """(path, section, runtime address) of the files gdb has loaded, from
+    `info files`, for targets whose `info proc mappings` says nothing
+    (remote targets): the library rebuilds their mappings from the files."""
     try:
         text = gdb.execute("info files", to_string=True)
     except gdb.error:
         return []
     exe = gdb.current_progspace().filename
-    runtime = {}  # path -> (section name, address)
+    runtime = {}  # path -> {section name: address}
     for line in text.splitlines():
         m = _SECTION_RE.match(line)
         if not m:
@@ -333,25 +258,14 @@ def objfile_mappings():
         path = m.group(4) or exe
         if not path or not path.startswith("/"):
             continue
-        runtime.setdefault(path, {})[m.group(3)] = int(m.group(1), 16)
+        runtime.setdefault(path, {}).setdefault(m.group(3), int(m.group(1), 16))
     out = []
-    for path, secs in runtime.items():
-        elf = _elf_loads(path)
-        if not elf:
-            continue
-        loads, file_secs = elf
-        bias = None
+    for path, secs in sorted(runtime.items()):
         for name in (".text", ".dynsym", ".rodata", ".data", ".dynamic"):
-            if name in secs and name in file_secs:
-                bias = secs[name] - file_secs[name]
+            if name in secs:
+                out.append((path, name, secs[name]))
                 break
-        if bias is None:
-            continue
-        for vaddr, memsz, offset in loads:
-            start = (bias + vaddr) & ~(PAGE - 1)
-            end = (bias + vaddr + memsz + PAGE - 1) & ~(PAGE - 1)
-            out.append((start, end, offset & ~(PAGE - 1), path))
-    return sorted(out)
+    return out
 
 
 _SECTION = re.compile(
@@ -384,19 +298,22 @@ def memory_regions(core, pid):
 
 
 def collect_mappings(core):
-    """File mappings of the inferior. MIXSTACK_GDB_MAPPINGS=objfiles forces
-    the fallback used when gdb has no process mappings (tests use it)."""
+    """File mappings of the inferior, or else its modules: (mappings,
+    modules, source). MIXSTACK_GDB_MAPPINGS=objfiles forces the fallback
+    used when gdb has no process mappings (tests use it)."""
     forced = os.environ.get("MIXSTACK_GDB_MAPPINGS")
     maps = [] if forced == "objfiles" else proc_mappings()
+    modules = []
     source = "proc"
     if not any(path.startswith("/") for _, _, _, path in maps):
-        maps = objfile_mappings()
+        maps = [m for m in maps if not m[3].startswith("/")]
+        modules = objfile_modules()
         source = "objfiles"
     if not any(path == "[vdso]" for _, _, _, path in maps):
         vdso = auxv_value("AT_SYSINFO_EHDR")
         if vdso:
             maps.append((vdso, vdso, 0, "[vdso]"))
-    return maps, source
+    return maps, modules, source
 
 
 # The target -------------------------------------------------------------
@@ -446,12 +363,17 @@ class GdbTarget:
         return self
 
     def _add_mappings(self):
-        maps, self.mapping_source = collect_mappings(self.core)
+        maps, modules, self.mapping_source = collect_mappings(self.core)
         for start, end, offset, path in maps:
             try:
                 self.library.target_add_mapping(self.handle, path, start, end, offset)
             except L.LibraryError as e:
                 self.notes.append("mapping %s: %s" % (path, e.message))
+        for path, section, address in modules:
+            try:
+                self.library.target_add_module(self.handle, path, section, address)
+            except L.LibraryError as e:
+                self.notes.append("module %s: %s" % (path, e.message))
 
     def _add_regions(self):
         """Writable memory, searched by the library for the exception object

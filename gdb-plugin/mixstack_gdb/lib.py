@@ -1,9 +1,10 @@
 """ctypes bindings for libmixstack's public API (core/include/mixstack/mixstack.h).
 
 This module does not import gdb: it is the plain binding, usable (and
-tested) outside the debugger. Structures mirror the header exactly; the
-option structures handed to the library are followed by zeroed padding so
-that fields appended to them later read as their zero defaults.
+tested) outside the debugger. Options are set by name (ms_options_set())
+in structures the library allocates, so they can grow without this module
+knowing their layout; the library's version is checked against the one
+this plugin was built with.
 """
 import ctypes
 import ctypes.util
@@ -34,14 +35,24 @@ MS_FORMAT_TEXT, MS_FORMAT_JSON = range(2)
 (MS_SECTION_REPORT, MS_SECTION_STACKS, MS_SECTION_THREADS, MS_SECTION_GIL,
  MS_SECTION_ERRORS, MS_SECTION_PANIC, MS_SECTION_PHASE, MS_SECTION_TASKS) = range(8)
 
+# Their names for ms_options_set().
+_MODES = ("mixed", "python-only", "native-only")
+_FORMATS = ("text", "json")
+_SECTIONS = ("report", "stacks", "threads", "gil", "errors", "panic", "phase",
+             "tasks")
+
 MS_NUM_REGS = 17
+# Flags of ms_frame_map_add_debugger_frame().
+MS_DEBUGGER_FRAME_INLINED = 1
+MS_DEBUGGER_FRAME_ARTIFICIAL = 2
+# Flags of ms_frame_map_format_stack().
+MS_FRAME_MAP_PYTHON_ONLY = 1
+MS_FRAME_MAP_SOURCE = 2
 # The DWARF order of the registers a debugger hands over.
 REGISTER_NAMES = ("rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp",
                   "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip")
 
 pid_t = ctypes.c_int
-# Zeroed bytes after every option structure we pass (see the module doc).
-_OPTION_PADDING = 256
 
 
 class MsError(ctypes.Structure):
@@ -49,17 +60,6 @@ class MsError(ctypes.Structure):
                 ("errnum", ctypes.c_int),
                 ("message", ctypes.c_char_p),
                 ("is_static", ctypes.c_bool)]
-
-
-class MsTargetOptions(ctypes.Structure):
-    _fields_ = [("executable", ctypes.c_char_p),
-                ("sysroot", ctypes.c_char_p),
-                ("library_paths", ctypes.POINTER(ctypes.c_char_p)),
-                ("n_library_paths", ctypes.c_size_t),
-                ("no_debuginfod", ctypes.c_bool),
-                ("download", ctypes.c_void_p),
-                ("download_arg", ctypes.c_void_p),
-                ("_padding", ctypes.c_char * _OPTION_PADDING)]
 
 
 class MsLocal(ctypes.Structure):
@@ -207,28 +207,10 @@ class MsReport(ctypes.Structure):
                 ("n_async_threads", ctypes.c_size_t)]
 
 
-class MsReportOptions(ctypes.Structure):
-    _fields_ = [("max_frames", ctypes.c_uint),
-                ("mode", ctypes.c_int),
-                ("all_frames", ctypes.c_bool),
-                ("locals", ctypes.c_bool),
-                ("exhaustive", ctypes.c_bool),
-                ("skip_debug_files", ctypes.c_bool),
-                ("_padding", ctypes.c_char * _OPTION_PADDING)]
-
-
-class MsPrintOptions(ctypes.Structure):
-    _fields_ = [("format", ctypes.c_int),
-                ("section", ctypes.c_int),
-                ("tids", ctypes.POINTER(pid_t)),
-                ("n_tids", ctypes.c_size_t),
-                ("_padding", ctypes.c_char * _OPTION_PADDING)]
-
-
-# The layouts as the header defines them (without our padding), for tests.
+# The report's layouts as the header defines them, for tests. (Options are
+# set by name, ms_options_set(): no option structure is laid out here.)
 PUBLIC_STRUCTS = {
     "ms_error": MsError,
-    "ms_target_options": MsTargetOptions,
     "ms_local": MsLocal,
     "ms_frame": MsFrame,
     "ms_traceback_entry": MsTracebackEntry,
@@ -240,8 +222,6 @@ PUBLIC_STRUCTS = {
     "ms_rust_module_report": MsRustModuleReport,
     "ms_diagnosis": MsDiagnosis,
     "ms_report": MsReport,
-    "ms_report_options": MsReportOptions,
-    "ms_print_options": MsPrintOptions,
 }
 
 ReadMemoryFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64,
@@ -345,7 +325,7 @@ class Library:
         L.ms_error_destroy.argtypes = [_ErrorPtr]
         L.ms_error_destroy.restype = None
         L.ms_target_create_debugger.argtypes = [
-            ReadMemoryFn, ctypes.c_void_p, ctypes.POINTER(MsTargetOptions),
+            ReadMemoryFn, ctypes.c_void_p, ctypes.c_void_p,
             ctypes.POINTER(ctypes.c_void_p)]
         L.ms_target_create_debugger.restype = _ErrorPtr
         L.ms_target_add_thread.argtypes = [
@@ -356,6 +336,9 @@ class Library:
             ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint64, ctypes.c_uint64,
             ctypes.c_uint64]
         L.ms_target_add_mapping.restype = _ErrorPtr
+        L.ms_target_add_module.argtypes = [
+            ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint64]
+        L.ms_target_add_module.restype = _ErrorPtr
         L.ms_target_set_process.argtypes = [
             ctypes.c_void_p, pid_t, ctypes.c_char_p, ctypes.c_int, pid_t]
         L.ms_target_set_process.restype = _ErrorPtr
@@ -367,17 +350,76 @@ class Library:
         L.ms_signal_is_crash.argtypes = [ctypes.c_int, ctypes.c_bool]
         L.ms_signal_is_crash.restype = ctypes.c_bool
         L.ms_report_create.argtypes = [
-            ctypes.c_void_p, ctypes.POINTER(MsReportOptions),
+            ctypes.c_void_p, ctypes.c_void_p,
             ctypes.POINTER(ctypes.c_void_p)]
         L.ms_report_create.restype = _ErrorPtr
         L.ms_report_destroy.argtypes = [ctypes.c_void_p]
         L.ms_report_destroy.restype = None
         L.ms_report_format_section.argtypes = [
-            ctypes.c_void_p, ctypes.POINTER(MsPrintOptions),
+            ctypes.c_void_p, ctypes.c_void_p,
             ctypes.POINTER(ctypes.c_void_p)]
         L.ms_report_format_section.restype = _ErrorPtr
+        L.ms_version.argtypes = []
+        L.ms_version.restype = ctypes.c_char_p
+        L.ms_options_create.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+        L.ms_options_create.restype = _ErrorPtr
+        L.ms_options_destroy.argtypes = [ctypes.c_void_p]
+        L.ms_options_destroy.restype = None
+        L.ms_options_set.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+        L.ms_options_set.restype = _ErrorPtr
+        for name in ("ms_options_target", "ms_options_report", "ms_options_print"):
+            getattr(L, name).argtypes = [ctypes.c_void_p]
+            getattr(L, name).restype = ctypes.c_void_p
+        self._check_version()
         L.ms_signal_name.argtypes = [ctypes.c_int]
         L.ms_signal_name.restype = ctypes.c_char_p
+        # Frame maps (debugger frontends).
+        vp, sz = ctypes.c_void_p, ctypes.c_size_t
+        L.ms_frame_map_create.argtypes = [vp, pid_t, ctypes.POINTER(vp)]
+        L.ms_frame_map_create.restype = _ErrorPtr
+        L.ms_frame_map_add_debugger_frame.argtypes = [
+            vp, ctypes.c_uint64, ctypes.c_uint, ctypes.c_char_p]
+        L.ms_frame_map_add_debugger_frame.restype = _ErrorPtr
+        L.ms_frame_map_destroy.argtypes = [vp]
+        L.ms_frame_map_destroy.restype = None
+        L.ms_frame_map_debugger_frame.argtypes = [vp, sz]
+        L.ms_frame_map_debugger_frame.restype = ctypes.c_long
+        L.ms_frame_map_shows.argtypes = [vp, sz, ctypes.POINTER(sz),
+                                         ctypes.POINTER(sz)]
+        L.ms_frame_map_shows.restype = ctypes.c_bool
+        L.ms_frame_map_n_python.argtypes = [vp]
+        L.ms_frame_map_n_python.restype = sz
+        L.ms_frame_map_python_frame.argtypes = [vp, sz]
+        L.ms_frame_map_python_frame.restype = ctypes.c_long
+        L.ms_frame_map_sync.argtypes = [vp, sz]
+        L.ms_frame_map_sync.restype = None
+        L.ms_frame_map_current_python.argtypes = [vp]
+        L.ms_frame_map_current_python.restype = ctypes.c_long
+        L.ms_frame_map_select_python.argtypes = [vp, sz]
+        L.ms_frame_map_select_python.restype = _ErrorPtr
+        L.ms_frame_map_move.argtypes = [vp, ctypes.c_long, ctypes.POINTER(sz)]
+        L.ms_frame_map_move.restype = _ErrorPtr
+        for name in ("ms_frame_map_format_current", "ms_frame_map_format_locals"):
+            getattr(L, name).argtypes = [vp, ctypes.POINTER(vp)]
+            getattr(L, name).restype = _ErrorPtr
+        L.ms_frame_map_format_stack.argtypes = [vp, ctypes.c_uint, ctypes.POINTER(vp)]
+        L.ms_frame_map_format_stack.restype = _ErrorPtr
+        L.ms_frame_map_format_list.argtypes = [vp, ctypes.c_long, ctypes.c_long,
+                                               ctypes.POINTER(vp)]
+        L.ms_frame_map_format_list.restype = _ErrorPtr
+        L.ms_frame_map_lookup.argtypes = [vp, ctypes.c_char_p, ctypes.POINTER(vp)]
+        L.ms_frame_map_lookup.restype = _ErrorPtr
+
+    def _check_version(self):
+        try:
+            from . import _paths
+        except ImportError:
+            return
+        want = getattr(_paths, "VERSION", None)
+        got = (self.cdll.ms_version() or b"").decode("ascii", "replace")
+        if want and got != want:
+            raise LoadError("%s is libmixstack %s; this plugin is for %s"
+                            % (self.path, got, want))
 
     def _check(self, err):
         if not err:
@@ -389,25 +431,43 @@ class Library:
         raise LibraryError(code, message, errnum)
 
     # Targets --------------------------------------------------------------
+    def _options(self, settings):
+        """An ms_options handle with settings ((name, value), value None:
+        left out) applied; the caller destroys it."""
+        handle = ctypes.c_void_p()
+        self._check(self.cdll.ms_options_create(ctypes.byref(handle)))
+        try:
+            for name, value in settings:
+                if value is None:
+                    continue
+                if isinstance(value, bool):
+                    value = "1" if value else "0"
+                elif isinstance(value, int):
+                    value = str(value)
+                self._check(self.cdll.ms_options_set(handle, name.encode(),
+                                                     _bytes(value)))
+        except BaseException:
+            self.cdll.ms_options_destroy(handle)
+            raise
+        return handle.value
+
     def target_create_debugger(self, read_memory, executable=None,
                                sysroot=None, library_paths=(),
                                no_debuginfod=False):
         """read_memory is a ReadMemoryFn the caller keeps alive for as long as
         the target lives. Returns the target handle (an int)."""
-        opts = MsTargetOptions()
-        opts.executable = _bytes(executable)
-        opts.sysroot = _bytes(sysroot)
-        opts.no_debuginfod = no_debuginfod
-        keep = None
-        if library_paths:
-            keep = (ctypes.c_char_p * len(library_paths))(
-                *[_bytes(p) for p in library_paths])
-            opts.library_paths = keep
-            opts.n_library_paths = len(library_paths)
-        ret = ctypes.c_void_p()
-        self._check(self.cdll.ms_target_create_debugger(
-            read_memory, None, ctypes.byref(opts), ctypes.byref(ret)))
-        return ret.value
+        settings = [("executable", executable), ("sysroot", sysroot),
+                    ("no-debuginfod", bool(no_debuginfod))]
+        settings += [("library-path", p) for p in library_paths]
+        opts = self._options(settings)
+        try:
+            ret = ctypes.c_void_p()
+            self._check(self.cdll.ms_target_create_debugger(
+                read_memory, None, self.cdll.ms_options_target(opts),
+                ctypes.byref(ret)))
+            return ret.value
+        finally:
+            self.cdll.ms_options_destroy(opts)
 
     def target_add_thread(self, target, tid, name, regs, fs_base):
         if len(regs) != MS_NUM_REGS:
@@ -419,6 +479,10 @@ class Library:
     def target_add_mapping(self, target, path, start, end, file_offset):
         self._check(self.cdll.ms_target_add_mapping(
             target, _bytes(path), start, end, file_offset))
+
+    def target_add_module(self, target, path, section, address):
+        self._check(self.cdll.ms_target_add_module(
+            target, _bytes(path), _bytes(section), address))
 
     def target_add_region(self, target, start, end, writable):
         self._check(self.cdll.ms_target_add_region(target, start, end,
@@ -440,16 +504,16 @@ class Library:
     # Reports --------------------------------------------------------------
     def report_create(self, target, mode=MS_STACK_MIXED, all_frames=False,
                       locals=False, max_frames=0, exhaustive=False):
-        opts = MsReportOptions()
-        opts.max_frames = max_frames
-        opts.mode = mode
-        opts.all_frames = all_frames
-        opts.locals = locals
-        opts.exhaustive = exhaustive
-        ret = ctypes.c_void_p()
-        self._check(self.cdll.ms_report_create(target, ctypes.byref(opts),
-                                               ctypes.byref(ret)))
-        return ret.value
+        opts = self._options([("mode", _MODES[mode]), ("all-frames", all_frames),
+                              ("locals", locals), ("max-frames", max_frames),
+                              ("exhaustive", exhaustive)])
+        try:
+            ret = ctypes.c_void_p()
+            self._check(self.cdll.ms_report_create(
+                target, self.cdll.ms_options_report(opts), ctypes.byref(ret)))
+            return ret.value
+        finally:
+            self.cdll.ms_options_destroy(opts)
 
     def report_destroy(self, report):
         if report:
@@ -457,17 +521,15 @@ class Library:
 
     def report_format_section(self, report, section=MS_SECTION_REPORT,
                               fmt=MS_FORMAT_TEXT, tids=()):
-        opts = MsPrintOptions()
-        opts.format = fmt
-        opts.section = section
-        keep = None
-        if tids:
-            keep = (pid_t * len(tids))(*tids)
-            opts.tids = keep
-            opts.n_tids = len(tids)
-        ret = ctypes.c_void_p()
-        self._check(self.cdll.ms_report_format_section(
-            report, ctypes.byref(opts), ctypes.byref(ret)))
+        settings = [("format", _FORMATS[fmt]), ("section", _SECTIONS[section])]
+        settings += [("thread", tid) for tid in tids]
+        opts = self._options(settings)
+        try:
+            ret = ctypes.c_void_p()
+            self._check(self.cdll.ms_report_format_section(
+                report, self.cdll.ms_options_print(opts), ctypes.byref(ret)))
+        finally:
+            self.cdll.ms_options_destroy(opts)
         try:
             return ctypes.string_at(ret.value).decode("utf-8", "replace")
         finally:
@@ -476,6 +538,81 @@ class Library:
     def report_json(self, report, section=MS_SECTION_REPORT, tids=()):
         return json.loads(self.report_format_section(
             report, section, MS_FORMAT_JSON, tids))
+
+    # Frame maps -------------------------------------------------------------
+    def _string(self, call, *args):
+        ret = ctypes.c_void_p()
+        self._check(call(*args, ctypes.byref(ret)))
+        try:
+            return ctypes.string_at(ret.value).decode("utf-8", "replace")
+        finally:
+            self._libc.free(ret.value)
+
+    def frame_map_create(self, report, tid, frames):
+        """A frame map of thread tid; frames: (pc, flags, name) innermost
+        first, as the debugger lists them."""
+        ret = ctypes.c_void_p()
+        self._check(self.cdll.ms_frame_map_create(report, tid, ctypes.byref(ret)))
+        try:
+            for pc, flags, name in frames:
+                self._check(self.cdll.ms_frame_map_add_debugger_frame(
+                    ret.value, pc & 0xFFFFFFFFFFFFFFFF, flags, _bytes(name)))
+        except BaseException:
+            self.cdll.ms_frame_map_destroy(ret.value)
+            raise
+        return ret.value
+
+    def frame_map_destroy(self, fmap):
+        if fmap:
+            self.cdll.ms_frame_map_destroy(fmap)
+
+    def frame_map_debugger_frame(self, fmap, i):
+        n = self.cdll.ms_frame_map_debugger_frame(fmap, i)
+        return n if n >= 0 else None
+
+    def frame_map_shows(self, fmap, n):
+        """(known, first, count) for debugger frame n."""
+        first, count = ctypes.c_size_t(), ctypes.c_size_t()
+        known = self.cdll.ms_frame_map_shows(fmap, n, ctypes.byref(first),
+                                             ctypes.byref(count))
+        return bool(known), first.value, count.value
+
+    def frame_map_n_python(self, fmap):
+        return self.cdll.ms_frame_map_n_python(fmap)
+
+    def frame_map_python_frame(self, fmap, k):
+        i = self.cdll.ms_frame_map_python_frame(fmap, k)
+        return i if i >= 0 else None
+
+    def frame_map_sync(self, fmap, n):
+        self.cdll.ms_frame_map_sync(fmap, n)
+
+    def frame_map_current_python(self, fmap):
+        k = self.cdll.ms_frame_map_current_python(fmap)
+        return k if k >= 0 else None
+
+    def frame_map_select_python(self, fmap, k):
+        self._check(self.cdll.ms_frame_map_select_python(fmap, k))
+
+    def frame_map_move(self, fmap, count):
+        ret = ctypes.c_size_t()
+        self._check(self.cdll.ms_frame_map_move(fmap, count, ctypes.byref(ret)))
+        return ret.value
+
+    def frame_map_format_stack(self, fmap, flags=0):
+        return self._string(self.cdll.ms_frame_map_format_stack, fmap, flags)
+
+    def frame_map_format_current(self, fmap):
+        return self._string(self.cdll.ms_frame_map_format_current, fmap)
+
+    def frame_map_format_list(self, fmap, first=0, last=0):
+        return self._string(self.cdll.ms_frame_map_format_list, fmap, first, last)
+
+    def frame_map_format_locals(self, fmap):
+        return self._string(self.cdll.ms_frame_map_format_locals, fmap)
+
+    def frame_map_lookup(self, fmap, name):
+        return self._string(self.cdll.ms_frame_map_lookup, fmap, _bytes(name))
 
     def signal_name(self, signo):
         name = self.cdll.ms_signal_name(signo)

@@ -30,8 +30,7 @@ class Session:
         self._reports = {}   # options tuple -> (handle, json doc or None)
         self._key = None
         self.last_stop_signal = None  # (signo, tid) of the last signal stop
-        # Navigation: (generation, tid, python frame index, gdb level).
-        self.nav = None
+        self._maps = {}      # (tid, locals) -> frames.FrameMap
 
     # The library -------------------------------------------------------
     def library(self):
@@ -56,6 +55,9 @@ class Session:
 
     # Cache --------------------------------------------------------------
     def invalidate(self, *_args):
+        for fmap in self._maps.values():
+            fmap.destroy()
+        self._maps = {}
         for handle, _ in self._reports.values():
             if self._library is not None:
                 self._library.report_destroy(handle)
@@ -65,7 +67,6 @@ class Session:
             self._target = None
         self._key = None
         self.generation += 1
-        self.nav = None
 
     def on_stop(self, event):
         self.invalidate()
@@ -174,6 +175,45 @@ class Session:
             return self.library().report_format_section(handle, section, fmt, tids)
         except L.LibraryError as e:
             raise Error(e.message)
+
+    def frame_map(self, tid=None, **report_options):
+        """The library's frame map of thread tid (the selected thread by
+        default) against gdb's frames, synced with gdb's selected frame.
+        One per thread and stop: it holds the Python frame navigation.
+        The map of a report with locals follows the plain one's current
+        Python frame."""
+        from . import frames as F
+        if tid is None:
+            tid = F.selected_tid()
+            if tid is None:
+                raise Error("no thread selected")
+        options = dict(mode=L.MS_STACK_MIXED, all_frames=False, locals=False)
+        options.update(report_options)
+        report = self.report(**options)
+        key = (tid, tuple(sorted(options.items())))
+        fmap = self._maps.get(key)
+        if fmap is None:
+            doc = self.report_json(**options)
+            thread = next((t for t in doc.get("threads", ()) if t.get("tid") == tid), None)
+            if thread is None:
+                raise Error("thread %d is not in the report" % tid)
+            try:
+                fmap = F.FrameMap(self.library(), report, tid, thread)
+            except L.LibraryError as e:
+                raise Error(e.message)
+            self._maps[key] = fmap
+        if tid == F.selected_tid():
+            fmap.sync()
+        default = dict(mode=L.MS_STACK_MIXED, all_frames=False, locals=False)
+        if options != default and options["mode"] != L.MS_STACK_NATIVE_ONLY:
+            nav = self.frame_map(tid)
+            k = nav.current_python()
+            if k is not None and k < fmap.n_python():
+                try:
+                    fmap.select_python(k)
+                except L.LibraryError:
+                    pass
+        return fmap
 
     def has_python(self):
         return self.report_json().get("python") is not None

@@ -189,7 +189,9 @@ def one_line_error(text):
 # Parsing what the plugin prints (the library's text printer) -----------------
 
 _THREAD_RE = re.compile(r"^Thread (\d+)")
-_FRAME_RE = re.compile(r"^\s+#(\d+)\s+(0x[0-9a-f]+|\[inlined\]|\[python\])\s+(.*)$")
+# Numbered as gdb numbers its frames ("?" when gdb has none), the current
+# Python frame marked '*'.
+_FRAME_RE = re.compile(r"^[ *] #(\d+|\?)\s+(0x[0-9a-f]+|\[inlined\]|\[python\])\s+(.*)$")
 
 
 def parse_stacks(text):
@@ -206,7 +208,8 @@ def parse_stacks(text):
             pc = int(what, 16) if what.startswith("0x") else None
             kind = "python" if what == "[python]" else (
                 "inlined" if what == "[inlined]" else "native")
-            current.append((int(m.group(1)), pc, kind, m.group(3)))
+            number = None if m.group(1) == "?" else int(m.group(1))
+            current.append((number, pc, kind, m.group(3)))
     return stacks
 
 
@@ -250,7 +253,11 @@ def check_native_pcs(probe, where):
 def report_of(probe):
     res = probe["mixstack report --json"]
     assert "error" not in res, res
-    return json.loads(res["out"])
+    # gdb's own warnings when the plugin first switches to a thread of a
+    # core the kernel wrote short (".reg-xstate/N in core file too small").
+    text = "\n".join(ln for ln in res["out"].splitlines()
+                     if not ln.startswith("warning: "))
+    return json.loads(text)
 
 
 def python_frames(thread_doc):
@@ -641,7 +648,7 @@ def test_frame_filter_failure_leaves_bt_alone(cprog_snapshot, tmp_path):
     breaker = tmp_path / "break.py"
     breaker.write_text("from mixstack_gdb import frames\n"
                        "def _boom():\n    raise RuntimeError('synthetic failure')\n"
-                       "frames.current_model = _boom\n")
+                       "frames.FrameMap.shows = lambda *a: _boom()\n")
     g = run_gdb(marked(["bt -no-filters", f"source {breaker}", "bt", "bt",
                         "echo ALIVE\\n"]), target=[s["exe"], s["core"]])
     assert_clean(g.stdout)
@@ -685,7 +692,7 @@ def test_interrupt_leaves_gdb_usable(cprog_snapshot, tmp_path):
         "        _said.append(1)\n"
         "        gdb.write('SLOW-READS\\n')\n"
         "        gdb.flush()\n"
-        "    time.sleep(0.02)\n"
+        "    time.sleep(0.25)\n"
         "    return _orig(self, a, n)\n"
         "gdbtarget.MemoryReader.read = _slow\n"
         "def fast():\n    gdbtarget.MemoryReader.read = _orig\n")
@@ -836,17 +843,18 @@ def test_python_script_snapshot(python, tmp_path, probe_script):
         bt = t["bt"]["out"]
         needles = [f"{f['function']} [python] () at {f['file']}:{f['line']}" for f in stack]
         assert in_order(bt, needles), bt
-    # Navigation from frame 0: up selects the innermost Python frame of the
-    # selected (main) thread, up again the next older one, down comes back;
-    # list shows the source around the line.
+    # Navigation from frame 0, where the innermost Python frame is the
+    # current one: up selects the next older one, up again the one after,
+    # down comes back; list shows the source around the line.
+    # (tests/integration/test_debuggers.py checks more on every debugger.)
     main = recorded["stacks"][str(proc.pid)]
 
     def shown(f):
-        return f"[python] {f['function']} ({f['file']}:{f['line']})"
-    assert shown(main[0]) in out[2], out[2]
-    assert re.search(rf"^>\s*{main[0]['line']}\s+record\(\); os.read", out[3], re.M), out[3]
-    assert shown(main[1]) in out[4], out[4]
-    assert shown(main[0]) in out[5], out[5]
+        return f"[python]           {f['function']} ({f['file']}:{f['line']})"
+    assert shown(main[1]) in out[2], out[2]
+    assert re.search(rf"^>\s*{main[1]['line']}\s", out[3], re.M), out[3]
+    assert shown(main[2]) in out[4], out[4]
+    assert shown(main[1]) in out[5], out[5]
     # The GIL: both threads blocked in os.read released it.
     assert out[6].startswith("GIL: free") or one_line_error(out[6]), out[6]
     # Locals: in gdb's `bt full` under the Python frame, and in --locals.

@@ -267,8 +267,9 @@ def native_stacks(bt_text):
     stacks = {}
     for tid, section in thread_sections(bt_text).items():
         frames = []
-        for m in re.finditer(r"^  #(\d+)\s+(0x[0-9a-f]+|\[inlined\])", section, re.M):
-            assert int(m.group(1)) == len(frames), section
+        # Numbered as lldb numbers its frames (test_debuggers.py checks
+        # that `frame select N` agrees).
+        for m in re.finditer(r"^[ *] #(\d+|\?)\s+(0x[0-9a-f]+|\[inlined\])", section, re.M):
             frames.append(int(m.group(2), 16) if m.group(2).startswith("0x") else None)
         stacks[tid] = frames
     return stacks
@@ -873,44 +874,6 @@ def assert_selected_eval_loop(job, report, tid, nth_python, nth_up):
     return sel
 
 
-@pytest.mark.parametrize("tag", [t for t, _ in PYTHONS])
-def test_python_core_up_down_list(python_results, python_cores, tag):
-    job, report, stacks = python_job(python_results, python_cores, tag)
-    if not python_found(report):
-        pytest.skip(f"libmixstack found no Python runtime in the {tag} core")
-    frames = stacks["main"]["frames"]
-    tid = stacks["main"]["tid"]
-    up1 = job.ok("mixstack up")
-    assert python_frame_pattern(frames[0]["function"], frames[0]["file"],
-                                frames[0]["line"]).search(up1), up1
-    sel1 = assert_selected_eval_loop(job, report, tid, 0, 0)
-    if not job.result("mixstack up")["err"]:
-        assert "EvalFrame" in sel1["function"], sel1  # lldb's own name for it
-
-    listing = job.ok("mixstack list")
-    source = Path(frames[0]["file"]).read_text().splitlines()
-    marked = [l.rstrip() for l in listing.splitlines() if l.lstrip().startswith(">")]
-    assert marked == [f">{frames[0]['line']:4d}    {source[frames[0]['line'] - 1]}".rstrip()], \
-        listing
-    assert len(listing.strip().splitlines()) == 11  # 5 lines either side
-
-    up2 = job.ok("mixstack up", 1)
-    assert python_frame_pattern(frames[1]["function"], frames[1]["file"],
-                                frames[1]["line"]).search(up2), up2
-    assert_selected_eval_loop(job, report, tid, 1, 1)
-    down = job.ok("mixstack down")
-    assert down == up1
-    assert json.loads(job.ok("@selected", 2))["frame"] == sel1["frame"]
-
-    # explicit ranges, as the gdb plugin's `mixstack list`
-    assert [l.rstrip() for l in job.ok("mixstack list 1,3").splitlines()] == [
-        f" {n:4d}    {source[n - 1]}".rstrip() for n in (1, 2, 3)]
-    assert len(job.ok("mixstack list 2").splitlines()) == 11
-    one_line_error(job.result("mixstack list x"),
-                   "mixstack: usage: mixstack list [START | START,END]")
-    assert "is past the end of" in one_line_error(job.result("mixstack list 100000"))
-
-
 # ---------------------------------------------------------------------------
 # crash samples: every scenario x interpreter (tests/conftest.py `samples`)
 # ---------------------------------------------------------------------------
@@ -1069,25 +1032,6 @@ def test_sample_phase(sample_results, tag, scenario):
     assert m["phase"] in out, out
     if m.get("finalizing_step"):
         assert m["finalizing_step"] in out, out
-
-
-@pytest.mark.parametrize("tag,scenario", SAMPLE_CELLS)
-def test_sample_up_and_list(sample_results, tag, scenario):
-    m, job, report = sample(sample_results, tag, scenario)
-    main = [t for t in m["threads"] if t.get("role") == "python-main"]
-    if not main or not main[0]["python_stack"]:
-        pytest.skip("no Python main thread with Python frames")
-    if not python_found(report):
-        pytest.skip("libmixstack found no Python runtime (python: null)")
-    top = main[0]["python_stack"][0]
-    up = job.ok("mixstack up")
-    assert python_frame_pattern(top["function"], top["file"], top["line"]).search(up), up
-    sel = assert_selected_eval_loop(job, report, main[0]["tid"], 0, 0)
-    if not job.result("mixstack up")["err"]:
-        assert "EvalFrame" in sel["function"], sel
-    listing = job.ok("mixstack list")
-    source = Path(top["file"]).read_text().splitlines()
-    assert f">{top['line']:4d}    {source[top['line'] - 1]}".rstrip() in listing, listing
 
 
 def pick_sample(samples, scenario, prefer="debian"):

@@ -22,6 +22,7 @@
 
 #include "cpython/cpython.h"
 #include "cpython_image.h"
+#include "target/backend.h"
 #include "unit.h"
 
 static void check_runtime(const struct version *v, const struct built *b,
@@ -149,9 +150,11 @@ static void test_garbage(struct image *img)
         }
         ms_py_runtimes_destroy(rts, n);
 
-        /* A cookie with a version nobody knows and junk after it. */
+        /* A cookie with a version nobody knows and junk after it (another
+         * process image: the target's page cache starts afresh). */
         build(img, &v314, &b);
         put64(img, b.runtime + 8, 0x03630000);
+        ms_target_cache_pages(target);
         rts = NULL;
         n = 0;
         err = ms_py_runtimes_find(target, NULL, &o, &rts, &n);

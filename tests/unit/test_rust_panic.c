@@ -32,6 +32,7 @@
 #include "merge/rules.h"
 #include "rust/internal.h"
 #include "rust/rust.h"
+#include "target/backend.h"
 #include "target/target.h"
 #include "unit.h"
 #include "unwind/unwind.h"
@@ -825,6 +826,16 @@ static void test_frames(void)
 #define FAKE_SIZE 0x10000u
 
 static uint8_t fake[FAKE_SIZE];
+/* The target reading fake[]: a debugger target keeps the pages it read
+ * (the process holds still while it lives), so each change of fake[]
+ * starts its cache afresh. */
+static struct ms_target *fake_target;
+
+static void fake_changed(void)
+{
+        if (fake_target)
+                ms_target_cache_pages(fake_target);
+}
 
 static int fake_read(void *arg, uint64_t address, void *buf, size_t size)
 {
@@ -838,16 +849,19 @@ static int fake_read(void *arg, uint64_t address, void *buf, size_t size)
 static void put_u64(uint64_t address, uint64_t v)
 {
         memcpy(fake + (address - FAKE_BASE), &v, 8);
+        fake_changed();
 }
 
 static void put_u32(uint64_t address, uint32_t v)
 {
         memcpy(fake + (address - FAKE_BASE), &v, 4);
+        fake_changed();
 }
 
 static void put_text(uint64_t address, const char *text)
 {
         memcpy(fake + (address - FAKE_BASE), text, strlen(text) + 1);
+        fake_changed();
 }
 
 static void put_location(uint64_t at, uint64_t file, uint64_t len,
@@ -927,6 +941,7 @@ static void test_synthetic_exception(struct ms_target *t)
         };
         struct ms_rust_state state = {.modules = &module, .n_modules = 1};
         memcpy(fake + (obj - FAKE_BASE), "MOZ\0RUST", 8);
+        fake_changed();
         put_u64(obj + 8, cleanup);
         put_u64(obj + 32, canary);
         put_u64(obj + 40, cause);
@@ -960,6 +975,7 @@ static void test_synthetic_exception(struct ms_target *t)
         CHECK(!ms_rust_decode_exception(t, &state, obj, &e));
         put_u64(obj + 8, cleanup);
         memcpy(fake + (obj - FAKE_BASE), "MOZ\0RUSX", 8);
+        fake_changed();
         CHECK(!ms_rust_decode_exception(t, &state, obj, &e));
 }
 
@@ -975,6 +991,7 @@ static void test_synthetic_scan(struct ms_target *t)
         const uint64_t heap = FAKE_BASE + 0x4000; /* outside the mapping */
         const uint64_t runtime = FAKE_BASE + 0x2400;
         memset(fake + (sp - FAKE_BASE), 0, 0x1000);
+        fake_changed();
         put_text(core_file, "/rustc/x/library/core/src/panicking.rs");
         put_location(core_loc, core_file, 38, 225, 5);
         put_text(user_file, "src/lib.rs");
@@ -1003,6 +1020,7 @@ static void test_synthetic_scan(struct ms_target *t)
                 "thread '<unnamed>' (27151) panicked at src/hook.rs:1:2:\n"
                 "from the hook\n";
         memcpy(fake + (sp - 0x800 - FAKE_BASE), hook, sizeof(hook));
+        fake_changed();
         err = ms_rust_scan_stack(t, &state, sp, &th);
         CHECK(!err);
         ms_error_destroy(err);
@@ -1014,6 +1032,7 @@ static void test_synthetic_scan(struct ms_target *t)
         free(th.message);
         free(th.hook_thread_name);
         memset(fake + (sp - 0x800 - FAKE_BASE), 0, sizeof(hook));
+        fake_changed();
         /* Only a library location: it is reported, but neither core's
          * message nor a &str whose length runs past it into the next
          * literal is taken as the panic's. */
@@ -1056,6 +1075,7 @@ static void test_synthetic(void)
                 ms_error_destroy(err);
                 return;
         }
+        fake_target = t;
         /* Texts below 0x3000 count as a module's literals, the rest as
          * heap. */
         err = ms_target_add_mapping(t, "/fake/libx.so", FAKE_BASE,
@@ -1072,6 +1092,7 @@ static void test_synthetic(void)
         err = ms_rust_writable_regions(t, &r, &n);
         CHECK(err && err->code == MS_ERROR_UNSUPPORTED);
         ms_error_destroy(err);
+        fake_target = NULL;
         ms_target_destroy(t);
 }
 

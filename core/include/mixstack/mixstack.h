@@ -221,7 +221,8 @@ typedef int ms_read_memory_fn(void *arg, uint64_t address, void *buf,
 /*
  * Create a target whose memory is read through read_memory(arg, ...), with
  * threads and modules added by the functions below. This is the target of
- * the gdb and lldb plugins.
+ * the gdb and lldb plugins. Memory is read a page at a time and kept: the
+ * process must not run while the target lives.
  */
 MS_PUBLIC struct ms_error *ms_target_create_debugger(
         ms_read_memory_fn *read_memory, void *arg,
@@ -243,6 +244,18 @@ MS_PUBLIC struct ms_error *ms_target_add_mapping(struct ms_target *target,
                                                  const char *path,
                                                  uint64_t start, uint64_t end,
                                                  uint64_t file_offset);
+
+/*
+ * Add a module (executable or shared library) by where it is loaded: its
+ * section named section (".text", ".dynamic", ...) is at address, or, with
+ * section NULL, its ELF header is. The library reads the file on this
+ * machine and adds the mappings of its PT_LOAD segments (for debuggers
+ * that know the modules loaded but not the process's mappings).
+ */
+MS_PUBLIC struct ms_error *ms_target_add_module(struct ms_target *target,
+                                                const char *path,
+                                                const char *section,
+                                                uint64_t address);
 
 /* Add a region of the address space with its permission: the writable
  * ones are searched for live Rust panic exception objects (their message
@@ -717,6 +730,172 @@ MS_PUBLIC struct ms_error *ms_report_format(const struct ms_report *report,
 
 /* The name of a signal ("SIGSEGV"), or NULL when unknown. */
 MS_PUBLIC const char *ms_signal_name(int signo);
+
+/* ------------------------------------------------------------------------
+ * Options by name
+ *
+ * For frontends that load the library at run time and cannot see this
+ * header (ctypes in gdb, scripts): the option structures are the library's
+ * own, set by name, so they can grow without the caller knowing their
+ * layout. Compare ms_version() with the version the frontend expects.
+ *
+ *     struct ms_options *o;
+ *     err = ms_options_create(&o);
+ *     err = ms_options_set(o, "locals", "1");
+ *     err = ms_report_create(target, ms_options_report(o), &report);
+ * ------------------------------------------------------------------------ */
+
+struct ms_options;
+
+MS_PUBLIC struct ms_error *ms_options_create(struct ms_options **ret);
+MS_PUBLIC void ms_options_destroy(struct ms_options *options);
+
+/*
+ * Set an option. Target options: "executable", "sysroot" (paths),
+ * "library-path" (a path; each call adds one), "no-debuginfod" (bool).
+ * Report options: "max-frames" (a number), "mode" ("mixed", "python-only",
+ * "native-only"), "all-frames", "locals", "exhaustive", "no-debug-files"
+ * (bools). Print options: "format" ("text", "json"), "section" ("report",
+ * "stacks", "threads", "gil", "errors", "panic", "phase", "tasks"),
+ * "thread" (a tid; each call adds one). Bools are "1"/"0", "true"/"false",
+ * "on"/"off"; NULL is true. MS_ERROR_INVALID_ARGUMENT for an unknown name
+ * or a bad value.
+ */
+MS_PUBLIC struct ms_error *ms_options_set(struct ms_options *options,
+                                          const char *name, const char *value);
+
+/* The structures to pass to the functions taking options; they live as
+ * long as options. */
+MS_PUBLIC const struct ms_target_options *ms_options_target(
+        const struct ms_options *options);
+MS_PUBLIC const struct ms_report_options *ms_options_report(
+        const struct ms_options *options);
+MS_PUBLIC const struct ms_print_options *ms_options_print(
+        const struct ms_options *options);
+
+/* ------------------------------------------------------------------------
+ * Debugger frontends: a thread's frames against the debugger's, and Python
+ * frame navigation
+ *
+ *     struct ms_frame_map *map;
+ *     err = ms_frame_map_create(report, tid, &map);
+ *     for each frame the debugger lists for tid, innermost first:
+ *             err = ms_frame_map_add_debugger_frame(map, pc, flags, name);
+ *     ms_frame_map_sync(map, selected);   (the debugger's selected frame)
+ *     err = ms_frame_map_format_stack(map, 0, &text);
+ *
+ * The report must come from ms_report_create() (a frame map uses what it
+ * keeps of the native stacks) and outlive the map. Frames are matched
+ * physical frame by physical frame on their pcs (the longest common
+ * subsequence of the two stacks, so frames one side lacks do not shift
+ * the others), inlined frames by name within their physical frame. Every
+ * frame of the report then has the debugger's number, which the printers
+ * use: `frame N` in the debugger selects what mixstack listed as #N (a
+ * Python frame's number is that of the eval-loop frame running it).
+ * ------------------------------------------------------------------------ */
+
+/* Flags of a debugger frame. */
+/* A function inlined into the next frame out (no stack frame of its own). */
+#define MS_DEBUGGER_FRAME_INLINED 1u
+/* A frame the debugger inferred (a tail call): no stack frame either. */
+#define MS_DEBUGGER_FRAME_ARTIFICIAL 2u
+
+struct ms_frame_map;
+
+MS_PUBLIC struct ms_error *ms_frame_map_create(const struct ms_report *report,
+                                               pid_t tid,
+                                               struct ms_frame_map **ret);
+
+/* Add the debugger's next frame (outwards); function may be NULL. */
+MS_PUBLIC struct ms_error *ms_frame_map_add_debugger_frame(
+        struct ms_frame_map *map, uint64_t pc, unsigned flags,
+        const char *function);
+
+MS_PUBLIC void ms_frame_map_destroy(struct ms_frame_map *map);
+
+/* The report's thread the map is about. */
+MS_PUBLIC const struct ms_thread_report *ms_frame_map_thread(
+        const struct ms_frame_map *map);
+
+/* The debugger frame of frame i of that thread (for a Python frame, the
+ * eval-loop frame running it); -1 when the debugger has none. */
+MS_PUBLIC long ms_frame_map_debugger_frame(struct ms_frame_map *map, size_t i);
+
+/*
+ * What debugger frame n shows in place of itself: the report's frames
+ * [*first, *first + *count), i.e. a native frame, or the Python frames an
+ * eval-loop frame runs (innermost first), possibly followed by Python frames
+ * the library could not place. *count is 0 for a frame the library hides
+ * (CPython internals between Python frames). Returns false, with *count 0,
+ * for a frame the library does not know (show the debugger's own).
+ */
+MS_PUBLIC bool ms_frame_map_shows(struct ms_frame_map *map, size_t n,
+                                  size_t *first, size_t *count);
+
+/* The number of Python frames of the thread, and the index in the
+ * thread's frames of Python frame k (0 is the innermost); -1 when k is out
+ * of range. */
+MS_PUBLIC size_t ms_frame_map_n_python(const struct ms_frame_map *map);
+MS_PUBLIC long ms_frame_map_python_frame(const struct ms_frame_map *map,
+                                         size_t k);
+
+/* Tell the map which debugger frame is selected. A Python frame chosen
+ * with ms_frame_map_move() or _select_python() stays the current one while
+ * that frame stays selected; otherwise the current Python frame is the
+ * innermost one at or above the selected frame. */
+MS_PUBLIC void ms_frame_map_sync(struct ms_frame_map *map, size_t n);
+
+/* The current Python frame (k), -1 when there is none. */
+MS_PUBLIC long ms_frame_map_current_python(struct ms_frame_map *map);
+
+/* Make Python frame k the current one. Its debugger frame
+ * (ms_frame_map_debugger_frame()) is the one to select. */
+MS_PUBLIC struct ms_error *ms_frame_map_select_python(struct ms_frame_map *map,
+                                                      size_t k);
+
+/* Move count Python frames older (count > 0) or newer (count < 0), as
+ * far as there are; an error when there is none that way. *ret: the new
+ * current Python frame. */
+MS_PUBLIC struct ms_error *ms_frame_map_move(struct ms_frame_map *map,
+                                             long count, size_t *ret);
+
+/* What the frame printers show. */
+/* Python frames only (py-bt). */
+#define MS_FRAME_MAP_PYTHON_ONLY 1u
+/* The source line of each Python frame under it (py-bt). */
+#define MS_FRAME_MAP_SOURCE 2u
+
+/* The thread's stack as `mixstack bt` prints it, numbered as the debugger
+ * numbers its frames, the current Python frame marked with '*'. Locals are
+ * shown when the report was made with them. Free *ret with free(). */
+MS_PUBLIC struct ms_error *ms_frame_map_format_stack(struct ms_frame_map *map,
+                                                     unsigned flags,
+                                                     char **ret);
+
+/* The current Python frame: its line of the stack and its source line. */
+MS_PUBLIC struct ms_error *ms_frame_map_format_current(struct ms_frame_map *map,
+                                                       char **ret);
+
+/*
+ * Source of the current Python frame, its line marked with '>': lines
+ * first..last; first 0 lists around the line, or, when the last list was
+ * of this same frame, the 10 lines after it (a repeated `list`); last 0
+ * lists 10 lines from first.
+ */
+MS_PUBLIC struct ms_error *ms_frame_map_format_list(struct ms_frame_map *map,
+                                                    long first, long last,
+                                                    char **ret);
+
+/* The arguments and locals of the current Python frame (the report must
+ * have been made with locals). */
+MS_PUBLIC struct ms_error *ms_frame_map_format_locals(struct ms_frame_map *map,
+                                                      char **ret);
+
+/* NAME in the current Python frame: "local NAME = value" from its locals,
+ * else from its module's globals, else from the builtins (as
+ * libpython.py's py-print); MS_ERROR_NOT_FOUND when it is in none. */
+MS_PUBLIC struct ms_error *ms_frame_map_lookup(struct ms_frame_map *map,
+                                               const char *name, char **ret);
 
 /* ------------------------------------------------------------------------
  * Triage: why a process died or hung, in a few lines, with a signature
