@@ -151,7 +151,7 @@ def decorate(frame_iter):
         frame = item.inferior_frame()
         known, first, shown = fmap.shows(frame.level())
         if not known:
-            yield item
+            yield _unnamed(item, frame)
             continue
         if not shown:
             continue  # interpreter machinery the library hides
@@ -173,7 +173,16 @@ def decorate(frame_iter):
         if name or tail:
             yield NativeFrameDecorator(item, name, tail)
         else:
-            yield item
+            yield _unnamed(item, frame)
+
+
+def _unnamed(item, frame):
+    """gdb prints a frame without any symbol as `??`, but as an empty name
+    when a frame filter hands it back undecorated (gdb's FrameDecorator
+    returns the pc for gdb to look up, which finds nothing): say `??`."""
+    if _frame_name(frame) is None and frame.type() == gdb.NORMAL_FRAME:
+        return NativeFrameDecorator(item, "??")
+    return item
 
 
 def _frame_name(frame):
