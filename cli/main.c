@@ -164,9 +164,8 @@ static void print_usage(void)
                 else
                         printf("  %s\n%22s%s\n", head, "", commands[i].summary);
         }
-        fputs("                      (TARGET: a core file [EXECUTABLE], or a "
-              "pid when all\n"
-              "                      digits)\n\n",
+        fputs("\nTARGET: a core file [EXECUTABLE], or a pid when all "
+              "digits.\n\n",
               stdout);
         fputs(options_text, stdout);
         fputs(target_options_text, stdout);
