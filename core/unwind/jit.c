@@ -47,13 +47,15 @@ static bool in_module(Dwfl *dwfl, uint64_t pc)
         return dwfl_addrmodule(dwfl, pc) != NULL;
 }
 
-/* Run the epilogue at pc (up to MAX_POPS pops, or leave, then ret) on
- * regs; false when the code there is not such an epilogue. */
+/* Run the epilogue at pc (add $n, %rsp or leave, then up to MAX_POPS
+ * pops, then ret) on regs; false when the code there is not such an
+ * epilogue. CPython's perf trampolines (-X perf, 3.12+) end so too:
+ * sub $8, %rsp; call *%rcx; add $8, %rsp; ret. */
 static bool run_epilogue(struct ms_target *target, uint64_t pc,
                          const struct ms_cfi_regs *regs,
                          struct ms_cfi_regs *caller)
 {
-        uint8_t code[2 * MAX_POPS + 2];
+        uint8_t code[2 * MAX_POPS + 8];
         struct ms_error *err = ms_target_read(target, pc, code, sizeof(code));
         if (err) {
                 ms_error_destroy(err);
@@ -70,6 +72,10 @@ static bool run_epilogue(struct ms_target *target, uint64_t pc,
                         return false;
                 sp += 8;
                 i = 1;
+        } else if (code[0] == 0x48 && code[1] == 0x83 && code[2] == 0xc4 &&
+                   code[3] < 0x80) { /* add $imm8, %rsp */
+                sp += code[3];
+                i = 4;
         }
         for (unsigned pops = 0; pops < MAX_POPS && i < sizeof(code) - 1;
              pops++) {
@@ -92,7 +98,7 @@ static bool run_epilogue(struct ms_target *target, uint64_t pc,
                 caller->known[d] = true;
                 sp += 8;
         }
-        if (i >= sizeof(code) || code[i] != 0xc3 || (i == 0))
+        if (i >= sizeof(code) || code[i] != 0xc3 || i == 0)
                 return false;
         uint64_t ra;
         if (!read_u64(target, sp, &ra) || !ra)

@@ -56,13 +56,15 @@ def _core_limit():
 class Target:
     """The placement target running in the lane's root."""
 
-    def __init__(self, python, workdir, hot=False, jit=False):
+    def __init__(self, python, workdir, hot=False, jit=False, host=None):
         env = dict(os.environ, PYTHON_JIT="1" if jit else "0")
         # chroot(8) changes to /: back to workdir, where the core goes.
         argv = [str(LANE), "run", "/bin/sh", "-c",
                 'cd "$1" && shift && exec /usr/bin/env "$@"', "sh",
                 str(workdir), f"PYTHON_JIT={env['PYTHON_JIT']}", python,
                 str(TARGET)] + (["--hot"] if hot else [])
+        if host:  # an interpreter of this machine, with its options
+            argv = host + [str(TARGET)]
         self.proc = subprocess.Popen(argv, cwd=workdir, stdout=subprocess.PIPE,
                                      text=True, env=env, preexec_fn=_core_limit)
         line = self.proc.stdout.readline()
@@ -89,6 +91,8 @@ class Target:
         if self.proc.poll() is None:
             os.kill(self.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
+        # -X perf's map of its trampolines.
+        Path(f"/tmp/perf-{self.pid}.map").unlink(missing_ok=True)
 
 
 def wait_syscall(pid, tid, numbers, timeout=30):
@@ -182,3 +186,25 @@ def test_jit(python, tmp_path):
     (shown as [jit] frames) to the eval loop and the process's start, and
     the Python frames stay exact and placed."""
     live_then_core(python, tmp_path, check_jit, hot=True, jit=True)
+
+
+def pyenv_python(minor):
+    found = sorted(Path.home().glob(f".pyenv/versions/3.{minor}.*/bin/python3.{minor}"))
+    return found[-1] if found else None
+
+
+@pytest.mark.parametrize("minor", [12, 13])
+def test_perf_trampolines(minor, tmp_path):
+    """-X perf (3.12+) puts a generated trampoline between eval calls:
+    anonymous code without CFI, unwound like JIT code, the Python frames
+    placed around it."""
+    python = pyenv_python(minor)
+    if python is None:
+        pytest.skip(f"no pyenv 3.{minor}")
+    target = Target(None, tmp_path, host=[str(python), "-X", "perf"])
+    try:
+        _, doc = report_json("pid", target.pid, "--all-frames")
+        check_report(doc, target.tids)
+        assert jit_frames(doc, target.pid)
+    finally:
+        target.close()
