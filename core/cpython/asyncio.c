@@ -976,16 +976,58 @@ void ms_py_asyncio_deinit(struct ms_py_asyncio *a)
         memset(a, 0, sizeof(*a));
 }
 
+/* Believe the target's own _Py_AsyncioModuleDebugOffsets (3.14+) over the
+ * table: task_object {size, task_name, task_awaited_by, task_is_task,
+ * task_awaited_by_is_set, task_coro, task_node}, interpreter_state {size,
+ * asyncio_tasks_head}, thread_state {size, asyncio_running_loop,
+ * asyncio_running_task, asyncio_tasks_head}, all uint64. Each value is
+ * checked to lie inside its struct before any is used. */
+static void apply_debug_offsets(struct ms_target *target, uint64_t address,
+                                struct ms_py_async_layout *al)
+{
+        uint64_t v[13];
+        struct ms_error *err = ms_target_read(target, address, v, sizeof(v));
+        if (err) {
+                ms_error_destroy(err);
+                return;
+        }
+        uint64_t task = v[0], ts = v[9];
+        if (task < 64 || task > 4096 || ts < 64 || ts > (1u << 16))
+                return;
+        for (int i = 1; i <= 6; i++) {
+                if (v[i] >= task)
+                        return;
+        }
+        if (v[10] + 8 > ts || v[11] + 8 > ts)
+                return;
+        al->task_size = (int32_t)task;
+        al->task_name = (int32_t)v[1];
+        al->fut_awaited_by = (int32_t)v[2];
+        al->fut_awaited_by_is_set = (int32_t)v[4];
+        al->task_coro = (int32_t)v[5];
+        al->task_node = (int32_t)v[6];
+        al->ts_asyncio_running_loop = (int32_t)v[10];
+        al->ts_asyncio_running_task = (int32_t)v[11];
+}
+
 struct ms_error *ms_py_asyncio_read(struct ms_target *target,
                                     const struct ms_py_runtime *rt,
                                     struct ms_py_asyncio *ret)
 {
         memset(ret, 0, sizeof(*ret));
+        const struct ms_py_async_layout *table =
+                ms_py_async_layout_find(rt->minor, rt->version_hex);
+        struct ms_py_async_layout al;
+        if (table) {
+                al = *table;
+                if (rt->asyncio_debug)
+                        apply_debug_offsets(target, rt->asyncio_debug, &al);
+        }
         struct reader r = {
                 .target = target,
                 .rt = rt,
                 .l = &rt->layout,
-                .al = ms_py_async_layout_find(rt->minor, rt->version_hex),
+                .al = table ? &al : NULL,
                 .out = ret,
         };
         if (!r.al || rt->free_threaded || r.al->task_coro < 0 ||

@@ -274,6 +274,9 @@ struct ms_py_runtime {
         bool has_debug_offsets;
         /* The table entry for the version, overridden by debug offsets. */
         struct ms_py_layout layout;
+        /* Address of the _asyncio module's _Py_AsyncioModuleDebugOffsets
+         * (section .AsyncioDebug, 3.14+), 0 when none was found. */
+        uint64_t asyncio_debug;
         /* Lifecycle flags read from the runtime (-1 unknown):
          * runtime_initialized is _initialized (3.11+: the struct is set up),
          * initialized / core_initialized Py_Initialize's progress. */

@@ -36,6 +36,9 @@ struct candidate {
 struct candidates {
         struct candidate *items;
         size_t n, capacity;
+        /* The _asyncio module's debug offsets (3.14+; the module may be a
+         * file of its own), 0 when no module has them. */
+        uint64_t asyncio_debug;
 };
 
 static struct ms_error *add_candidate(struct candidates *c, uint64_t address,
@@ -109,6 +112,7 @@ struct module_info {
         uint64_t runtime_section;    /* sh_addr of .PyRuntime, 0 if absent */
         uint64_t py_version;         /* st_value of Py_Version, 0 if absent */
         uint64_t bss_addr, bss_size; /* where Py_GetVersion's buffer is */
+        uint64_t asyncio_debug;      /* sh_addr of .AsyncioDebug (3.14+) */
 };
 
 static void scan_dynsym(Elf *elf, Elf_Scn *scn, GElf_Shdr *sh,
@@ -147,6 +151,8 @@ static void scan_sections(Elf *elf, struct module_info *mi)
                         continue;
                 if (strcmp(name, ".PyRuntime") == 0)
                         mi->runtime_section = sh.sh_addr;
+                else if (strcmp(name, ".AsyncioDebug") == 0)
+                        mi->asyncio_debug = sh.sh_addr;
                 else if (strcmp(name, ".bss") == 0) {
                         mi->bss_addr = sh.sh_addr;
                         mi->bss_size = sh.sh_size;
@@ -300,6 +306,8 @@ static struct ms_error *scan_module(struct ms_target *target,
         if (!map->host_path ||
             !read_module_info(target, map->path, map->host_path, &mi))
                 return NULL;
+        if (mi.asyncio_debug && !c->asyncio_debug)
+                c->asyncio_debug = mi.asyncio_debug + mi.bias;
         uint64_t addr =
                 mi.runtime_symbol ? mi.runtime_symbol : mi.runtime_section;
         if (!addr)
@@ -855,6 +863,7 @@ struct ms_error *ms_py_runtimes_find(struct ms_target *target,
                         continue;
                 }
                 rt->found_by = cd->found_by;
+                rt->asyncio_debug = c.asyncio_debug;
                 rt->module = cd->module;
                 cd->module = NULL;
                 n++;
