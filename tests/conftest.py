@@ -4,13 +4,18 @@ Crash samples (see crash-samples/README.md):
 
   interpreters     session: [Interp(tag, path, version, hexversion, origin)]
                    every CPython 3.8-3.13 found (Debian, pyenv, $MIXSTACK_EXTRA_PYTHONS)
+                   on this machine (runnable here by path)
+  lane_interpreters session: [Interp] Debian unstable's 3.13-3.15 (and -jit) in the
+                   test lane's root (scripts/lane); they run chrooted there
+                   (Interp.root), their cores need harness.analysis_options()
   samples_build    session: BuildInfo(ext, ext_stripped, ..., pyo3_version)
-  samples          session: the scenario x interpreter matrix, produced once per
+  samples          session: the scenario x interpreter matrix (interpreters), produced once per
                    session (and reused across sessions through the artefact cache):
                    a SampleIndex, i.e. a list of Artefact(interp_tag, scenario, dir,
                    manifest) with helpers .get(interp_tag, scenario),
                    .for_scenario(name), .for_interp(tag) and .errors
                    ({(interp_tag, scenario): message} for cells that failed).
+  lane_samples     session: the same for lane_interpreters
   samples_harness  session: the scripts/samples_lib/harness module (build, produce,
                    live(scenario, interp) context manager, ...)
 
@@ -53,11 +58,16 @@ class SampleIndex(list):
         return [a for a in self if a.interp_tag == tag]
 
 
-def _selected_interpreters():
+def _selected(lane):
     sel = os.environ.get("MIXSTACK_SAMPLES_INTERPS", "").strip()
     if not sel:
-        return _harness.interpreters()
-    return [_harness.find_interp(s.strip()) for s in sel.split(",") if s.strip()]
+        return _harness.lane_interpreters() if lane else _harness.interpreters()
+    its = [_harness.find_interp(s.strip()) for s in sel.split(",") if s.strip()]
+    return [it for it in its if (it.root is not None) == lane]
+
+
+def _selected_interpreters():
+    return _selected(lane=False)
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +81,11 @@ def interpreters():
 
 
 @pytest.fixture(scope="session")
+def lane_interpreters():
+    return _selected(lane=True)
+
+
+@pytest.fixture(scope="session")
 def samples_build():
     try:
         return _harness.build()
@@ -80,9 +95,22 @@ def samples_build():
 
 @pytest.fixture(scope="session")
 def samples(interpreters, samples_build):
-    results = _harness.run_matrix([i.tag for i in interpreters], out=None, jobs=2,
+    return _matrix(interpreters)
+
+
+@pytest.fixture(scope="session")
+def lane_samples(lane_interpreters, samples_build):
+    """The matrix of the lane's interpreters (their cores need
+    harness.analysis_options(dir): --sysroot)."""
+    return _matrix(lane_interpreters)
+
+
+def _matrix(its):
+    if not its:
+        return SampleIndex([], {})
+    results = _harness.run_matrix([i.tag for i in its], out=None, jobs=2,
                                   verbose=False)
     errors = {(r.interp_tag, r.scenario): r.error for r in results if r.status == "error"}
     ok = {(r.interp_tag, r.scenario) for r in results if r.status != "error"}
-    items = [a for a in _harness.index(interps=interpreters) if (a.interp_tag, a.scenario) in ok]
+    items = [a for a in _harness.index(interps=its) if (a.interp_tag, a.scenario) in ok]
     return SampleIndex(items, errors)

@@ -8,7 +8,9 @@
  * mapping of the same file starts where the program headers say the next
  * segment goes, at that segment's file offset. When a file has a single
  * mapping at offset 0 (debugger-fed targets hand over one per module), it
- * is taken as it is.
+ * is taken as it is, except in cores and live processes, whose mappings are
+ * complete: there a file with later segments none of which is mapped is data
+ * (std maps the separate debug file of the executable whole, once).
  */
 #include <elf.h>
 #include <fcntl.h>
@@ -105,6 +107,26 @@ static bool has_loader_layout(const struct ms_target *target,
         return false;
 }
 
+/* Does the file have a PT_LOAD segment the loader maps on its own, after
+ * the first page? */
+static bool has_later_segment(const Elf64_Phdr *phdrs, size_t n)
+{
+        const Elf64_Phdr *first = first_load(phdrs, n);
+        for (size_t i = 0; first && i < n; i++) {
+                if (phdrs[i].p_type == PT_LOAD && &phdrs[i] != first &&
+                    (phdrs[i].p_offset & PAGE_MASK) != 0)
+                        return true;
+        }
+        return false;
+}
+
+/* Are the target's mappings all of the process's (cores, live processes),
+ * not just one per module (debugger-fed targets)? */
+static bool mappings_complete(const struct ms_target *target)
+{
+        return target->kind == MS_TARGET_CORE || target->kind == MS_TARGET_PID;
+}
+
 /* How many mappings of m's file start at file offset 0. */
 static size_t count_headers(const struct ms_target *target,
                             const struct ms_mapping *m)
@@ -142,8 +164,10 @@ static struct ms_error *compute_modules(struct ms_target *target)
                 /* Data files (locale archive) are mapped at 0 too. */
                 if (!n && m->host_path)
                         continue;
-                if (n && count_headers(target, m) > 1 &&
-                    !has_loader_layout(target, m, phdrs, n))
+                bool alone = count_headers(target, m) == 1 &&
+                             (!mappings_complete(target) ||
+                              !has_later_segment(phdrs, n));
+                if (n && !alone && !has_loader_layout(target, m, phdrs, n))
                         continue;
                 /* A non-PIE executable (or its debug file, which Rust's
                  * panic backtrace maps whole) runs only at its own

@@ -474,6 +474,55 @@ static void walk_failed(struct walk *w, int dwfl_err)
         }
 }
 
+/* Bytes at a thread's stack pointer looked at to tell a stack the core
+ * lacks: a stack in use holds return addresses and saved registers there,
+ * never only zeros. */
+#define STACK_PROBE_BYTES 256
+/* Stacks with more frames than this are there, whatever their memory. */
+#define STACK_MISSING_MAX_FRAMES 2
+
+/* Does the core lack thread t's stack: the memory at its stack pointer is
+ * zeros or not in the core? gdb 13's gcore of a process on Debian
+ * unstable's glibc (2.43) writes zeros for every thread stack but the main
+ * thread's (the guard page now lies inside the stack mapping, and gcore
+ * gives up on the mapping at the first page it cannot read). */
+static bool core_lacks_stack(struct ms_unwinder *u,
+                             const struct ms_target_thread *t,
+                             const struct ms_native_stack *stack)
+{
+        if (u->target->kind != MS_TARGET_CORE ||
+            stack->n_frames > STACK_MISSING_MAX_FRAMES)
+                return false;
+        uint8_t buf[STACK_PROBE_BYTES];
+        struct ms_error *err = ms_target_read(u->target, t->regs[MS_REG_RSP],
+                                              buf, sizeof(buf));
+        if (err) {
+                ms_error_destroy(err);
+                return true;
+        }
+        for (size_t i = 0; i < sizeof(buf); i++) {
+                if (buf[i])
+                        return false;
+        }
+        return true;
+}
+
+/* Say so for a thread whose stack the core lacks, in place of the reason
+ * the walk gave (which would blame the few frames it found). */
+static void check_stack_present(struct walk *w,
+                                const struct ms_target_thread *t)
+{
+        if (!core_lacks_stack(w->u, t, w->stack))
+                return;
+        free(w->stack->error);
+        w->stack->error = NULL;
+        walk_error(w,
+                   "the core lacks this thread's stack (only zeros at sp "
+                   "0x%" PRIx64 "): what wrote the core could not read it, "
+                   "as gdb 13's gcore cannot on a newer glibc",
+                   t->regs[MS_REG_RSP]);
+}
+
 struct ms_error *ms_unwind_thread(struct ms_unwinder *u, size_t index,
                                   unsigned max_frames,
                                   struct ms_native_stack *stack)
@@ -498,6 +547,8 @@ struct ms_error *ms_unwind_thread(struct ms_unwinder *u, size_t index,
                         ms_native_stack_deinit(stack);
                 else if (!stack->n_frames)
                         walk_error(&w, "no frames");
+                else
+                        check_stack_present(&w, t);
                 return w.err;
         }
         /* Again with libdwfl. */
@@ -545,6 +596,8 @@ struct ms_error *ms_unwind_thread(struct ms_unwinder *u, size_t index,
                 walk_failed(&w, dwfl_err);
         if (!stack->n_frames)
                 walk_error(&w, "no frames");
+        else
+                check_stack_present(&w, t);
         return NULL;
 }
 

@@ -110,6 +110,7 @@ def interpreter_facts():
         "debug_info": any(f["debug_info"] for f in facts),
         "stripped": not core["symtab"],
         "binaries": facts,
+        "jit": bool(getattr(sys, "_jit", None) and sys._jit.is_enabled()),
     }
 
 

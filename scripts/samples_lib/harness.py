@@ -16,6 +16,10 @@ Public API (used by scripts/samples and tests/conftest.py):
     live(scenario, interp, out=None)  (context manager yielding (pid, manifest))
     index(out=None) -> [Artefact(interp_tag, scenario, dir, manifest)]
     find_interp(tag_or_path) -> Interp
+    lane_interpreters() -> [Interp]   Debian unstable's interpreters in the
+                                      test lane's root (scripts/lane)
+    analysis_options(artefact_dir) -> [mixstack CLI options] (--sysroot for
+                                      artefacts made inside the lane's root)
 """
 
 import ast
@@ -127,34 +131,60 @@ def _atomic_write_json(path, data):
 # interpreters
 # ---------------------------------------------------------------------------
 
-Interp = collections.namedtuple("Interp", "tag path version hexversion origin")
+# root: the directory the interpreter runs chrooted in (the test lane), or
+# None; path is then the path inside it. env: extra environment, as
+# (name, value) pairs (PYTHON_JIT=1).
+Interp = collections.namedtuple("Interp", "tag path version hexversion origin root env",
+                                defaults=(None, ()))
 
-_PROBE = ("import json,sys,platform;print(json.dumps({'version':platform.python_version(),"
+
+def host_path(interp):
+    """The interpreter's executable as seen from this machine."""
+    return interp.root + interp.path if interp.root else interp.path
+
+_PROBE = ("import json,sys,platform;j=getattr(sys,'_jit',None);"
+          "print(json.dumps({'version':platform.python_version(),"
           "'hexversion':sys.hexversion,'impl':platform.python_implementation(),"
-          "'executable':sys.executable}))")
+          "'executable':sys.executable,'jit':bool(j and j.is_enabled())}))")
 _probe_cache = {}
+
+
+def _py_flags(env=()):
+    """Interpreter options of every scenario process: -E (ignore PYTHON*
+    variables), except where the interpreter's own environment says what
+    it needs (PYTHON_JIT=1 has no -X equivalent); the harness gives the
+    scenario a minimal environment anyway."""
+    return (["-s", "-B"] if env else ["-E", "-s", "-B"])
 _probe_lock = threading.Lock()
 
 
-def _probe(path):
+def _probe(path, root=None, env=()):
     path = str(path)
+    key = (path, root, env)
     with _probe_lock:
-        if path in _probe_cache:
-            return _probe_cache[path]
+        if key in _probe_cache:
+            return _probe_cache[key]
+    cmd = [path] + _py_flags(env)[:-1] + ["-c", _PROBE]
+    if root:
+        cmd = ["chroot", root] + cmd
+    penv = dict(os.environ)
+    if env:  # no -E: nothing but env
+        penv = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+        penv.update(env)
     try:
-        r = subprocess.run([path, "-E", "-s", "-c", _PROBE], stdout=subprocess.PIPE,
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, env=penv,
                            stderr=subprocess.PIPE, timeout=30, stdin=subprocess.DEVNULL)
         info = json.loads(r.stdout.decode()) if r.returncode == 0 else None
     except (OSError, ValueError, subprocess.TimeoutExpired):
         info = None
     with _probe_lock:
-        _probe_cache[path] = info
+        _probe_cache[key] = info
     return info
 
 
 def _version_ok(version, origin="pyenv"):
     parts = tuple(int(x) for x in re.findall(r"\d+", version)[:2])
-    if origin == "extra":  # explicitly requested: any GIL build the abi3 .so supports
+    if origin in ("extra", "sid", "sid-jit"):  # explicitly requested: any GIL build the abi3 .so supports
         return MIN_VERSION <= parts
     return MIN_VERSION <= parts <= MAX_VERSION
 
@@ -226,12 +256,67 @@ def interpreters(refresh=False):
     return list(found)
 
 
+LANE_VERSIONS = ("3.13", "3.14", "3.15")
+_lane_cache = None
+
+
+def lane_root():
+    """The test lane's Debian unstable root (scripts/lane root), or None when
+    it has not been made, cannot be entered (chroot needs root), or
+    MIXSTACK_LANE=0."""
+    if os.environ.get("MIXSTACK_LANE", "1") == "0":
+        return None
+    root = os.environ.get("MIXSTACK_LANE_ROOT", "/var/cache/mixstack/sid-root")
+    root = os.path.realpath(root)
+    if not os.path.exists(os.path.join(root, ".mixstack-lane")):
+        return None
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("chroot"):
+        return None
+    return root
+
+
+def lane_interpreters(refresh=False):
+    """Debian unstable's python3.13/3.14/3.15 in the lane's root, tagged
+    cpython-<version>-debian-sid, and 3.14+ again with the JIT turned on
+    (PYTHON_JIT=1), tagged ...-debian-sid-jit. They run chrooted in the
+    root; their cores name files relative to it (analysis_options)."""
+    global _lane_cache
+    if _lane_cache is not None and not refresh:
+        return list(_lane_cache)
+    found = []
+    root = lane_root()
+    for minor in LANE_VERSIONS if root else ():
+        path = "/usr/bin/python" + minor
+        if not os.access(root + path, os.X_OK):
+            continue
+        variants = [("sid", ())]
+        if tuple(int(x) for x in minor.split(".")) >= (3, 14):
+            variants.append(("sid-jit", (("PYTHON_JIT", "1"),)))
+        for origin, env in variants:
+            info = _probe(path, root, env)
+            if not info or info.get("impl") != "CPython":
+                continue
+            if env and not info.get("jit"):
+                log("lane: %s has no JIT to turn on; no -jit interpreter" % path)
+                continue
+            tag = "cpython-%s-debian-%s" % (info["version"], origin)
+            found.append(Interp(tag, path, info["version"], info["hexversion"], origin,
+                                root, env))
+    _lane_cache = found
+    return list(found)
+
+
+def all_interpreters():
+    """interpreters() and lane_interpreters(): every sample matrix column."""
+    return interpreters() + lane_interpreters()
+
+
 def find_interp(spec):
     """An Interp by tag (exact or unique prefix/substring), version, or path."""
     if isinstance(spec, Interp):
         return spec
     spec = str(spec)
-    its = interpreters()
+    its = all_interpreters()
     for it in its:
         if spec == it.tag:
             return it
@@ -287,6 +372,14 @@ def applicable(sc, interp):
         return True
     if which == "debian":
         return interp.origin == "debian"
+    if which == "lane":
+        return interp.root is not None
+    if isinstance(which, dict):  # {"min_version": "3.14", "lane": True}
+        want = tuple(int(x) for x in which.get("min_version", "3.8").split("."))
+        have = tuple(int(x) for x in interp.version.split(".")[:2])
+        if have < want:
+            return False
+        return not which.get("lane") or interp.root is not None
     return interp.tag in which
 
 
@@ -447,13 +540,113 @@ def _child_env(sc, interp, ext, manifest_path, ready_fd, block_fd, build):
     return env
 
 
+# ---------------------------------------------------------------------------
+# the test lane: targets chrooted in Debian unstable's root
+# ---------------------------------------------------------------------------
+
+# Runs "$@" chrooted in $root with cwd $cwd, in a mount namespace of its own
+# (the bind mounts vanish with the process): /proc, /dev, /sys and /tmp of
+# this machine, and each directory before "--" at its own path, so that the
+# scenario scripts are found and manifests and cores land here. unshare, sh,
+# chroot and env all exec: the process keeps the pid the harness started.
+_LANE_SH = r"""set -e
+root=$1; cwd=$2; shift 2
+for d in proc dev sys tmp; do mount --rbind "/$d" "$root/$d"; done
+while [ "$1" != "--" ]; do mkdir -p "$root$1"; mount --bind "$1" "$root$1"; shift; done
+shift
+exec chroot "$root" /usr/bin/env -C "$cwd" "$@"
+"""
+
+
+def lane_argv(root, argv, binds, cwd):
+    """argv run inside the lane's root, with binds visible at their paths."""
+    keep = []
+    for b in sorted(set(os.path.realpath(str(b)) for b in binds)):
+        if b == "/tmp" or b.startswith("/tmp/"):
+            continue
+        if any(b == k or b.startswith(k + "/") for k in keep):
+            continue
+        keep.append(b)
+    return (["unshare", "--mount", "--propagation", "private", "sh", "-c", _LANE_SH,
+             "lane", root, str(cwd)] + keep + ["--"] + [str(a) for a in argv])
+
+
+def lane_ext(root, ext_src, sha):
+    """The extension inside the lane's root, at a path named by its hash
+    (never replaced): returns (path inside the root, path here). Cores of
+    lane targets then name only files under the root (--sysroot), and live
+    lane targets map files this machine can open by the path it sees."""
+    inside = "/var/lib/mixstack-samples/%s/%s" % (sha[:16], os.path.basename(str(ext_src)))
+    here = Path(root + inside)
+    with file_lock(here.parent / ".lock"):
+        if not here.exists():
+            _install_file(ext_src, here)
+    return inside, str(here)
+
+
+def artefact_sysroot(artefact_dir):
+    """The root an artefact's process ran in (lane artefacts), or None."""
+    try:
+        run = json.loads((Path(artefact_dir) / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return run.get("sysroot")
+
+
+def lane_view_without_debug_files(root, out=None):
+    """A sysroot that is the lane's root without its /usr/lib/debug (the
+    -dbg packages): a tree of symlinks into the root. Analysed through it,
+    a lane core looks like the core of a user who did not install -dbg
+    packages: symbols from .dynsym only, as on Debian by default."""
+    view = out_dir(out) / "lane-sysroot-nodebug"
+    stamp = Path(root) / ".mixstack-lane"
+    want = stamp.read_text() if stamp.exists() else ""
+    mark = view / ".mixstack-lane"
+    with file_lock(out_dir(out) / ".lane-view.lock"):
+        if mark.exists() and mark.read_text() == want:
+            return str(view)
+        tmp = Path(str(view) + ".tmp")
+        shutil.rmtree(str(tmp), ignore_errors=True)
+        skip = {"usr", "usr/lib", "usr/lib/debug"}
+        def link(rel):
+            for e in sorted(os.listdir(os.path.join(root, rel))):
+                r = os.path.join(rel, e) if rel else e
+                if r in skip:
+                    if r != "usr/lib/debug":
+                        (tmp / r).mkdir(parents=True)
+                        link(r)
+                    continue
+                os.symlink(os.path.join(root, r), str(tmp / r))
+        tmp.mkdir(parents=True)
+        link("")
+        (tmp / ".mixstack-lane").write_text(want)
+        shutil.rmtree(str(view), ignore_errors=True)
+        os.replace(str(tmp), str(view))
+    return str(view)
+
+
+def analysis_options(artefact_dir, debug_files=True, out=None):
+    """mixstack options to analyse an artefact's core here: --sysroot ROOT
+    for artefacts made inside the lane's root, else none. debug_files=False:
+    the root without its separate debug files (lane_view_without_debug_files)."""
+    root = artefact_sysroot(artefact_dir)
+    if not root:
+        return []
+    if not debug_files:
+        root = lane_view_without_debug_files(root, out)
+    return ["--sysroot", root]
+
+
 def _spawn(sc, interp, workdir, ext, build):
     workdir = Path(workdir)
     manifest_path = workdir / "manifest.json"
     ready_r, ready_w = os.pipe()
     block_r, block_w = os.pipe()
     env = _child_env(sc, interp, ext, manifest_path, ready_w, block_r, build)
-    cmd = [interp.path, "-E", "-s", "-B", str(sc.path)]
+    env.update(interp.env)
+    cmd = [interp.path] + _py_flags(interp.env) + [str(sc.path)]
+    if interp.root:
+        cmd = lane_argv(interp.root, cmd, [REPO, Path(sc.path).parent, workdir], workdir)
     try:
         with open(str(workdir / "stdout"), "wb") as so, open(str(workdir / "stderr"), "wb") as se:
             p = subprocess.Popen(cmd, cwd=str(workdir), env=env, stdin=subprocess.DEVNULL,
@@ -552,10 +745,19 @@ def _settle(child, manifest, timeout=None):
         time.sleep(0.02)
 
 
-def _gcore(pid, dest):
+def _gcore(pid, dest, interp=None):
+    """gcore of pid into dest. Lane targets get the lane's gdb: gdb 13's
+    gcore of a process on Debian unstable's glibc writes zeros for every
+    thread stack but the main thread's."""
     dest = Path(dest)
     prefix = str(dest)
-    r = subprocess.run(["gcore", "-o", prefix, str(pid)], stdin=subprocess.DEVNULL,
+    cmd = ["gcore", "-o", prefix, str(pid)]
+    if interp is not None and interp.root:
+        # In the target's mount namespace and root, like a gcore run in
+        # its container: the core names files as the target sees them
+        # (relative to the root), and the artefact dir is bound there.
+        cmd = ["nsenter", "-t", str(pid), "-m", "-r", "-w"] + cmd
+    r = subprocess.run(cmd, stdin=subprocess.DEVNULL,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=GCORE_TIMEOUT)
     produced = Path("%s.%d" % (prefix, pid))
     if r.returncode != 0 or not produced.exists():
@@ -680,9 +882,9 @@ def collect_kernel_core(pid, signum, cwd, dest, started):
 # ---------------------------------------------------------------------------
 
 def _stamp(sc, interp, ext_sha):
-    rp = os.path.realpath(interp.path)
+    rp = os.path.realpath(host_path(interp))
     st = os.stat(rp)
-    return {
+    out = {
         "harness": HARNESS_VERSION,
         "scenario": sc.name,
         "driver_sha256": sha256_file(sc.path),
@@ -691,6 +893,10 @@ def _stamp(sc, interp, ext_sha):
         "interp": {"tag": interp.tag, "path": interp.path, "realpath": rp,
                    "version": interp.version, "size": st.st_size, "mtime": int(st.st_mtime)},
     }
+    if interp.root:
+        out["interp"]["root"] = interp.root
+        out["interp"]["env"] = dict(interp.env)
+    return out
 
 
 def artefact_dir(scenario, interp, out=None):
@@ -730,11 +936,14 @@ def produce(scenario, interp, out=None, build_info=None, force=False):
         art.mkdir(parents=True)
         ext = art / "ext" / "mixsample.abi3.so"
         ext.parent.mkdir()
+        child_ext = ext
+        if interp.root:
+            child_ext, ext_src = lane_ext(interp.root, ext_src, ext_sha)
         try:
             os.link(ext_src, str(ext))
         except OSError:
             shutil.copy2(ext_src, str(ext))
-        run = _run_to_artefact(sc, interp, art, ext, build_info)
+        run = _run_to_artefact(sc, interp, art, child_ext, build_info)
         _atomic_write_json(art / "run.json", run)
         _atomic_write_json(art / "stamp.json", _stamp(sc, interp, ext_sha))
         return art
@@ -748,15 +957,18 @@ def _run_to_artefact(sc, interp, art, ext, build_info):
             raise CoreUnavailable(problem)
     t0 = time.time()
     child = _spawn(sc, interp, art, ext, build_info)
-    info = {"cmd": [interp.path, "-E", "-s", "-B", str(sc.path)], "pid": child.pid,
+    info = {"cmd": [interp.path] + _py_flags(interp.env) + [str(sc.path)], "pid": child.pid,
             "kind": kind}
+    if interp.root:
+        info["sysroot"] = interp.root
+        info["env"] = dict(interp.env)
     try:
         if kind == "snapshot":
             _wait_ready(child)
             manifest = _load_manifest(child.manifest_path)
             _settle(child, manifest)
-            _gcore(child.pid, art / "core")
-            info["core_source"] = "gcore"
+            _gcore(child.pid, art / "core", interp)
+            info["core_source"] = "gcore (lane gdb)" if interp.root else "gcore"
         else:
             try:
                 rc = child.popen.wait(timeout=READY_TIMEOUT)
@@ -816,7 +1028,9 @@ def live(scenario, interp, out=None, build_info=None, keep=False):
     if not applicable(sc, interp):
         raise NotApplicable("%s does not run on %s" % (sc.name, interp.tag))
     build_info = build_info or build(out)
-    ext, _ = _ext_for(sc, build_info)
+    ext, ext_sha = _ext_for(sc, build_info)
+    if interp.root:
+        ext = lane_ext(interp.root, ext, ext_sha)[0]
     base = out_dir(out) / "live" / interp.tag
     base.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=sc.name + "-", dir=str(base)))
@@ -846,7 +1060,7 @@ def run_matrix(interps=None, scenario_names=None, out=None, jobs=2, force=False,
     """Produce every applicable scenario x interpreter; returns [Result]."""
     raise_core_limit()
     build_info = build(out)
-    its = [find_interp(i) for i in interps] if interps else interpreters()
+    its = [find_interp(i) for i in interps] if interps else all_interpreters()
     all_sc = scenarios()
     names = list(scenario_names) if scenario_names else list(all_sc)
     for n in names:

@@ -282,3 +282,48 @@ def check_asyncio(m, doc):
         if d["kind"] == "await-cycle":
             assert all(f"'{n}'" in d["message"] for n in m["cycle"]), (w, d)
             assert d["tids"] == [truth["loop_tid"]], (w, d)
+
+
+# --- the crash frame (also test_lane.py) ---------------------------------------
+
+def check_crash_frame_is_rust(m, doc):
+    """The crashing thread's expected native frame: Rust, demangled."""
+    if not m.get("expect_crash_frame") or m["extension"]["stripped"]:
+        return
+    crashed = thread_by_tid(doc, m["crashed_tid"])
+    names = [f["function"] or "" for f in crashed["frames"]]
+    hits = [f for f in crashed["frames"]
+            if (f["function"] or "").endswith(m["expect_crash_frame"])]
+    assert hits, (where(m), names)
+    assert hits[0]["language"] == "rust", where(m)
+    assert hits[0]["raw_symbol"] and hits[0]["raw_symbol"] != hits[0]["function"]
+    assert not any(RUST_HASH.search(n) for n in names), (where(m), names)
+
+
+def check_deep_interleave(m, doc):
+    """deep-interleave: Python level_N, then Rust, then level_N+1 ... every
+    level in order, a Rust descent between every two."""
+    thread = thread_by_tid(doc, m["crashed_tid"])
+    kinds = []
+    for f in thread["frames"]:
+        if f["kind"] == "python" and f["function"].startswith("level_"):
+            kinds.append(f["function"])
+        elif f["language"] == "rust" and "descend" in (f["function"] or ""):
+            if kinds and kinds[-1] != "rust":
+                kinds.append("rust")
+    want = [f["function"] for f in m["threads"][0]["python_stack"]
+            if f["function"].startswith("level_")]
+    assert len(want) == m["depth"] + 1, where(m)
+    assert [k for k in kinds if k != "rust"] == want, (where(m), kinds)
+    for i, k in enumerate(kinds[:-1]):
+        assert not (k.startswith("level_") and kinds[i + 1].startswith("level_")), (
+            where(m), f"no Rust frame between {k} and {kinds[i + 1]}")
+
+
+LACKS_STACK = "the core lacks this thread's stack"
+
+
+def check_stacks_present(m, doc):
+    """No thread of a core written in full is said to lack its stack."""
+    bad = [t["tid"] for t in doc["threads"] if LACKS_STACK in (t["unwind_error"] or "")]
+    assert not bad, (where(m), bad)

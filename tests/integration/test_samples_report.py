@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from clitool import MIXSTACK, run_mixstack
-from manifest_checks import (RUST_HASH, check_native_expectations,
-                             check_python_frames_placed, check_python_stacks,
-                             check_python_threads_marked,
+from manifest_checks import (check_crash_frame_is_rust, check_deep_interleave,
+                             check_native_expectations, check_python_frames_placed,
+                             check_python_stacks, check_python_threads_marked,
                              check_signal_and_crashing_thread, expected_python,
                              python_frames, thread_by_tid)
 
@@ -47,18 +47,7 @@ def test_signal_and_crashing_thread(samples, reports):
 
 def test_crash_frame_is_rust_and_demangled(samples, reports):
     for a, doc in each_artefact(samples, reports):
-        m = a.manifest
-        if not m.get("expect_crash_frame") or a.manifest["extension"]["stripped"]:
-            continue
-        where = f"{a.interp_tag}/{a.scenario}"
-        crashed = thread_by_tid(doc, m["crashed_tid"])
-        names = [f["function"] or "" for f in crashed["frames"]]
-        hits = [f for f in crashed["frames"]
-                if (f["function"] or "").endswith(m["expect_crash_frame"])]
-        assert hits, (where, names)
-        assert hits[0]["language"] == "rust", where
-        assert hits[0]["raw_symbol"] and hits[0]["raw_symbol"] != hits[0]["function"]
-        assert not any(RUST_HASH.search(n) for n in names), (where, names)
+        check_crash_frame_is_rust(a.manifest, doc)
 
 
 def test_native_expectations(samples, reports):
@@ -87,24 +76,7 @@ def test_python_threads_are_marked(samples, reports):
 def test_deep_interleave_alternates(samples, reports):
     """Python level_N, then Rust, then level_N+1 ... every level in order."""
     for a in samples.for_scenario("deep-interleave"):
-        doc = reports[(a.interp_tag, a.scenario)]
-        thread = thread_by_tid(doc, a.manifest["crashed_tid"])
-        kinds = []
-        for f in thread["frames"]:
-            if f["kind"] == "python" and f["function"].startswith("level_"):
-                kinds.append(f["function"])
-            elif f["language"] == "rust" and "descend" in (f["function"] or ""):
-                if kinds and kinds[-1] != "rust":
-                    kinds.append("rust")
-        levels = [k for k in kinds if k != "rust"]
-        want = [f["function"] for f in a.manifest["threads"][0]["python_stack"]
-                if f["function"].startswith("level_")]
-        assert len(want) == a.manifest["depth"] + 1
-        assert levels == want, levels
-        # A Rust descent between every two Python levels.
-        for i, k in enumerate(kinds[:-1]):
-            if k.startswith("level_") and kinds[i + 1].startswith("level_"):
-                raise AssertionError(f"no Rust frame between {k} and {kinds[i+1]}")
+        check_deep_interleave(a.manifest, reports[(a.interp_tag, a.scenario)])
 
 
 def test_python_only_and_native_only(samples):

@@ -76,9 +76,12 @@ static void sample_deinit(struct sample *s)
         ms_target_destroy(s->target);
 }
 
-static bool sample_open(const char *core, struct sample *s)
+static bool sample_open(const char *dir, const char *core, struct sample *s)
 {
-        struct ms_error *err = ms_target_open_core(core, NULL, &s->target);
+        char *sysroot = unit_sample_sysroot(dir);
+        struct ms_target_options options = {.sysroot = sysroot};
+        struct ms_error *err = ms_target_open_core(core, &options, &s->target);
+        free(sysroot);
         if (!err)
                 err = ms_unwinder_create(s->target, &s->unwinder);
         if (!err) {
@@ -350,7 +353,7 @@ static void check_sample(const char *dir, const char *tag, const char *scenario)
         struct json *m = json_parse_file(manifest);
         struct sample s = {.name = name};
         CHECK(m != NULL);
-        bool ok = m && sample_open(core, &s);
+        bool ok = m && sample_open(dir, core, &s);
         CHECK(ok);
         const struct ms_py_runtime *rt = ok ? the_runtime(&s) : NULL;
         EXPECT(&s, !ok || rt, "no runtime with an interpreter");

@@ -146,11 +146,19 @@ static struct ms_error *analyse_core(const char *core, const char *ext_dir,
 {
         memset(a, 0, sizeof(*a));
         const char *paths[] = {ext_dir};
+        char *dir = strdup(core);
+        char *slash = dir ? strrchr(dir, '/') : NULL;
+        if (slash)
+                *slash = 0;
+        char *sysroot = slash ? unit_sample_sysroot(dir) : NULL;
+        free(dir);
         struct ms_target_options options = {
+                .sysroot = sysroot,
                 .library_paths = paths,
                 .n_library_paths = 1,
         };
         struct ms_error *err = ms_target_open_core(core, &options, &a->target);
+        free(sysroot);
         if (err)
                 return err;
         return analyse_target(a);

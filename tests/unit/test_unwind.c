@@ -367,9 +367,18 @@ static void check_demo_frames(const struct stacks *s, bool v0)
 
 static struct ms_target *open_core(const char *core, const char *exe)
 {
-        struct ms_target_options options = {.executable = exe};
+        /* A crash sample's core: in the lane's root for lane artefacts. */
+        char *dir = strdup(core);
+        char *slash = dir ? strrchr(dir, '/') : NULL;
+        if (slash)
+                *slash = 0;
+        char *sysroot = slash ? unit_sample_sysroot(dir) : NULL;
+        free(dir);
+        struct ms_target_options options = {.executable = exe,
+                                            .sysroot = sysroot};
         struct ms_target *target = NULL;
         struct ms_error *err = ms_target_open_core(core, &options, &target);
+        free(sysroot);
         if (err) {
                 fprintf(stderr, "open %s: %s\n", core, err->message);
                 ms_error_destroy(err);

@@ -40,4 +40,9 @@ int unit_finish(void);
  * reason: exit code 77 tells ctest (SKIP_RETURN_CODE). */
 void unit_skip(const char *why);
 
+/* The root a crash-sample artefact's process ran in (scripts/samples'
+ * lane artefacts record "sysroot" in run.json): a malloc'd path to pass as
+ * the target's sysroot, or NULL. dir is the artefact directory. */
+char *unit_sample_sysroot(const char *dir);
+
 #endif
