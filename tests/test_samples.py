@@ -37,6 +37,9 @@ EXPECTED = {
     "many-threads": {"kind": "snapshot", "signal": None},
     "stripped": {"kind": "crash", "signal": "SIGSEGV"},
     "ctypes-callback": {"kind": "crash", "signal": "SIGSEGV"},
+    # Only on the lane's interpreters (tests/integration/test_lane.py).
+    "embed-panic": {"kind": "crash", "signal": "SIGABRT"},
+    "embed-finalize-hang": {"kind": "snapshot", "signal": None},
 }
 DEBIAN_ONLY = {"stripped"}
 
@@ -51,6 +54,9 @@ def cells():
     for slot in SLOT_IDS:
         for sc in EXPECTED:
             if sc in DEBIAN_ONLY and not slot.endswith("-debian"):
+                continue
+            if H.scenarios()[sc].meta.get("interpreters", "all") != "all" \
+                    and sc not in DEBIAN_ONLY:
                 continue
             yield pytest.param(slot, sc, id="%s-%s" % (slot, sc))
 

@@ -114,6 +114,45 @@ def interpreter_facts():
     }
 
 
+def embedded_interpreter_facts():
+    """interpreter_facts() of a program that embeds CPython (mixembed): the
+    executable is the program, the runtime is in the shared libpython it
+    links (sys.executable names a python3 it never ran)."""
+    exe = os.path.realpath("/proc/self/exe")
+    libs = [p for p in mapped_objects() if os.path.basename(p).startswith("libpython3")]
+    facts = [elf_facts(p) for p in [exe] + libs]
+    return {
+        "path": exe,
+        "realpath": exe,
+        "version": platform.python_version(),
+        "hexversion": sys.hexversion,
+        "implementation": platform.python_implementation(),
+        "tag": ENV.get("MIXSTACK_INTERP_TAG"),
+        "debug_info": any(f["debug_info"] for f in facts),
+        "stripped": not facts[-1]["symtab"],
+        "binaries": facts,
+        "jit": bool(getattr(sys, "_jit", None) and sys._jit.is_enabled()),
+        "embedded": True,
+        "runtime_object": libs[0] if libs else None,
+    }
+
+
+def load_embedded():
+    """The mixembed built-in module of the embedding program, standing in
+    for the extension; tie our lifetime to the harness."""
+    global ms
+    import types
+    import mixembed
+    ms = types.SimpleNamespace(__file__=os.path.realpath("/proc/self/exe"),
+                               __name__="mixembed")
+    ppid = ENV.get("MIXSTACK_PARENT_PID")
+    if ppid:
+        mixembed.die_with_parent()
+        if os.getppid() != int(ppid):
+            os._exit(3)
+    return mixembed
+
+
 def extension_facts():
     path = os.path.realpath(ms.__file__)
     f = elf_facts(path)

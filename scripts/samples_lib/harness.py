@@ -374,10 +374,12 @@ def applicable(sc, interp):
         return interp.origin == "debian"
     if which == "lane":
         return interp.root is not None
-    if isinstance(which, dict):  # {"min_version": "3.14", "lane": True}
+    if isinstance(which, dict):  # {"min_version": "3.14", "lane": True, "jit": False}
         want = tuple(int(x) for x in which.get("min_version", "3.8").split("."))
         have = tuple(int(x) for x in interp.version.split(".")[:2])
         if have < want:
+            return False
+        if which.get("jit") is False and interp.env:
             return False
         return not which.get("lane") or interp.root is not None
     return interp.tag in which
@@ -459,6 +461,64 @@ def build(out=None, quiet=False):
             _install_file(ext, stripped, do_strip)
             marker.write_text(ext_sha + "\n")
         return BuildInfo(str(ext), str(stripped), ext_sha, sha256_file(stripped), _pyo3_version())
+
+
+EMBED_SRC = SAMPLES_SRC / "embed"
+_embed_cache = {}
+_LIBDIR_PROBE = ("import sysconfig as s;print(s.get_config_var('LIBDIR'));"
+                 "print(s.get_config_var('LDLIBRARY'))")
+
+
+def build_embed(interp, out=None):
+    """cargo build --release of crash-samples/embed (a Rust program that
+    embeds CPython with PyO3) against interp's shared libpython, which for a
+    lane interpreter is the root's: built here, run in the root. Returns
+    (path of the program, sha256)."""
+    key = (interp.version, interp.root, str(out_dir(out)))
+    if key in _embed_cache:
+        return _embed_cache[key]
+    if not interp.root:
+        raise NotApplicable("embedding samples are built for the lane's interpreters")
+    minor = ".".join(interp.version.split(".")[:2])
+    r = subprocess.run(["chroot", interp.root, interp.path, "-E", "-c", _LIBDIR_PROBE],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    lines = r.stdout.decode().split()
+    if r.returncode != 0 or len(lines) != 2 or not lines[1].endswith(".so"):
+        raise HarnessError("%s has no shared libpython: %s" % (interp.tag, r.stdout.decode()))
+    libdir = interp.root + lines[0]
+    lib_name = re.sub(r"^lib|\.so$", "", lines[1])
+    base = out_dir(out) / "embed" / minor
+    with file_lock(out_dir(out) / (".embed-%s.lock" % minor)):
+        base.mkdir(parents=True, exist_ok=True)
+        config = base / "pyo3-config.txt"
+        config.write_text("implementation=CPython\nversion=%s\nshared=true\nabi3=false\n"
+                          "lib_name=%s\nlib_dir=%s\nexecutable=%s\npointer_width=64\n"
+                          "build_flags=\nsuppress_build_script_link_lines=false\n"
+                          % (minor, lib_name, libdir, interp.path))
+        env = dict(os.environ)
+        env.update({
+            "CARGO_TARGET_DIR": str(out_dir(out) / "cargo-embed" / minor),
+            "PYO3_CONFIG_FILE": str(config),
+            "RUST_BACKTRACE": "0",
+            # libpython and its libraries are the root's, made for a newer
+            # glibc than this machine's: resolved at run time, in the root.
+            "RUSTFLAGS": "-C link-arg=-Wl,--allow-shlib-undefined "
+                         "-C link-arg=-Wl,-rpath-link,%s" % libdir,
+        })
+        env.pop("PYO3_PYTHON", None)
+        r = subprocess.run(["cargo", "build", "--release", "--locked"], cwd=str(EMBED_SRC),
+                           env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=CARGO_TIMEOUT)
+        if r.returncode != 0:
+            raise HarnessError("cargo build of crash-samples/embed for %s failed:\n%s"
+                               % (interp.tag, r.stdout.decode("utf-8", "replace")[-6000:]))
+        built = out_dir(out) / "cargo-embed" / minor / "release" / "mixembed"
+        dest = base / "mixembed"
+        sha = sha256_file(built)
+        if not dest.exists() or sha256_file(dest) != sha:
+            _install_file(built, dest)
+    _embed_cache[key] = (str(dest), sha)
+    return _embed_cache[key]
 
 
 # ---------------------------------------------------------------------------
@@ -645,6 +705,8 @@ def _spawn(sc, interp, workdir, ext, build):
     env = _child_env(sc, interp, ext, manifest_path, ready_w, block_r, build)
     env.update(interp.env)
     cmd = [interp.path] + _py_flags(interp.env) + [str(sc.path)]
+    if sc.meta.get("runner") == "embed":  # the program embeds the interpreter
+        cmd = [str(ext), str(sc.path)]
     if interp.root:
         cmd = lane_argv(interp.root, cmd, [REPO, Path(sc.path).parent, workdir], workdir)
     try:
@@ -903,7 +965,9 @@ def artefact_dir(scenario, interp, out=None):
     return out_dir(out) / "artefacts" / interp.tag / scenario
 
 
-def _ext_for(sc, build_info):
+def _ext_for(sc, build_info, interp=None):
+    if sc.meta.get("runner") == "embed":
+        return build_embed(find_interp(interp))
     if sc.meta.get("extension") == "stripped":
         return build_info.ext_stripped, build_info.ext_stripped_sha256
     return build_info.ext, build_info.ext_sha256
@@ -926,7 +990,7 @@ def produce(scenario, interp, out=None, build_info=None, force=False):
     if not applicable(sc, interp):
         raise NotApplicable("%s does not run on %s" % (sc.name, interp.tag))
     build_info = build_info or build(out)
-    ext_src, ext_sha = _ext_for(sc, build_info)
+    ext_src, ext_sha = _ext_for(sc, build_info, interp)
     art = artefact_dir(sc.name, interp, out)
     with file_lock(art.parent / (".%s.lock" % sc.name)):
         if not force and is_cached(sc, interp, art, ext_sha):
@@ -934,7 +998,7 @@ def produce(scenario, interp, out=None, build_info=None, force=False):
         if art.exists():
             shutil.rmtree(str(art))
         art.mkdir(parents=True)
-        ext = art / "ext" / "mixsample.abi3.so"
+        ext = art / "ext" / os.path.basename(ext_src)
         ext.parent.mkdir()
         child_ext = ext
         if interp.root:
@@ -1028,7 +1092,7 @@ def live(scenario, interp, out=None, build_info=None, keep=False):
     if not applicable(sc, interp):
         raise NotApplicable("%s does not run on %s" % (sc.name, interp.tag))
     build_info = build_info or build(out)
-    ext, ext_sha = _ext_for(sc, build_info)
+    ext, ext_sha = _ext_for(sc, build_info, interp)
     if interp.root:
         ext = lane_ext(interp.root, ext, ext_sha)[0]
     base = out_dir(out) / "live" / interp.tag
@@ -1071,7 +1135,10 @@ def run_matrix(interps=None, scenario_names=None, out=None, jobs=2, force=False,
     def one(task):
         sc, it = task
         art = artefact_dir(sc.name, it, out)
-        ext_sha = _ext_for(sc, build_info)[1]
+        try:
+            ext_sha = _ext_for(sc, build_info, it)[1]
+        except HarnessError as e:
+            return Result(it.tag, sc.name, str(art), "error", 0.0, str(e))
         t0 = time.time()
         if not force and is_cached(sc, it, art, ext_sha):
             return Result(it.tag, sc.name, str(art), "cached", 0.0, None)
