@@ -246,6 +246,11 @@ static void json_python(struct ms_json *json, const struct ms_report *report)
         ms_json_key_string(json, "version", report->python_version);
         ms_json_key(json, "free_threaded");
         ms_json_bool(json, report->python_free_threaded);
+        ms_json_key(json, "runtime");
+        ms_json_begin_object(json);
+        ms_json_key_string(json, "module", report->python_runtime_module);
+        ms_json_key_string(json, "found_by", report->python_runtime_found_by);
+        ms_json_end_object(json);
         ms_json_end_object(json);
 }
 

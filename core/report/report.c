@@ -454,6 +454,12 @@ static struct ms_error *inputs_read_python(struct report_inputs *in,
         if (!report->python_version)
                 return &ms_error_no_memory;
         report->python_free_threaded = first->free_threaded;
+        report->python_runtime_found_by = first->found_by;
+        if (first->module) {
+                report->python_runtime_module = strdup(first->module);
+                if (!report->python_runtime_module)
+                        return &ms_error_no_memory;
+        }
         if (in->n_runtimes > 1)
                 ms_warnings_add(&in->python_warnings,
                                 "%zu Python runtimes in this process; the "
@@ -916,6 +922,7 @@ void ms_report_destroy(struct ms_report *report)
         free(report->core);
         free(report->executable);
         free(report->python_version);
+        free(report->python_runtime_module);
         free(report->interpreters);
         free(report->phase_reason);
         for (size_t i = 0; i < report->n_rust_modules; i++) {

@@ -33,7 +33,7 @@ def record():
     mx.add_thread(tid, "python-main", mx.py_stack(sys._getframe(1)), holds_gil=True,
                   blocked_in="read",
                   native_expect=["mixembed::block_on_pipe", "mixembed::block_read",
-                                 "Py_FinalizeEx", "mixembed::main"])
+                                 "mixembed::main"])
     mx.write_manifest("snapshot", interpreter=mx.embedded_interpreter_facts(),
                       gil_holder_tid=tid, phase="finalizing", finalizing_step="atexit",
                       sys_is_finalizing=sys.is_finalizing())

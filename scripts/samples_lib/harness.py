@@ -491,10 +491,13 @@ def build_embed(interp, out=None):
     with file_lock(out_dir(out) / (".embed-%s.lock" % minor)):
         base.mkdir(parents=True, exist_ok=True)
         config = base / "pyo3-config.txt"
-        config.write_text("implementation=CPython\nversion=%s\nshared=true\nabi3=false\n"
-                          "lib_name=%s\nlib_dir=%s\nexecutable=%s\npointer_width=64\n"
-                          "build_flags=\nsuppress_build_script_link_lines=false\n"
-                          % (minor, lib_name, libdir, interp.path))
+        text = ("implementation=CPython\nversion=%s\nshared=true\nabi3=false\n"
+                "lib_name=%s\nlib_dir=%s\nexecutable=%s\npointer_width=64\n"
+                "build_flags=\nsuppress_build_script_link_lines=false\n"
+                % (minor, lib_name, libdir, interp.path))
+        # Rewritten only when it changes: cargo rebuilds PyO3 when it does.
+        if not config.exists() or config.read_text() != text:
+            config.write_text(text)
         env = dict(os.environ)
         env.update({
             "CARGO_TARGET_DIR": str(out_dir(out) / "cargo-embed" / minor),

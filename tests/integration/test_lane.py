@@ -44,19 +44,16 @@ pytestmark = [
                        reason="no test lane (scripts/lane root; needs root)"),
 ]
 
-PLACEMENT = "issue 13: placement without symbols (i13-place)"
+NO_NAMES = ("issue 13: the finalize step and Py_Finalize come from frame names: "
+            "_Py_Finalize and atexit_callfuncs have no symbol without -dbg")
 
 # (view, scenario or "*", check name) -> reason: the cells known to fail.
+# (Python frame placement without symbols, i13-place, now passes everywhere.)
 KNOWN = {
-    # No eval-loop symbol in these PGO+LTO builds: Python frames are not
-    # placed on the native stack (every thread warns).
-    ("nodebug", "*", "check_python_frames_placed"): PLACEMENT,
-    ("live", "*", "check_python_frames_placed"): PLACEMENT,
-    ("nodebug", "deep-interleave", "check_deep_interleave"): PLACEMENT,
-    # The finalizing step (atexit) and Py_Finalize come from frame names:
-    # _Py_Finalize and atexit_callfuncs have none without -dbg.
-    ("nodebug", "exit-crash", "check_phase"): PLACEMENT,
-    ("nodebug", "exit-crash", "check_native_expectations"): PLACEMENT,
+    ("nodebug", "exit-crash", "check_phase"): NO_NAMES,
+    ("nodebug", "exit-crash", "check_native_expectations"): NO_NAMES,
+    ("nodebug", "embed-finalize-hang", "check_finalizing_in_atexit"): NO_NAMES,
+    ("live", "embed-finalize-hang", "check_finalizing_in_atexit"): NO_NAMES,
 }
 
 SCENARIOS = sorted(n for n, sc in H.scenarios().items()
@@ -82,7 +79,62 @@ SCENARIO_FACTS = {
 }
 
 
+# --- embedding: a Rust program with libpython (crash-samples/embed) ----------
+
+EMBED = sorted(n for n, sc in H.scenarios().items() if sc.meta.get("runner") == "embed")
+
+
+def check_runtime_in_libpython(m, doc):
+    """The runtime is found in the shared libpython the program links, not
+    in the executable (the Rust program)."""
+    assert m["interpreter"]["embedded"] and m["interpreter"]["runtime_object"]
+    # A live target's maps name it as this machine sees it, under the root.
+    assert doc["python"]["runtime"]["module"].endswith(m["interpreter"]["runtime_object"]), (
+        where_(m), doc["python"])
+    assert doc["target"]["executable"].endswith(m["interpreter"]["realpath"]), doc["target"]
+
+
+def check_panic_message_and_location(m, doc):
+    """The panic under way: the message and location its hook saw."""
+    panic = next(t for t in doc["threads"] if t["tid"] == m["panic"]["tid"])["panic"]
+    assert panic and panic["panicking"], (where_(m), panic)
+    assert panic["message"] == m["panic"]["message"], (where_(m), panic)
+    loc = panic["location"]
+    assert (loc["file"], loc["line"], loc["column"]) == (
+        m["panic"]["file"], m["panic"]["line"], m["panic"]["col"]), (where_(m), loc)
+
+
+def check_finalizing_in_atexit(m, doc):
+    """Py_FinalizeEx called from Rust, stuck in an atexit handler."""
+    phase = doc["phase"]
+    assert (phase["phase"], phase["finalize_step"]) == ("finalizing", "atexit"), (
+        where_(m), phase)
+    assert phase["finalizing_tid"] == m["main_tid"], (where_(m), phase)
+
+
+def where_(m):
+    return f"{m['interpreter']['tag']}/{m['scenario']}"
+
+
+EMBED_FACTS = {
+    "embed-panic": [check_signal_and_crashing_thread, check_runtime_in_libpython,
+                    check_python_stacks_present, check_python_threads_marked,
+                    check_native_expectations, check_python_frames_placed,
+                    check_crash_frame_is_rust, check_gil_holder_and_waiters,
+                    check_pending_and_handled_exceptions, check_phase, check_schema,
+                    check_panic_message_and_location],
+    "embed-finalize-hang": [check_signal_and_crashing_thread, check_runtime_in_libpython,
+                            check_python_stacks_present, check_python_threads_marked,
+                            check_native_expectations, check_python_frames_placed,
+                            check_gil_holder_and_waiters,
+                            check_pending_and_handled_exceptions, check_no_panic,
+                            check_finalizing_in_atexit, check_schema],
+}
+
+
 def facts(scenario):
+    if scenario in EMBED_FACTS:
+        return EMBED_FACTS[scenario]
     out = FACTS + SCENARIO_FACTS.get(scenario, [])
     if scenario not in PANICKING_SCENARIOS:
         out = out + [check_no_panic]
@@ -103,7 +155,7 @@ def cell(view, slot, scenario, check):
 def core_cells():
     for view in ("nodebug", "dbg"):
         for slot in LANE_SLOT_IDS:
-            for sc in SCENARIOS:
+            for sc in SCENARIOS + (EMBED if not slot.endswith("-jit") else []):
                 for check in facts(sc):
                     yield cell(view, slot, sc, check)
 
@@ -159,11 +211,16 @@ def test_lane_artefacts(lane_samples, slot):
     names; the JIT is on exactly for the -jit interpreters."""
     it = interp_or_skip(slot)
     cells = lane_samples.for_interp(it.tag)
-    assert {a.scenario for a in cells} == set(SCENARIOS), lane_samples.errors
+    embed = set(EMBED) if not it.env else set()
+    assert {a.scenario for a in cells} == set(SCENARIOS) | embed, lane_samples.errors
     for a in cells:
         m = a.manifest
         assert m["interpreter"]["version"] == it.version
-        assert m["interpreter"]["path"] == it.path
+        if a.scenario in embed:
+            assert m["interpreter"]["path"] == m["extension"]["path"]
+            assert Path(it.root + m["interpreter"]["runtime_object"]).is_file()
+        else:
+            assert m["interpreter"]["path"] == it.path
         assert m["interpreter"]["jit"] == (("PYTHON_JIT", "1") in it.env), a.dir
         root = H.artefact_sysroot(a.dir)
         assert root == it.root
@@ -210,8 +267,12 @@ def test_lane_interpreters_are_debian_builds(lane_interpreters):
 def live_cells():
     from test_live_report import FACTS as LIVE_FACTS, SCENARIO_FACTS as LIVE_SCENARIO
     for slot in LANE_SLOT_IDS:
-        for sc in SNAPSHOTS:
+        embed = [] if slot.endswith("-jit") else ["embed-finalize-hang"]
+        for sc in SNAPSHOTS + embed:
             checks = LIVE_FACTS + LIVE_SCENARIO.get(sc, []) + [check_python_frames_placed]
+            if sc in EMBED_FACTS:
+                checks = [c for c in EMBED_FACTS[sc]
+                          if c is not check_signal_and_crashing_thread]
             for check in checks:
                 if check is check_no_panic and sc in PANICKING_SCENARIOS:
                     continue

@@ -631,6 +631,12 @@ struct ms_report {
          * threads), shown with the tasks they should complete. */
         struct ms_async_thread *async_threads;
         size_t n_async_threads;
+        /* Where the Python runtime (_PyRuntime) was found: the module that
+         * holds it, as the target names it (the executable of most python3
+         * builds, libpython3.X.so for a program that embeds Python), and how
+         * ("symbol", "section", "address", "scan"); NULL without Python. */
+        char *python_runtime_module;
+        const char *python_runtime_found_by;
 };
 
 /* Which frames a thread's stack shows. */
