@@ -40,6 +40,7 @@ EXPECTED = {
     # Only on the lane's interpreters (tests/integration/test_lane.py).
     "embed-panic": {"kind": "crash", "signal": "SIGABRT"},
     "embed-finalize-hang": {"kind": "snapshot", "signal": None},
+    "subinterpreters": {"kind": "snapshot", "signal": None},
 }
 DEBIAN_ONLY = {"stripped"}
 

@@ -495,6 +495,22 @@ static struct ms_error *report_interpreters(struct report_inputs *in,
         return NULL;
 }
 
+/* The thread state shown for OS thread tid when it has several (one per
+ * interpreter it entered: a thread that runs code in a subinterpreter keeps
+ * its suspended thread state in the interpreter it came from), or NULL. */
+static const struct ms_py_thread *matched_on_tid(struct report_inputs *in,
+                                                 pid_t tid)
+{
+        for (size_t r = 0; tid && r < in->n_runtimes; r++) {
+                for (size_t i = 0; i < in->runtimes[r].n_threads; i++) {
+                        if (in->matched[r][i] &&
+                            in->runtimes[r].threads[i].native_tid == tid)
+                                return &in->runtimes[r].threads[i];
+                }
+        }
+        return NULL;
+}
+
 static void inputs_warn_unmatched(struct report_inputs *in)
 {
         for (size_t r = 0; r < in->n_runtimes; r++) {
@@ -502,6 +518,21 @@ static void inputs_warn_unmatched(struct report_inputs *in)
                 for (size_t i = 0; i < rt->n_threads; i++) {
                         if (in->matched[r][i])
                                 continue;
+                        const struct ms_py_thread *shown =
+                                matched_on_tid(in, rt->threads[i].native_tid);
+                        if (shown) {
+                                ms_warnings_add(
+                                        &in->python_warnings,
+                                        "thread %d runs in interpreter %lld; "
+                                        "its thread state in interpreter "
+                                        "%lld, which entered it, has %zu "
+                                        "Python frames not shown",
+                                        (int)shown->native_tid,
+                                        (long long)shown->interp_id,
+                                        (long long)rt->threads[i].interp_id,
+                                        rt->threads[i].n_frames);
+                                continue;
+                        }
                         ms_warnings_add(
                                 &in->python_warnings,
                                 "Python thread state 0x%llx (native "

@@ -58,6 +58,8 @@ KNOWN = {
 
 SCENARIOS = sorted(n for n, sc in H.scenarios().items()
                    if sc.meta.get("interpreters", "all") == "all")
+# Scenarios of 3.14+ (concurrent.interpreters).
+SINCE_314 = ["subinterpreters"]
 SNAPSHOTS = [n for n in SCENARIOS if H.scenarios()[n].meta["kind"] == "snapshot"]
 
 
@@ -132,7 +134,37 @@ EMBED_FACTS = {
 }
 
 
+# --- subinterpreters (PEP 734 / PEP 684) -----------------------------------
+
+def check_threads_by_interpreter(m, doc):
+    """Each interpreter the sample made is reported with its own GIL holder
+    (the spinning subinterpreter thread holds its interpreter's GIL, nobody
+    the waiting one's), and each thread is in the interpreter it ran in,
+    with its GIL state there."""
+    got = {i["id"]: i for i in doc["interpreters"]}
+    for want in m["interpreters"]:
+        assert want["id"] in got, (where_(m), sorted(got))
+        gil = got[want["id"]]["gil"]
+        assert gil and gil["holder_tid"] == want["gil_holder_tid"], (where_(m), want, gil)
+    for mt in m["threads"]:
+        if "interpreter_id" not in mt:
+            continue
+        t = next(t for t in doc["threads"] if t["tid"] == mt["tid"])
+        assert t["python"] and t["interpreter_id"] == mt["interpreter_id"], (
+            where_(m), mt["tid"], t["interpreter_id"])
+        assert t["gil"] == ("held" if mt["holds_gil"] else "released"), (
+            where_(m), mt["tid"], t["gil"])
+
+
+SUBINTERPRETER_FACTS = [check_signal_and_crashing_thread, check_python_stacks_present,
+                        check_native_expectations, check_python_frames_placed,
+                        check_pending_and_handled_exceptions, check_no_panic, check_phase,
+                        check_schema, check_stacks_present, check_threads_by_interpreter]
+
+
 def facts(scenario):
+    if scenario == "subinterpreters":
+        return SUBINTERPRETER_FACTS
     if scenario in EMBED_FACTS:
         return EMBED_FACTS[scenario]
     out = FACTS + SCENARIO_FACTS.get(scenario, [])
@@ -155,7 +187,8 @@ def cell(view, slot, scenario, check):
 def core_cells():
     for view in ("nodebug", "dbg"):
         for slot in LANE_SLOT_IDS:
-            for sc in SCENARIOS + (EMBED if not slot.endswith("-jit") else []):
+            for sc in (SCENARIOS + (EMBED if not slot.endswith("-jit") else [])
+                       + (SINCE_314 if "3.13" not in slot else [])):
                 for check in facts(sc):
                     yield cell(view, slot, sc, check)
 
@@ -212,7 +245,8 @@ def test_lane_artefacts(lane_samples, slot):
     it = interp_or_skip(slot)
     cells = lane_samples.for_interp(it.tag)
     embed = set(EMBED) if not it.env else set()
-    assert {a.scenario for a in cells} == set(SCENARIOS) | embed, lane_samples.errors
+    subs = set(SINCE_314) if it.version >= "3.14" else set()
+    assert {a.scenario for a in cells} == set(SCENARIOS) | embed | subs, lane_samples.errors
     for a in cells:
         m = a.manifest
         assert m["interpreter"]["version"] == it.version
@@ -268,8 +302,12 @@ def live_cells():
     from test_live_report import FACTS as LIVE_FACTS, SCENARIO_FACTS as LIVE_SCENARIO
     for slot in LANE_SLOT_IDS:
         embed = [] if slot.endswith("-jit") else ["embed-finalize-hang"]
-        for sc in SNAPSHOTS + embed:
+        subs = [] if "3.13" in slot else SINCE_314
+        for sc in SNAPSHOTS + embed + subs:
             checks = LIVE_FACTS + LIVE_SCENARIO.get(sc, []) + [check_python_frames_placed]
+            if sc in EMBED_FACTS or sc in SINCE_314:
+                checks = [c for c in facts(sc)
+                          if c not in (check_signal_and_crashing_thread, check_stacks_present)]
             if sc in EMBED_FACTS:
                 checks = [c for c in EMBED_FACTS[sc]
                           if c is not check_signal_and_crashing_thread]
