@@ -204,7 +204,9 @@ class MsReport(ctypes.Structure):
                 ("n_asyncio_loops", ctypes.c_size_t),
                 ("asyncio_left_out", ctypes.c_size_t),
                 ("async_threads", ctypes.c_void_p),
-                ("n_async_threads", ctypes.c_size_t)]
+                ("n_async_threads", ctypes.c_size_t),
+                ("python_runtime_module", ctypes.c_char_p),
+                ("python_runtime_found_by", ctypes.c_char_p)]
 
 
 # The report's layouts as the header defines them, for tests. (Options are
