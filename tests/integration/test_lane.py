@@ -341,14 +341,6 @@ def test_live_target_left_running(live_reports, slot):
 
 # --- triage -----------------------------------------------------------------
 
-# sid's glibc has no name for the libc function a thread blocks or aborts in
-# (no libc6-dbg): the signature keeps it as "libc.so.6", and with it one
-# frame less of the caller's.
-UNNAMED_LIBC = "issue 13: unnamed libc frames in signatures (sid glibc, no libc6-dbg)"
-TRIAGE_KNOWN = {"abort-in-callback", "exit-crash", "gil-deadlock", "pending-panic",
-                "many-threads", "handled-panic"}
-
-
 @pytest.fixture(scope="module")
 def triage_results(lane_samples, samples):
     """{scenario: (host result, [(lane artefact, result)])}: `mixstack triage
@@ -375,9 +367,7 @@ def triage_results(lane_samples, samples):
     return out
 
 
-@pytest.mark.parametrize("scenario", [
-    pytest.param(s, marks=[pytest.mark.xfail(strict=False, reason=UNNAMED_LIBC)]
-                 if s in TRIAGE_KNOWN else []) for s in SCENARIOS])
+@pytest.mark.parametrize("scenario", SCENARIOS)
 def test_triage_signature_same_as_on_host_interpreters(triage_results, scenario):
     """The same bug gets the same kind and signature from the lane's cores
     (--sysroot) as from an interpreter here, whatever the build."""
