@@ -581,12 +581,16 @@ struct ms_error *ms_unwind_thread(struct ms_unwinder *u, size_t index,
                 u->resuming = true;
                 w.resumed = true;
                 unsigned n_before = w.n_physical;
+                size_t frames_before = stack->n_frames;
                 w.n_physical = 0;
                 u->read_failed = false;
                 r = dwfl_getthread_frames(u->dwfl, t->tid, frame_callback, &w);
                 dwfl_err = dwfl_errno();
                 u->resuming = false;
                 w.n_physical += n_before;
+                /* Nothing added: the same step would come again. */
+                if (stack->n_frames == frames_before)
+                        break;
         }
         if (w.err) {
                 ms_native_stack_deinit(stack);
