@@ -297,6 +297,20 @@ def memory_regions(core, pid):
     return regions
 
 
+def gdb_sysroot():
+    """gdb's `set sysroot DIR`, where the target's files are found (a core
+    of a process in a container or chroot), or None for this machine's
+    own files ("", "/", "target:...")."""
+    try:
+        value = gdb.parameter("sysroot")
+    except (gdb.error, RuntimeError):
+        return None
+    if not value or value == "/" or value.startswith("target:") \
+            or value.startswith("remote:"):
+        return None
+    return value
+
+
 def collect_mappings(core):
     """File mappings of the inferior, or else its modules: (mappings,
     modules, source). MIXSTACK_GDB_MAPPINGS=objfiles forces the fallback
@@ -339,7 +353,8 @@ class GdbTarget:
         inferior = self.inferior
         executable = gdb.current_progspace().filename or info_proc_exe()
         self.handle = lib.target_create_debugger(
-            self.reader.callback, no_debuginfod=not debuginfod_enabled())
+            self.reader.callback, sysroot=gdb_sysroot(),
+            no_debuginfod=not debuginfod_enabled())
         try:
             self._add_mappings()
             self.threads = collect_threads(inferior, want_siginfo=True)

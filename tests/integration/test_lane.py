@@ -472,3 +472,29 @@ def test_core_lacking_thread_stacks_says_so(samples_build, tmp_path):
     assert manifest["main_tid"] not in said
     text = run_mixstack("core", core).stdout
     assert text.count(LACKS_STACK) == len(lacking)
+
+
+# --- the gdb plugin on a lane core (set sysroot) ------------------------------
+
+@pytest.mark.parametrize("slot", LANE_SLOT_IDS)
+def test_gdb_plugin_with_sysroot(lane_samples, slot):
+    """This machine's gdb with `set sysroot ROOT` and the plugin on a lane
+    core: `mixstack bt` shows the crashing thread's Python frames (the
+    manifest's, in order) around the Rust frame that crashed. The plugin
+    hands gdb's sysroot to the library."""
+    from test_gdb import run_gdb
+    it = interp_or_skip(slot)
+    a = lane_samples.get(it.tag, "segfault-in-rust")
+    if a is None:
+        pytest.skip(f"no segfault-in-rust sample for {it.tag}")
+    m = a.manifest
+    g = run_gdb([f"file {it.root}{m['interpreter']['realpath']}",
+                 f"core-file {a.dir}/core", "mixstack bt"],
+                pre=[f"set sysroot {it.root}"])
+    out = g.stdout
+    assert m["expect_crash_frame"] in out, out[-3000:]
+    want = [f"[python]           {f['function']} ({f['file']}:{f['line']})"
+            for f in m["threads"][0]["python_stack"]]
+    pos = [out.find(w) for w in want]
+    assert -1 not in pos and pos == sorted(pos), (want, out[-3000:])
+    assert "no module holds" not in out, out[-3000:]
