@@ -129,6 +129,9 @@ static bool after_call(struct ms_target *target, uint64_t ra)
                 const uint8_t *insn = b + sizeof(b) - len;
                 /* An optional REX prefix, then ff with reg field 2. */
                 size_t k = (insn[0] & 0xf0) == 0x40 ? 1 : 0;
+                /* The opcode and its ModRM byte within the len bytes. */
+                if (k + 2 > (size_t)len)
+                        continue;
                 if (insn[k] == 0xff && ((insn[k + 1] >> 3) & 7) == 2)
                         return true;
         }
