@@ -968,9 +968,9 @@ def artefact_dir(scenario, interp, out=None):
     return out_dir(out) / "artefacts" / interp.tag / scenario
 
 
-def _ext_for(sc, build_info, interp=None):
+def _ext_for(sc, build_info, interp=None, out=None):
     if sc.meta.get("runner") == "embed":
-        return build_embed(find_interp(interp))
+        return build_embed(find_interp(interp), out)
     if sc.meta.get("extension") == "stripped":
         return build_info.ext_stripped, build_info.ext_stripped_sha256
     return build_info.ext, build_info.ext_sha256
@@ -993,7 +993,7 @@ def produce(scenario, interp, out=None, build_info=None, force=False):
     if not applicable(sc, interp):
         raise NotApplicable("%s does not run on %s" % (sc.name, interp.tag))
     build_info = build_info or build(out)
-    ext_src, ext_sha = _ext_for(sc, build_info, interp)
+    ext_src, ext_sha = _ext_for(sc, build_info, interp, out)
     art = artefact_dir(sc.name, interp, out)
     with file_lock(art.parent / (".%s.lock" % sc.name)):
         if not force and is_cached(sc, interp, art, ext_sha):
@@ -1095,7 +1095,7 @@ def live(scenario, interp, out=None, build_info=None, keep=False):
     if not applicable(sc, interp):
         raise NotApplicable("%s does not run on %s" % (sc.name, interp.tag))
     build_info = build_info or build(out)
-    ext, ext_sha = _ext_for(sc, build_info, interp)
+    ext, ext_sha = _ext_for(sc, build_info, interp, out)
     if interp.root:
         ext = lane_ext(interp.root, ext, ext_sha)[0]
     base = out_dir(out) / "live" / interp.tag
@@ -1139,7 +1139,7 @@ def run_matrix(interps=None, scenario_names=None, out=None, jobs=2, force=False,
         sc, it = task
         art = artefact_dir(sc.name, it, out)
         try:
-            ext_sha = _ext_for(sc, build_info, it)[1]
+            ext_sha = _ext_for(sc, build_info, it, out)[1]
         except HarnessError as e:
             return Result(it.tag, sc.name, str(art), "error", 0.0, str(e))
         t0 = time.time()
