@@ -212,7 +212,8 @@ def test_gdb_plugin_follows_gdb_setting(stripped, server, tmp_path, enabled):
                           text=True, timeout=120, env=full, stdin=subprocess.DEVNULL)
     # mixstack's frame #0 (gdb's own, printed on loading the core, says
     # "in ... from").
-    frame = re.search(r"^ *#0 +0x[0-9a-f]+ (?!in ).*\(" + re.escape(EXT) + r"\).*$",
+    frame = re.search(r"^ *#0 +0x[0-9a-f]+ (?!in ).*\(" + re.escape(EXT)
+                      + r"(\+0x[0-9a-f]+)?\).*$",
                       proc.stdout, re.M)
     assert frame, proc.stdout
     if enabled == "on":

