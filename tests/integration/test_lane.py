@@ -25,7 +25,7 @@ import pytest
 
 from clitool import MIXSTACK, REPO, run_mixstack
 from interp_slots import LANE_SLOT_IDS, interp_or_skip
-from manifest_checks import (PANICKING_SCENARIOS, check_crash_frame_is_rust,
+from manifest_checks import (PANICKING_SCENARIOS, check_asyncio, check_crash_frame_is_rust,
                              check_deep_interleave, check_gil_deadlock_diagnosed,
                              check_gil_hog_diagnosed, check_gil_holder_and_waiters,
                              check_handled_panic_traceback, check_native_expectations,
@@ -79,6 +79,8 @@ SCENARIO_FACTS = {
     "gil-hog": [check_gil_hog_diagnosed],
     "deep-interleave": [check_deep_interleave],
 }
+# The asyncio hangs: tasks, awaits and diagnoses as the sample saw them.
+SCENARIO_FACTS.update({n: [check_asyncio] for n in H.scenarios() if n.startswith("async-")})
 
 
 # --- embedding: a Rust program with libpython (crash-samples/embed) ----------
