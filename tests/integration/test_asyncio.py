@@ -99,7 +99,9 @@ def test_gdb_tasks(samples):
 
 def test_lldb_tasks(samples):
     """`mixstack tasks` in lldb on a core."""
-    from test_lldb import run_lldb
+    from test_lldb import LLDB, PLUGIN, run_lldb
+    if LLDB is None or not PLUGIN.exists():
+        pytest.skip("lldb-19 or the lldb plugin (not built in the sanitizer build) missing")
     a = _cycle_sample(samples)
     exe = a.manifest["interpreter"]["realpath"]
     proc = run_lldb([exe, "-c", Path(a.dir) / "core"], ["mixstack tasks"])
