@@ -953,11 +953,8 @@ static struct ms_error *derive_edges(struct reader *r)
 static void task_deinit(struct ms_py_task *t)
 {
         free(t->name);
-        for (size_t i = 0; i < t->n_frames; i++) {
-                free(t->frames[i].function);
-                free(t->frames[i].qualname);
-                free(t->frames[i].file);
-        }
+        for (size_t i = 0; i < t->n_frames; i++)
+                ms_py_tb_frame_deinit(&t->frames[i]);
         free(t->frames);
         free(t->await_type);
         free(t->via);

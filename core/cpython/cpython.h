@@ -198,6 +198,8 @@ struct ms_py_exc_chain {
 };
 
 void ms_py_exc_chain_deinit(struct ms_py_exc_chain *chain);
+/* Free a traceback entry's strings (a traceback's, or a suspended task's). */
+void ms_py_tb_frame_deinit(struct ms_py_tb_frame *f);
 
 struct ms_py_thread {
         uint64_t tstate;

@@ -37,7 +37,7 @@ struct exc_reader {
         uint64_t none;
 };
 
-static void tb_frame_deinit(struct ms_py_tb_frame *f)
+void ms_py_tb_frame_deinit(struct ms_py_tb_frame *f)
 {
         free(f->function);
         free(f->qualname);
@@ -47,7 +47,7 @@ static void tb_frame_deinit(struct ms_py_tb_frame *f)
 static void exc_deinit(struct ms_py_exc *e)
 {
         for (size_t i = 0; i < e->n_traceback; i++)
-                tb_frame_deinit(&e->traceback[i]);
+                ms_py_tb_frame_deinit(&e->traceback[i]);
         free(e->traceback);
         free(e->type);
         free(e->message);
@@ -149,7 +149,7 @@ static struct ms_error *push_tb(struct ms_py_exc *e, size_t *capacity,
                 .line = line > 0 ? line : 0,
         };
         if (!ok) {
-                tb_frame_deinit(f);
+                ms_py_tb_frame_deinit(f);
                 return &ms_error_no_memory;
         }
         e->n_traceback++;

@@ -18,6 +18,7 @@
 
 #include "navigate/navigate.h"
 #include "output/printers.h"
+#include "report/lookup.h"
 #include "report/native.h"
 
 /* The common subsequence table is (a+1)*(b+1) cells: above this, a greedy
@@ -63,14 +64,8 @@ struct ms_error *ms_frame_map_create(const struct ms_report *report, pid_t tid,
         if (!report || !ret)
                 return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
                                        "ms_frame_map_create: no report");
-        size_t index = report->n_threads;
-        for (size_t i = 0; i < report->n_threads; i++) {
-                if (report->threads[i].tid == tid) {
-                        index = i;
-                        break;
-                }
-        }
-        if (index == report->n_threads)
+        const struct ms_thread_report *thread = ms_report_thread(report, tid);
+        if (!thread)
                 return ms_error_create(MS_ERROR_NOT_FOUND,
                                        "thread %d is not in the report",
                                        (int)tid);
@@ -78,8 +73,9 @@ struct ms_error *ms_frame_map_create(const struct ms_report *report, pid_t tid,
         if (!map)
                 return &ms_error_no_memory;
         map->report = report;
-        map->thread = &report->threads[index];
-        map->native = ms_report_native(report, index);
+        map->thread = thread;
+        map->native =
+                ms_report_native(report, (size_t)(thread - report->threads));
         map->chosen = -1;
         map->list_k = -1;
         *ret = map;

@@ -3,22 +3,13 @@
 #include <string.h>
 
 #include "output/printers.h"
-
-static const struct ms_thread_report *find_thread(const struct ms_report *r,
-                                                  pid_t tid)
-{
-        for (size_t i = 0; i < r->n_threads; i++) {
-                if (r->threads[i].tid == tid)
-                        return &r->threads[i];
-        }
-        return NULL;
-}
+#include "report/lookup.h"
 
 /* "123 (name)" */
 static void text_tid(const struct ms_report *r, pid_t tid, FILE *out)
 {
         fprintf(out, "%d", (int)tid);
-        const struct ms_thread_report *t = find_thread(r, tid);
+        const struct ms_thread_report *t = ms_report_thread(r, tid);
         if (t && t->name) {
                 fputs(" (", out);
                 ms_text_write_safe(out, t->name);

@@ -18,6 +18,7 @@
 
 #include "cpython/asyncio.h"
 #include "report/boundary.h"
+#include "report/lookup.h"
 
 static const char *state_name(enum ms_py_task_state s)
 {
@@ -582,23 +583,13 @@ static struct ms_error *diagnose_rust_futures(struct ms_report *r,
         return add_diag(r, "rust-future-stalled", msg, lp ? lp->tid : 0);
 }
 
-static const struct ms_thread_report *thread_of(const struct ms_report *r,
-                                                pid_t tid)
-{
-        for (size_t i = 0; tid && i < r->n_threads; i++) {
-                if (r->threads[i].tid == tid)
-                        return &r->threads[i];
-        }
-        return NULL;
-}
-
 static struct ms_error *diagnose_blocked_loops(struct ms_report *r,
                                                const struct task_index *ix)
 {
         struct ms_error *err = NULL;
         for (size_t i = 0; i < r->n_asyncio_loops && !err; i++) {
                 const struct ms_asyncio_loop *lp = &r->asyncio_loops[i];
-                const struct ms_thread_report *t = thread_of(r, lp->tid);
+                const struct ms_thread_report *t = ms_report_thread(r, lp->tid);
                 /* A loop waiting in its selector is idle, not blocked: it
                  * runs no task then. */
                 if (!t || !lp->running_task || !thread_waits(t))

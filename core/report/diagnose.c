@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "report/boundary.h"
+#include "report/lookup.h"
 
 static bool category_is(const struct ms_frame *f, const char *category)
 {
@@ -285,16 +286,6 @@ static struct ms_error *diagnose_holder(struct ms_report *r,
         return err;
 }
 
-static const struct ms_thread_report *by_tid(const struct ms_report *r,
-                                             pid_t tid)
-{
-        for (size_t i = 0; tid && i < r->n_threads; i++) {
-                if (r->threads[i].tid == tid)
-                        return &r->threads[i];
-        }
-        return NULL;
-}
-
 /* The thread t waits for: the GIL's holder when it waits for the GIL, the
  * owner of its lock when the lock records one, else NULL. */
 static const struct ms_thread_report *waits_for(
@@ -303,7 +294,7 @@ static const struct ms_thread_report *waits_for(
 {
         if (t->gil == MS_GIL_WAITING)
                 return holder;
-        return by_tid(r, t->lock_owner_tid);
+        return ms_report_thread(r, t->lock_owner_tid);
 }
 
 /* One step of a cycle, for the sentence. */

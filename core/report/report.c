@@ -28,6 +28,7 @@
 #include "merge/rules.h"
 #include "report/boundary.h"
 #include "rust/rust.h"
+#include "report/lookup.h"
 #include "report/native.h"
 #include "target/target.h"
 #include "unwind/unwind.h"
@@ -966,4 +967,14 @@ void ms_report_destroy(struct ms_report *report)
         ms_asyncio_free(report);
         free_native(report);
         free(report);
+}
+
+const struct ms_thread_report *ms_report_thread(const struct ms_report *r,
+                                                pid_t tid)
+{
+        for (size_t i = 0; tid && i < r->n_threads; i++) {
+                if (r->threads[i].tid == tid)
+                        return &r->threads[i];
+        }
+        return NULL;
 }
