@@ -5,9 +5,9 @@ debuggers found, on a core and on a live process:
   gdb       the host's gdb (13) with the gdb plugin
   lldb      the host's lldb (19) with the lldb plugin
   gdb-lane  the test lane's gdb (18, Debian unstable) with the gdb plugin
-  lldb-lane the lane's lldb-22: its own bt/frame select/up/down through the
-            scripted frame provider (the C++ plugin is built for the host's
-            LLDB only)
+  lldb-lane the lane's lldb-22 with the lldb plugin built in the lane for
+            LLDB 22 (scripts/lane build-lldb), and its own bt/frame
+            select/up/down through the scripted frame provider
 
 The target is tests/helpers/nav_target.py: it prints its own Python frames
 (function, file, line, locals as repr() gives them) before blocking, and
@@ -29,10 +29,14 @@ from clitool import BUILD, REPO, gcore
 TARGET = REPO / "tests" / "helpers" / "nav_target.py"
 GDB_PLUGIN = BUILD.resolve() / "gdb-plugin" / "mixstack-gdb.py"
 LLDB_PLUGIN = BUILD.resolve() / "lldb-plugin" / "libmixstack-lldb.so"
-LLDB_FRAMES = BUILD.resolve() / "lldb-plugin" / "mixstack_lldb_frames.py"
 LANE = REPO / "scripts" / "lane"
 LANE_ROOT = Path(os.environ.get("MIXSTACK_LANE_ROOT", "/var/cache/mixstack/sid-root"))
 LANE_PYTHON = "/usr/bin/python3.13"
+# libmixstack and the lldb plugin built in the lane for LLDB 22.
+LANE_BUILD = Path(os.environ.get("MIXSTACK_LANE_BUILD_DIR",
+                                 REPO / "build" / "lane-lldb22")).resolve()
+LANE_LLDB_PLUGIN = LANE_BUILD / "lldb-plugin" / "libmixstack-lldb.so"
+LANE_LLDB_FRAMES = LANE_BUILD / "lldb-plugin" / "mixstack_lldb_frames.py"
 TIMEOUT = 180
 
 
@@ -72,6 +76,7 @@ class Debugger:
     each command's output."""
     name = None
     full = True  # has the mixstack commands (not only its own bt)
+    own_python_frames = False  # its own frames include Python frames
 
     def available(self):
         raise NotImplementedError
@@ -160,12 +165,12 @@ class Lldb(Debugger):
         self.lane = lane
         if lane:
             self.name = "lldb-lane"
-            self.full = False
+            self.own_python_frames = True  # the scripted frame provider
 
     def available(self):
         if self.lane:
-            if not LLDB_FRAMES.exists():
-                return "lldb frame provider not generated"
+            if not LANE_LLDB_PLUGIN.exists():
+                return "lldb plugin not built in the lane (scripts/lane build-lldb)"
             return None if _lane_has("/usr/bin/lldb-22") else "no lane root with lldb-22"
         if not LLDB_PLUGIN.exists():
             return "lldb plugin not built"
@@ -176,8 +181,7 @@ class Lldb(Debugger):
 
     def argv(self, commands, exe, core, pid, launch):
         argv = ["lldb-22" if self.lane else _lldb_host(), "-b", "-x"]
-        if not self.lane:
-            argv += ["-o", f"plugin load {LLDB_PLUGIN}"]
+        argv += ["-o", f"plugin load {LANE_LLDB_PLUGIN if self.lane else LLDB_PLUGIN}"]
         if launch:
             argv += ["-o", f"target create {launch[0]}"]
         elif pid:
@@ -185,7 +189,7 @@ class Lldb(Debugger):
         else:
             argv += ["-o", f"target create {exe} --core {core}"]
         if self.lane:
-            argv += ["-o", f"command script import {LLDB_FRAMES}"]
+            argv += ["-o", f"command script import {LANE_LLDB_FRAMES}"]
         if launch:
             argv += ["-o", "process launch -- " + " ".join(launch[1:])]
         # Sourced with -e false: a command's error does not end the batch.
@@ -383,7 +387,12 @@ def test_bt_numbers_are_the_debuggers(full_case):
             # has symbols), and mixstack shows the innermost Python frame
             # it runs (3.11+ runs several in one eval-loop frame).
             first = next(p for p in py if p[1] == f[1])
-            assert "EvalFrame" in own, (f, own)
+            if debugger.own_python_frames:
+                # LLDB 22's frame provider: the debugger's frame N is the
+                # Python frame itself.
+                assert "%s [python]" % first[3] in own, (f, own)
+            else:
+                assert "EvalFrame" in own, (f, own)
             assert "[python]" in ours and first[3] in ours, (f, ours)
 
 
