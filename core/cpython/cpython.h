@@ -256,6 +256,13 @@ struct ms_py_interp {
          * finalizing it (0 none). */
         bool finalizing;
         uint64_t finalizing_tstate;
+        /* The code objects of the Python functions registered with atexit
+         * (interp->atexit, 3.10+), in registration order; atexit_known:
+         * the callbacks were read (none registered gives n == 0). Callables
+         * that are not Python functions are left out. */
+        uint64_t *atexit_code;
+        size_t n_atexit_code;
+        bool atexit_known;
 };
 
 struct ms_py_runtime {

@@ -426,6 +426,18 @@ static bool plausible(const uint64_t vals[D_COUNT], const bool have[D_COUNT])
 static void merge(const uint64_t vals[D_COUNT], const bool have[D_COUNT],
                   struct ms_py_layout *l)
 {
+        /* The atexit state is not described; it follows builtins at a
+         * fixed distance within a minor version (3.14.5 moved both by 24
+         * bytes), so it moves with builtins. */
+        if (have[D_IS_BUILTINS] && l->is_builtins >= 0 &&
+            l->is_atexit_callbacks >= 0) {
+                int64_t moved = (int64_t)vals[D_IS_BUILTINS] - l->is_builtins;
+                int64_t atexit = l->is_atexit_callbacks + moved;
+                l->is_atexit_callbacks =
+                        atexit > 0 && (uint64_t)atexit < size_limit(D_IS_SIZE)
+                                ? (int32_t)atexit
+                                : -1;
+        }
         for (size_t i = 0; i < MS_ARRAY_SIZE(maps); i++) {
                 const struct do_map *m = &maps[i];
                 if (!have[m->field])

@@ -220,6 +220,11 @@ struct ms_error *ms_py_read_exceptions(struct ms_target *target,
                                        struct ms_py_thread *thread);
 
 /* Read the GIL interpreter `in` uses (gil.c), before its threads. */
+/* Read the Python callbacks registered with atexit into in (atexit.c);
+ * what cannot be read leaves in->atexit_known false. */
+void ms_py_atexit_read(struct ms_target *target, const struct ms_py_layout *l,
+                       struct ms_py_interp *in);
+
 void ms_py_gil_read(struct ms_target *target, struct ms_py_runtime *rt,
                     struct ms_py_interp *in);
 /* Once every thread is read: each GIL holder's tid, and cross-checks of

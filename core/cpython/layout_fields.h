@@ -48,6 +48,13 @@ MS_PY_FIELD(is_gc_collecting, "gc.collecting, relative to the interpreter")
 MS_PY_FIELD(is_modules, "sys.modules (modules / imports.modules)")
 MS_PY_FIELD(is_sysdict, "sysdict")
 MS_PY_FIELD(is_builtins, "builtins")
+MS_PY_FIELD(is_atexit_callbacks,
+            "atexit.callbacks: atexit_py_callback *[] (3.10-3.13), a list "
+            "of (func, args, kwargs) tuples (3.14+)")
+MS_PY_FIELD(is_atexit_ncallbacks,
+            "atexit.ncallbacks (int; 3.10-3.13); -1 with is_atexit_callbacks: "
+            "the callbacks are a list")
+MS_PY_FIELD(atexit_cb_func, "atexit_py_callback.func (3.10-3.13)")
 
 /* struct _gil_runtime_state, relative to the GIL struct */
 MS_PY_FIELD(gil_enabled, "enabled (free-threaded builds)")
@@ -170,6 +177,7 @@ MS_PY_FIELD(long_ndigits_shift,
             "-1: long_tag is the signed ob_size")
 MS_PY_FIELD(long_digit_bits, "fact: bits per digit (PyLong_SHIFT)")
 MS_PY_FIELD(float_fval, "PyFloatObject.ob_fval")
+MS_PY_FIELD(fn_code, "PyFunctionObject.func_code")
 
 /* PyDictKeysObject and its entries: not objects (no header), so they do not
  * move in free-threaded builds. 3.8-3.10 keep the struct in

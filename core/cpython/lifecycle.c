@@ -8,7 +8,11 @@
  * 3.13: the store follows the atexit call), so a crash in an atexit
  * handler happens with the runtime still "initialized". 3.12+ set the main
  * interpreter's finalizing flag first thing, earlier versions have nothing
- * in memory. The stack settles it: a Py_FinalizeEx frame (3.13: the
+ * in memory. What the interpreter records settles the early steps: the
+ * thread whose outermost Python frame, called from C, is threading._shutdown
+ * is joining threads, the one whose outermost Python frame runs a function
+ * registered with atexit (interp->atexit, 3.10+) is in the atexit step.
+ * Frame names are the hint for the rest: a Py_FinalizeEx frame (3.13: the
  * static _Py_Finalize it tail-calls, often a clone such as
  * _Py_Finalize.part.0.constprop.0) means finalizing, and the innermost
  * frame that names a step says which.
@@ -295,6 +299,50 @@ static pid_t finalizing_tid_from_memory(const struct ms_py_runtime *rt)
         return t ? t->native_tid : 0;
 }
 
+static bool is_threading_shutdown(const struct ms_py_frame *f)
+{
+        return f->function && f->file &&
+               strcmp(f->function, "_shutdown") == 0 &&
+               ends_with(f->file, "threading.py");
+}
+
+static bool is_atexit_callback(const struct ms_py_interp *in,
+                               const struct ms_py_frame *f)
+{
+        for (size_t i = 0; f->code_address && i < in->n_atexit_code; i++) {
+                if (in->atexit_code[i] == f->code_address)
+                        return true;
+        }
+        return false;
+}
+
+/* Before the runtime's finalizing thread is set, the thread of the main
+ * interpreter whose outermost Python frame (called from C) is one an
+ * early finalization step runs: threading._shutdown (joining threads) or
+ * a callback registered with atexit. NULL when none is. */
+static const struct ms_py_thread *early_step_thread(
+        const struct ms_py_runtime *rt, enum ms_py_finalize_step *step)
+{
+        const struct ms_py_interp *main = main_interp(rt);
+        if (!main || rt->finalizing_tstate || rt->finalizing_id)
+                return NULL;
+        for (size_t i = 0; i < rt->n_threads; i++) {
+                const struct ms_py_thread *t = &rt->threads[i];
+                /* A walk that stopped early has not seen the outermost. */
+                if (t->interp_id != main->id || !t->n_frames || t->error)
+                        continue;
+                const struct ms_py_frame *bottom = &t->frames[t->n_frames - 1];
+                if (is_threading_shutdown(bottom))
+                        *step = MS_PY_STEP_WAITING_FOR_THREADS;
+                else if (is_atexit_callback(main, bottom))
+                        *step = MS_PY_STEP_ATEXIT;
+                else
+                        continue;
+                return t;
+        }
+        return NULL;
+}
+
 /* Without a frame naming the step (stripped builds): before the runtime's
  * flag is set, Python code on the finalizing thread is either
  * threading._shutdown (joining threads) or an atexit callback. */
@@ -308,13 +356,9 @@ static enum ms_py_finalize_step infer_step(const struct ms_py_runtime *rt,
         bool python = (sf && sf->python_in_finalizer) || (t && t->n_frames);
         if (!python)
                 return MS_PY_STEP_NONE;
-        if (t && t->n_frames) {
-                const struct ms_py_frame *bottom = &t->frames[t->n_frames - 1];
-                if (bottom->function && bottom->file &&
-                    strcmp(bottom->function, "_shutdown") == 0 &&
-                    ends_with(bottom->file, "threading.py"))
-                        return MS_PY_STEP_WAITING_FOR_THREADS;
-        }
+        if (t && t->n_frames &&
+            is_threading_shutdown(&t->frames[t->n_frames - 1]))
+                return MS_PY_STEP_WAITING_FOR_THREADS;
         return MS_PY_STEP_ATEXIT;
 }
 
@@ -322,12 +366,20 @@ struct all_facts {
         const struct stack_facts *finalizer; /* the finalizing thread's */
         bool initializer;
         const struct stack_facts *exiting;
+        /* The early step the interpreter's records show (early_step_thread)
+         * on the finalizing thread, else MS_PY_STEP_NONE. */
+        enum ms_py_finalize_step recorded_step;
+        pid_t recorded_tid;
 };
 
 static void set_step(const struct ms_py_runtime *rt, const struct all_facts *af,
                      struct ms_py_lifecycle *ret)
 {
         const struct stack_facts *sf = af->finalizer;
+        if (af->recorded_step) {
+                ret->step = af->recorded_step;
+                return;
+        }
         if (sf && sf->step) {
                 ret->step = sf->step;
                 ret->step_function = sf->step_function;
@@ -358,6 +410,17 @@ static void set_finalizing(const struct ms_py_runtime *rt,
         } else if (late) {
                 snprintf(ret->reason, sizeof(ret->reason),
                          "the runtime's finalizing thread is set");
+        } else if (af->recorded_step) {
+                snprintf(ret->reason, sizeof(ret->reason),
+                         "%s thread %d runs %s; the runtime's finalizing "
+                         "thread is not set yet",
+                         main && main->finalizing
+                                 ? "the main interpreter is finalizing and"
+                                 : "under Py_FinalizeEx,",
+                         (int)af->recorded_tid,
+                         af->recorded_step == MS_PY_STEP_ATEXIT
+                                 ? "an atexit callback"
+                                 : "threading._shutdown");
         } else if (main && (main->finalizing || main->finalizing_tstate)) {
                 snprintf(ret->reason, sizeof(ret->reason),
                          "the main interpreter is finalizing; the runtime's "
@@ -418,6 +481,23 @@ static void gather(const struct stack_facts *facts, size_t n, pid_t tid,
         }
 }
 
+/* Whether early's outermost Python frame runs under Py_FinalizeEx: the
+ * main interpreter says it finalizes, or (the flag being set only by
+ * Py_EndInterpreter before 3.12) early's stack shows a finalizer frame. */
+static bool early_finalizing(const struct ms_py_runtime *rt,
+                             const struct stack_facts *facts, size_t n,
+                             const struct ms_py_thread *early)
+{
+        const struct ms_py_interp *main = main_interp(rt);
+        if (main && main->finalizing)
+                return true;
+        for (size_t i = 0; early->native_tid && i < n; i++) {
+                if (facts[i].stack->tid == early->native_tid)
+                        return facts[i].finalizer;
+        }
+        return false;
+}
+
 void ms_py_lifecycle_get(const struct ms_py_runtime *rt,
                          const struct ms_py_stack_ref *stacks, size_t n_stacks,
                          struct ms_py_lifecycle *ret)
@@ -431,8 +511,19 @@ void ms_py_lifecycle_get(const struct ms_py_runtime *rt,
         for (size_t i = 0; i < n_stacks; i++)
                 scan_stack(&stacks[i], &facts[i]);
         pid_t tid = finalizing_tid_from_memory(rt);
+        enum ms_py_finalize_step recorded = MS_PY_STEP_NONE;
+        const struct ms_py_thread *early = early_step_thread(rt, &recorded);
+        /* That thread is the finalizing one when nothing else is named and
+         * the main interpreter is finalizing (3.12+), or, before 3.12,
+         * when its stack shows a finalizer frame. */
+        if (early && !tid && early_finalizing(rt, facts, n_stacks, early))
+                tid = early->native_tid;
         struct all_facts af;
         gather(facts, n_stacks, tid, &af);
+        if (early && tid && early->native_tid == tid) {
+                af.recorded_step = recorded;
+                af.recorded_tid = tid;
+        }
         decide(rt, &af, ret);
         if (ret->phase == MS_PY_PHASE_FINALIZING)
                 ret->finalizing_tid = tid            ? tid

@@ -898,6 +898,8 @@ void ms_py_runtime_deinit(struct ms_py_runtime *rt)
                 free(t->handled);
         }
         free(rt->threads);
+        for (size_t i = 0; i < rt->n_interps; i++)
+                free(rt->interps[i].atexit_code);
         free(rt->interps);
         free(rt->module);
         free(rt->version_string);

@@ -228,6 +228,7 @@ static bool read_interp(struct ms_target *target, struct ms_py_runtime *rt,
                                                   l->is_finalizing_tstate,
                                                   &in->finalizing_tstate));
         ms_py_gil_read(target, rt, in);
+        ms_py_atexit_read(target, l, in);
         return true;
 }
 

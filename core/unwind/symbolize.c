@@ -325,21 +325,9 @@ static char dwarf_embedded, dwarf_separate;
 
 static bool has_debug_info(Elf *elf)
 {
-        size_t shstrndx;
-        if (elf_getshdrstrndx(elf, &shstrndx) != 0)
-                return false;
-        for (Elf_Scn *scn = elf_nextscn(elf, NULL); scn;
-             scn = elf_nextscn(elf, scn)) {
-                GElf_Shdr shdr;
-                const char *name =
-                        gelf_getshdr(scn, &shdr)
-                                ? elf_strptr(elf, shstrndx, shdr.sh_name)
-                                : NULL;
-                if (name && (strcmp(name, ".debug_info") == 0 ||
-                             strcmp(name, ".zdebug_info") == 0))
-                        return true;
-        }
-        return false;
+        GElf_Shdr shdr;
+        return ms_elf_section(elf, ".debug_info", &shdr) ||
+               ms_elf_section(elf, ".zdebug_info", &shdr);
 }
 
 /* Whether to use mod's DWARF: always when the module's own file has it;

@@ -1,6 +1,8 @@
 #include <gelf.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/util.h"
 #include "unwind/symtab.h"
@@ -76,14 +78,191 @@ static bool is_candidate(const GElf_Sym *sym, const char *name, GElf_Word shndx)
                type != STT_FILE && type != STT_TLS;
 }
 
+/* ------------------------------------------------------------------------
+ * Bodies named by the exported function that jumps to them
+ * ------------------------------------------------------------------------ */
+
+/* Thunks looked at per module, at most. */
+#define MAX_THUNKS 65536
+
+Elf_Scn *ms_elf_section(Elf *elf, const char *name, GElf_Shdr *shdr)
+{
+        size_t shstrndx;
+        if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+                return NULL;
+        for (Elf_Scn *scn = elf_nextscn(elf, NULL); scn;
+             scn = elf_nextscn(elf, scn)) {
+                const char *n =
+                        gelf_getshdr(scn, shdr)
+                                ? elf_strptr(elf, shstrndx, shdr->sh_name)
+                                : NULL;
+                if (n && strcmp(n, name) == 0)
+                        return scn;
+        }
+        return NULL;
+}
+
+/* The data and address of the section of elf named name, or NULL. */
+static const uint8_t *section(Elf *elf, const char *name, uint64_t *addr,
+                              size_t *size)
+{
+        GElf_Shdr sh;
+        Elf_Scn *scn = ms_elf_section(elf, name, &sh);
+        Elf_Data *data =
+                scn && sh.sh_type != SHT_NOBITS ? elf_getdata(scn, NULL) : NULL;
+        if (!data || !data->d_buf || data->d_off != 0)
+                return NULL;
+        *addr = sh.sh_addr;
+        *size = data->d_size;
+        return data->d_buf;
+}
+
+static uint32_t u32_at(const uint8_t *p)
+{
+        return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+               (uint32_t)p[3] << 24;
+}
+
+/* The code bytes of the module's file at file address addr (n of them),
+ * or NULL when no executable section holds them. */
+static const uint8_t *code_at(Elf *elf, uint64_t addr, size_t n)
+{
+        for (Elf_Scn *scn = elf_nextscn(elf, NULL); scn;
+             scn = elf_nextscn(elf, scn)) {
+                GElf_Shdr sh;
+                if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS ||
+                    !(sh.sh_flags & SHF_EXECINSTR) || addr < sh.sh_addr ||
+                    addr - sh.sh_addr >= sh.sh_size)
+                        continue;
+                Elf_Data *data = elf_getdata(scn, NULL);
+                uint64_t off = addr - sh.sh_addr;
+                if (!data || !data->d_buf || data->d_off != 0 ||
+                    off > data->d_size || data->d_size - off < n)
+                        return NULL;
+                return (const uint8_t *)data->d_buf + off;
+        }
+        return NULL;
+}
+
+/* Where a function whose code is only `[endbr64] jmp rel32` jumps (file
+ * addresses), or 0. */
+static uint64_t jump_target(Elf *elf, uint64_t addr)
+{
+        static const uint8_t endbr64[] = {0xf3, 0x0f, 0x1e, 0xfa};
+        const uint8_t *code = code_at(elf, addr, sizeof(endbr64) + 5);
+        if (!code)
+                return 0;
+        size_t p = memcmp(code, endbr64, sizeof(endbr64)) == 0 ? sizeof(endbr64)
+                                                               : 0;
+        if (code[p] != 0xe9)
+                return 0;
+        int32_t rel = (int32_t)u32_at(code + p + 1);
+        return addr + p + 5 + (uint64_t)(int64_t)rel;
+}
+
+/* The unwind tables of a module's file: .eh_frame_hdr's sorted table of
+ * (function start, FDE) pairs and .eh_frame. */
+struct eh_tables {
+        const uint8_t *hdr, *frame;
+        uint64_t hdr_addr, frame_addr;
+        size_t hdr_size, frame_size;
+        uint32_t count;
+};
+
+/* Only the encodings every x86-64 toolchain writes are taken: version 1,
+ * a pc-relative sdata4 .eh_frame pointer, a udata4 count, a
+ * data-relative sdata4 table. */
+static bool eh_tables_init(Elf *elf, struct eh_tables *t)
+{
+        t->hdr = section(elf, ".eh_frame_hdr", &t->hdr_addr, &t->hdr_size);
+        t->frame = section(elf, ".eh_frame", &t->frame_addr, &t->frame_size);
+        if (!t->hdr || !t->frame || t->hdr_size < 12 || t->hdr[0] != 1 ||
+            t->hdr[1] != 0x1b || t->hdr[2] != 0x03 || t->hdr[3] != 0x3b)
+                return false;
+        t->count = u32_at(t->hdr + 8);
+        return t->count <= (t->hdr_size - 12) / 8;
+}
+
+/* The size of the function starting at target (file address) by the FDE
+ * that starts there, 0 when none does. The FDE's own pc_begin
+ * (pc-relative sdata4) must equal target, which also checks the
+ * encoding; its pc_range follows. */
+static uint64_t function_size(const struct eh_tables *t, uint64_t target)
+{
+        size_t lo = 0, hi = t->count;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                const uint8_t *e = t->hdr + 12 + 8 * mid;
+                uint64_t start =
+                        t->hdr_addr + (uint64_t)(int64_t)(int32_t)u32_at(e);
+                if (start < target) {
+                        lo = mid + 1;
+                        continue;
+                }
+                if (start > target) {
+                        hi = mid;
+                        continue;
+                }
+                uint64_t fde =
+                        t->hdr_addr + (uint64_t)(int64_t)(int32_t)u32_at(e + 4);
+                if (fde < t->frame_addr ||
+                    fde - t->frame_addr > t->frame_size ||
+                    t->frame_size - (fde - t->frame_addr) < 16)
+                        return 0;
+                const uint8_t *f = t->frame + (fde - t->frame_addr);
+                uint64_t begin =
+                        fde + 8 + (uint64_t)(int64_t)(int32_t)u32_at(f + 8);
+                return begin == target ? u32_at(f + 12) : 0;
+        }
+        return 0;
+}
+
+/*
+ * Stripped PGO+LTO builds export some functions as a bare jump to a body
+ * that keeps no symbol: Debian's Py_FinalizeEx is `endbr64; jmp` to what
+ * the -dbg symbols call _Py_Finalize.constprop.0. Such a body is that
+ * function's code, so it is named after it, over the range its CFI gives;
+ * it ranks below every real symbol (binding 0), so a symbol table that
+ * names the body wins. When several thunks jump to one body, the longest
+ * name wins (Py_Finalize wraps Py_FinalizeEx).
+ */
+static void add_jump_targets(struct module_symbols *m, size_t n_real)
+{
+        Dwarf_Addr bias = 0;
+        Elf *elf = dwfl_module_getelf(m->mod, &bias);
+        struct eh_tables t;
+        if (!elf || !eh_tables_init(elf, &t))
+                return;
+        for (size_t i = 0, thunks = 0; i < n_real && thunks < MAX_THUNKS; i++) {
+                const struct symbol *s = &m->symbols[i];
+                if (s->binding < 2 || s->size < 5 || s->address < bias)
+                        continue;
+                uint64_t target = jump_target(elf, s->address - bias);
+                uint64_t size = target ? function_size(&t, target) : 0;
+                if (!size)
+                        continue;
+                thunks++;
+                size_t len = strlen(s->name);
+                m->symbols[m->n++] = (struct symbol){
+                        .address = target + bias,
+                        .size = size,
+                        .name = s->name,
+                        .binding = 0,
+                        .index = len < INT_MAX ? INT_MAX - (int)len : 0,
+                };
+        }
+}
+
 static void build(struct module_symbols *m)
 {
         int n = dwfl_module_getsymtab(m->mod);
         if (n <= 1)
                 return;
-        m->symbols = malloc((size_t)n * sizeof(*m->symbols));
+        /* Room for a body per symbol (add_jump_targets). */
+        m->symbols = malloc(2 * (size_t)n * sizeof(*m->symbols));
         if (!m->symbols)
                 return;
+        bool local_functions = false;
         for (int i = 1; i < n; i++) {
                 GElf_Sym sym;
                 GElf_Addr address;
@@ -92,6 +271,8 @@ static void build(struct module_symbols *m)
                         m->mod, i, &sym, &address, &shndx, NULL, NULL);
                 if (!is_candidate(&sym, name, shndx))
                         continue;
+                local_functions |= GELF_ST_TYPE(sym.st_info) == STT_FUNC &&
+                                   GELF_ST_BIND(sym.st_info) == STB_LOCAL;
                 m->symbols[m->n++] = (struct symbol){
                         .address = address,
                         .size = sym.st_size,
@@ -100,6 +281,10 @@ static void build(struct module_symbols *m)
                         .index = i,
                 };
         }
+        /* A table with static functions (.symtab, a debug file) names
+         * the bodies itself. */
+        if (!local_functions)
+                add_jump_targets(m, m->n);
         qsort(m->symbols, m->n, sizeof(*m->symbols), compare_symbols);
 }
 

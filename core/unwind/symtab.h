@@ -10,6 +10,7 @@
 #define MIXSTACK_UNWIND_SYMTAB_H
 
 #include <elfutils/libdwfl.h>
+#include <gelf.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -26,5 +27,8 @@ void ms_symtabs_load(struct ms_symtabs *symtabs, Dwfl_Module *mod);
  * Returns false when no symbol covers address or out of memory. */
 bool ms_symtabs_lookup(struct ms_symtabs *symtabs, Dwfl_Module *mod,
                        uint64_t address, const char **name, uint64_t *start);
+
+/* The section of elf named name (its header into *shdr), or NULL. */
+Elf_Scn *ms_elf_section(Elf *elf, const char *name, GElf_Shdr *shdr);
 
 #endif /* MIXSTACK_UNWIND_SYMTAB_H */

@@ -135,6 +135,17 @@ static void interp(void)
 #endif
         OFF(is_sysdict, PyInterpreterState, sysdict);
         OFF(is_builtins, PyInterpreterState, builtins);
+#if PY_VERSION_HEX >= 0x030e0000
+        OFF(is_atexit_callbacks, PyInterpreterState, atexit.callbacks);
+#elif PY_VERSION_HEX >= 0x030a0000
+        OFF(is_atexit_callbacks, PyInterpreterState, atexit.callbacks);
+        OFF(is_atexit_ncallbacks, PyInterpreterState, atexit.ncallbacks);
+#if PY_VERSION_HEX >= 0x030c0000
+        OFF(atexit_cb_func, atexit_py_callback, func);
+#else
+        OFF(atexit_cb_func, atexit_callback, func);
+#endif
+#endif
 
         OFF(gil_last_holder, struct _gil_runtime_state, last_holder);
         OFF(gil_locked, struct _gil_runtime_state, locked);
@@ -328,6 +339,7 @@ static void objects(void)
 #endif
         VAL(long_digit_bits, PyLong_SHIFT);
         OFF(float_fval, PyFloatObject, ob_fval);
+        OFF(fn_code, PyFunctionObject, func_code);
         dict_keys();
 
         OFF(u_length, PyASCIIObject, length);

@@ -44,17 +44,12 @@ pytestmark = [
                        reason="no test lane (scripts/lane root; needs root)"),
 ]
 
-NO_NAMES = ("issue 13: the finalize step and Py_Finalize come from frame names: "
-            "_Py_Finalize and atexit_callfuncs have no symbol without -dbg")
 
 # (view, scenario or "*", check name) -> reason: the cells known to fail.
 # (Python frame placement without symbols, i13-place, now passes everywhere.)
-KNOWN = {
-    ("nodebug", "exit-crash", "check_phase"): NO_NAMES,
-    ("nodebug", "exit-crash", "check_native_expectations"): NO_NAMES,
-    ("nodebug", "embed-finalize-hang", "check_finalizing_in_atexit"): NO_NAMES,
-    ("live", "embed-finalize-hang", "check_finalizing_in_atexit"): NO_NAMES,
-}
+# (The finalize step from the interpreter's records and the body Py_FinalizeEx
+# jumps to named after it, i13-final, now pass too.)
+KNOWN = {}
 
 SCENARIOS = sorted(n for n, sc in H.scenarios().items()
                    if sc.meta.get("interpreters", "all") == "all")

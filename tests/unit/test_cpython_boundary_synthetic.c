@@ -824,16 +824,29 @@ struct lc_case {
         enum ms_py_finalize_step step;
         bool inferred, exiting;
         pid_t finalizing_tid;
+        /* Thread 10's outermost Python frame runs a function registered
+         * with atexit (its code object is in the interpreter's list). */
+        bool atexit_registered;
 };
 
 static void run_lc_case(const struct lc_case *c)
 {
+        uint64_t atexit_code[] = {0x7000, 0xc0de};
         struct ms_py_interp in = {
-                .id = 0, .is_main = true, .finalizing = c->main_finalizing};
+                .id = 0,
+                .is_main = true,
+                .finalizing = c->main_finalizing,
+                .atexit_code = atexit_code,
+                .n_atexit_code = MS_ARRAY_SIZE(atexit_code),
+                .atexit_known = true,
+        };
         struct ms_py_frame pyf[2] = {
-                {.function = "flush", .file = "/app.py"},
+                {.function = "flush",
+                 .file = "/app.py",
+                 .code_address = 0xc0de},
                 {.function = (char *)c->python_bottom,
-                 .file = "/usr/lib/python3.11/threading.py"},
+                 .file = "/usr/lib/python3.11/threading.py",
+                 .code_address = c->atexit_registered ? 0xc0de : 0xbad},
         };
         struct ms_py_thread threads[2] = {
                 {.tstate = 0x1000,
@@ -964,6 +977,9 @@ static void test_lifecycle(void)
                 "_PyEval_EvalFrameDefault",
                 NULL,
         };
+        static const char *const sleeping_unnamed[] = {
+                "read", "", "", "", "main", NULL,
+        };
         static const char *const initializing[] = {
                 "PyImport_ImportModule",
                 "init_interp_main",
@@ -988,7 +1004,21 @@ static void test_lifecycle(void)
                  false, 10},
                 {"joining stripped", 1, 1, false, false, false,
                  joining_stripped, NULL, "_shutdown", MS_PY_PHASE_FINALIZING,
-                 MS_PY_STEP_WAITING_FOR_THREADS, true, false, 10},
+                 MS_PY_STEP_WAITING_FOR_THREADS, false, false, 10},
+                /* 3.12+ stripped: no frame names a finalizer or a step;
+                 * the interpreter's records do. */
+                {"atexit callback, no names", 1, 1, false, true, false,
+                 sleeping_unnamed, NULL, "flush_native_cache",
+                 MS_PY_PHASE_FINALIZING, MS_PY_STEP_ATEXIT, false, false, 10,
+                 true},
+                {"Python code, not a callback", 1, 1, false, true, false,
+                 sleeping_unnamed, NULL, "worker", MS_PY_PHASE_FINALIZING,
+                 MS_PY_STEP_NONE, false, false, 0},
+                /* Before 3.12 nothing in memory says finalizing: a
+                 * registered callback running alone does not. */
+                {"callback called while running", 1, 1, false, false, false,
+                 sleeping_unnamed, NULL, "flush_native_cache",
+                 MS_PY_PHASE_RUNNING, MS_PY_STEP_NONE, false, false, 0, true},
                 {"3.12 early, no stack", 1, 1, false, true, false, NULL, NULL,
                  NULL, MS_PY_PHASE_FINALIZING, MS_PY_STEP_NONE, false, false,
                  0},
