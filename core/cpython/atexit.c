@@ -7,7 +7,8 @@
  * 3.10-3.13 keep an array of atexit_py_callback pointers and a count
  * (is_atexit_ncallbacks); 3.14+ a list of (func, args, kwargs) tuples
  * (is_atexit_ncallbacks -1). 3.8-3.9 keep them in the atexit module's
- * state, which is not read.
+ * state, which is not read. At most MAX_ATEXIT are looked at; every read
+ * is checked, and each object's type before its fields are used.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -36,16 +37,26 @@ static bool has_flag(struct ms_target *target, const struct ms_py_layout *l,
         return !err && (flags & flag);
 }
 
-/* Keep func's code object when func is a Python function. */
+/* Keep the code object of func when it is a Python function or a method
+ * bound to one (atexit.register(obj.close)): what the frame the callback
+ * runs executes. Other callables (builtins, functools.partial) run no
+ * Python frame of their own, or one that cannot be told from here. */
 static void add_function(struct ms_target *target, const struct ms_py_layout *l,
                          uint64_t func, struct ms_py_interp *in)
 {
         uint64_t code = 0;
+        struct ms_error *err = NULL;
+        if (ms_py_plausible_pointer(func) &&
+            type_is(target, l, func, "method")) {
+                err = ms_py_read_field(target, func, l->meth_func, &func);
+                ms_error_destroy(err);
+                if (err)
+                        return;
+        }
         if (!ms_py_plausible_pointer(func) ||
             !type_is(target, l, func, "function"))
                 return;
-        struct ms_error *err =
-                ms_py_read_field(target, func, l->fn_code, &code);
+        err = ms_py_read_field(target, func, l->fn_code, &code);
         ms_error_destroy(err);
         if (err || !ms_py_plausible_pointer(code) ||
             !type_is(target, l, code, "code"))

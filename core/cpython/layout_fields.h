@@ -178,6 +178,7 @@ MS_PY_FIELD(long_ndigits_shift,
 MS_PY_FIELD(long_digit_bits, "fact: bits per digit (PyLong_SHIFT)")
 MS_PY_FIELD(float_fval, "PyFloatObject.ob_fval")
 MS_PY_FIELD(fn_code, "PyFunctionObject.func_code")
+MS_PY_FIELD(meth_func, "PyMethodObject.im_func: a bound method's function")
 
 /* PyDictKeysObject and its entries: not objects (no header), so they do not
  * move in free-threaded builds. 3.8-3.10 keep the struct in

@@ -340,6 +340,7 @@ static void objects(void)
         VAL(long_digit_bits, PyLong_SHIFT);
         OFF(float_fval, PyFloatObject, ob_fval);
         OFF(fn_code, PyFunctionObject, func_code);
+        OFF(meth_func, PyMethodObject, im_func);
         dict_keys();
 
         OFF(u_length, PyASCIIObject, length);

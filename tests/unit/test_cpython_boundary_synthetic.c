@@ -1056,6 +1056,113 @@ static void test_lifecycle(void)
                      "not initialized") == 0);
 }
 
+/* ------------------------------------------------------------------------
+ * The atexit step from interp->atexit (3.13-3.15 images)
+ * ------------------------------------------------------------------------ */
+
+/* What the callbacks hold. */
+enum atexit_shape {
+        ATEXIT_OUTERMOST,  /* a function running the outermost frame */
+        ATEXIT_METHOD,     /* a method bound to that function */
+        ATEXIT_OTHER,      /* a function running another frame */
+        ATEXIT_BAD_LENGTH, /* a list claiming 2^40 items */
+};
+
+/* A function object (func_code at 48, every version since 3.10) and a
+ * bound method (im_func at 16). */
+static uint64_t make_function(struct image *img, const struct built *b,
+                              uint64_t code, bool method)
+{
+        uint64_t fn_type = make_type(img, &b->ty, "function", 0);
+        uint64_t fn = alloc(img, 64);
+        put64(img, fn + 8, fn_type);
+        put64(img, fn + 48, code);
+        if (!method)
+                return fn;
+        uint64_t m = alloc(img, 48);
+        put64(img, m + 8, make_type(img, &b->ty, "method", 0));
+        put64(img, m + 16, fn);
+        return m;
+}
+
+/* interp->atexit.callbacks at atexit (offsetof in each version's headers:
+ * 3.13.0 10712, 3.14.5+ 10792, 3.15 10768): 3.13's array of
+ * atexit_py_callback pointers and its count, 3.14+'s list of (func, args,
+ * kwargs) tuples. */
+static void put_atexit(struct image *img, const struct version *v,
+                       const struct built *b, int atexit,
+                       enum atexit_shape shape)
+{
+        uint64_t code = shape == ATEXIT_OTHER ? b->codes[0] : b->codes[2];
+        uint64_t fn = make_function(img, b, code, shape == ATEXIT_METHOD);
+        uint64_t at = b->interp + (uint64_t)atexit;
+        if (v->hex < 0x030e0000) {
+                uint64_t cb = alloc(img, 24), array = alloc(img, 8);
+                put64(img, cb, fn);
+                put64(img, array, cb);
+                put64(img, at, array);
+                put32(img, at + 8, 1);
+                return;
+        }
+        uint64_t tuple = alloc(img, (size_t)v->tuple_item + 24);
+        put64(img, tuple + 8, make_type(img, &b->ty, "tuple", 1UL << 26));
+        put64(img, tuple + 16, 3);
+        put64(img, tuple + (uint64_t)v->tuple_item, fn);
+        uint64_t items = alloc(img, 8), list = alloc(img, 40);
+        put64(img, items, tuple);
+        put64(img, list + 8, make_type(img, &b->ty, "list", 1UL << 25));
+        put64(img, list + 16, shape == ATEXIT_BAD_LENGTH ? 1ULL << 40 : 1);
+        put64(img, list + 24, items);
+        put64(img, at, list);
+}
+
+/* The main interpreter is finalizing (3.12+ sets its flag first thing)
+ * and the thread's outermost frame (code C) is or is not the registered
+ * callback: the step and the finalizing thread come from memory alone,
+ * without any stack. */
+static void test_atexit_step(struct image *img, const struct version *v,
+                             int atexit)
+{
+        static const enum atexit_shape shapes[] = {ATEXIT_OUTERMOST,
+                                                   ATEXIT_METHOD, ATEXIT_OTHER,
+                                                   ATEXIT_BAD_LENGTH};
+        for (size_t i = 0; i < MS_ARRAY_SIZE(shapes); i++) {
+                if (shapes[i] == ATEXIT_BAD_LENGTH && v->hex < 0x030e0000)
+                        continue;
+                struct built b;
+                build(img, v, &b);
+                put32(img, b.interp + (uint64_t)v->is_finalizing, 1);
+                put_atexit(img, v, &b, atexit, shapes[i]);
+                struct ms_target *target = image_target(img);
+                struct ms_py_runtime *rts = NULL;
+                size_t n = 0;
+                if (target && read_one(target, b.runtime, 0, 0, &rts, &n)) {
+                        struct ms_py_lifecycle lc;
+                        ms_py_lifecycle_get(&rts[0], NULL, 0, &lc);
+                        bool in_atexit = shapes[i] == ATEXIT_OUTERMOST ||
+                                         shapes[i] == ATEXIT_METHOD;
+                        bool ok = lc.phase == MS_PY_PHASE_FINALIZING &&
+                                  lc.step == (in_atexit ? MS_PY_STEP_ATEXIT
+                                                        : MS_PY_STEP_NONE) &&
+                                  !lc.step_inferred &&
+                                  lc.finalizing_tid == (in_atexit ? 4242 : 0) &&
+                                  rts[0].interps[0].atexit_known ==
+                                          (shapes[i] != ATEXIT_BAD_LENGTH);
+                        CHECK(ok);
+                        if (!ok)
+                                fprintf(stderr,
+                                        "%s atexit shape %zu: step %d tid %d "
+                                        "known %d (%s)\n",
+                                        v->name, i, (int)lc.step,
+                                        (int)lc.finalizing_tid,
+                                        rts[0].interps[0].atexit_known,
+                                        lc.reason);
+                }
+                ms_py_runtimes_destroy(rts, n);
+                ms_target_destroy(target);
+        }
+}
+
 int main(void)
 {
         struct image img = {.mem = calloc(1, IMAGE_SIZE)};
@@ -1072,6 +1179,9 @@ int main(void)
         test_repr(&img);
         test_gil_stacks();
         test_lifecycle();
+        test_atexit_step(&img, &v313, 10712);
+        test_atexit_step(&img, &v314, 10792);
+        test_atexit_step(&img, &v315, 10768);
         free(img.mem);
         return unit_finish();
 }
