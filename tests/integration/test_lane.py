@@ -231,6 +231,50 @@ def test_core_report_matches_manifest(core_reports, view, slot, scenario, check)
     check(a.manifest, doc)
 
 
+# --- a body without a symbol, named after the function that jumps to it -----
+
+def jump_target(exe, name):
+    """Where exported function `name` of exe goes when its code is only
+    `[endbr64] jmp ADDR` (objdump's reading), else None."""
+    dynsym = subprocess.run(["nm", "-D", "--defined-only", str(exe)], capture_output=True,
+                            text=True).stdout
+    addr = next(int(a, 16) for a, _, n in (l.split() for l in dynsym.splitlines()
+                                          if len(l.split()) == 3) if n == name)
+    dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", f"--start-address={addr}",
+                          f"--stop-address={addr + 9}", str(exe)],
+                         capture_output=True, text=True).stdout
+    insns = [l.split("\t")[1:] for l in dis.splitlines() if re.match(r"\s+[0-9a-f]+:\t", l)]
+    insns = [i for i in insns if i and i[0].strip() != "endbr64"]
+    if not insns or not insns[0][0].startswith("jmp"):
+        return None
+    return int(insns[0][0].split()[1], 16)
+
+
+@pytest.mark.parametrize("slot", LANE_SLOT_IDS)
+def test_finalizer_body_named_without_debug_files(core_reports, slot):
+    """exit-crash without -dbg: the frame that runs the atexit step shows as
+    Py_FinalizeEx, and that is honest: with -dbg the frame at that pc is
+    the internal _Py_Finalize (a compiler clone of it) starting at the same
+    address, and objdump shows Debian's exported Py_FinalizeEx is only a
+    jump there."""
+    a, bare = core_reports("nodebug", slot, "exit-crash")
+    _, dbg = core_reports("dbg", slot, "exit-crash")
+    tid = a.manifest["crashed_tid"]
+    frames = {(f["pc"], f["function"]): f
+              for f in next(t for t in bare["threads"] if t["tid"] == tid)["frames"]
+              if f["kind"] == "native"}
+    named = [f for (pc, fn), f in frames.items() if fn == "Py_FinalizeEx"]
+    assert len(named) == 1, sorted(frames)
+    f = named[0]
+    truth = [g for g in next(t for t in dbg["threads"] if t["tid"] == tid)["frames"]
+             if g["kind"] == "native" and g["pc"] == f["pc"] and not g["inlined"]]
+    assert truth and truth[0]["function"].split(".")[0] == "_Py_Finalize", truth
+    assert truth[0]["offset"] == f["offset"], (truth[0], f)
+    exe = Path(H.artefact_sysroot(a.dir) + a.manifest["interpreter"]["realpath"])
+    start = int(f["pc"], 16) - int(f["offset"], 16)
+    assert jump_target(exe, "Py_FinalizeEx") == start  # a non-PIE executable
+
+
 # --- the artefacts themselves -----------------------------------------------
 
 @pytest.mark.parametrize("slot", LANE_SLOT_IDS)
