@@ -48,9 +48,9 @@ void ms_py_layout_make_free_threaded(struct ms_py_layout *l)
 {
         /* Fields inside objects (prefixes below) move with the header. */
         static const char *const object_prefixes[] = {
-                "fo_",    "co_",   "ob_",   "tp_",   "bytes_",
-                "tuple_", "list_", "dict_", "long_", "float_",
-                "u_",     "exc_",  "tb_",   "gen_",  "ht_",
+                "fo_",   "co_",   "ob_",   "tp_",    "bytes_", "tuple_",
+                "list_", "dict_", "long_", "float_", "u_",     "exc_",
+                "tb_",   "gen_",  "ht_",   "fn_",    "meth_",
         };
         static const char *const facts[] = {
                 "fo_lasti_unit",      "co_linetable_format", "u_kind_shift",
@@ -72,6 +72,9 @@ void ms_py_layout_make_free_threaded(struct ms_py_layout *l)
                 if (object && *v >= 0)
                         *v += 16;
         }
+        /* The atexit state lies elsewhere in a free-threaded interpreter
+         * (and holds a lock first): no free-threaded table places it. */
+        l->is_atexit_callbacks = -1;
         l->free_threaded = true;
 }
 
