@@ -361,11 +361,10 @@ static int fail(struct ms_error *err)
 static void print_section_warnings(const struct ms_report *report,
                                    enum ms_section section)
 {
-        for (size_t i = 0; i < report->n_warnings; i++) {
-                if (report->warning_sections &&
-                    !(report->warning_sections[i] & (1u << section)))
-                        continue;
-                fprintf(stderr, "mixstack: warning: %s\n", report->warnings[i]);
+        for (size_t i = 0; i < ms_report_warning_count(report); i++) {
+                if (ms_report_warning_concerns(report, i, section))
+                        fprintf(stderr, "mixstack: warning: %s\n",
+                                ms_report_warning(report, i));
         }
 }
 
@@ -374,9 +373,8 @@ static size_t count_warnings(const struct ms_report *report,
                              enum ms_section section)
 {
         size_t n = 0;
-        for (size_t i = 0; i < report->n_warnings; i++)
-                n += !report->warning_sections ||
-                     (report->warning_sections[i] & (1u << section));
+        for (size_t i = 0; i < ms_report_warning_count(report); i++)
+                n += ms_report_warning_concerns(report, i, section);
         return n;
 }
 

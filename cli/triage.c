@@ -161,14 +161,15 @@ struct ms_error *cli_triage_core(const struct cli_triage_config *cfg,
         if (err)
                 return err;
         if (pid)
-                *pid = report->pid;
+                *pid = ms_report_pid(report);
         /* Without %p in core_pattern, one crash's core can replace
          * another's before it is read. */
-        if (expect_pid && report->pid != expect_pid)
+        if (expect_pid && ms_report_pid(report) != expect_pid)
                 err = ms_error_create(MS_ERROR_BAD_INPUT,
                                       "%s is the core of pid %d, not of pid "
                                       "%d",
-                                      core, (int)report->pid, (int)expect_pid);
+                                      core, (int)ms_report_pid(report),
+                                      (int)expect_pid);
         /* A core is triaged even without Python: a crash is a crash. */
         if (!err)
                 err = triage_report(report, &cfg->triage, printers, n_printers);
@@ -188,7 +189,7 @@ struct ms_error *cli_triage_pid(const struct cli_triage_config *cfg, pid_t pid,
                 err = report_of(target, &report);
         if (err)
                 return err;
-        *is_python = report->python_version != NULL;
+        *is_python = ms_report_python_version(report) != NULL;
         if (*is_python)
                 err = triage_report(report, &cfg->triage, printers, n_printers);
         ms_report_destroy(report);

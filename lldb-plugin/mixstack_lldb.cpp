@@ -357,7 +357,7 @@ const struct ms_report *default_report(Context &ctx)
 
 void require_python(const struct ms_report *report)
 {
-        if (!report->python_version)
+        if (!ms_report_python_version(report))
                 fail(kNotPython);
 }
 
@@ -397,16 +397,6 @@ void no_arguments(const char *name, const std::vector<std::string> &args)
 // Frame maps: the library matches a thread's frames to lldb's, numbers
 // them as lldb does and navigates Python frames (core/navigate/)
 // ---------------------------------------------------------------------
-
-const struct ms_thread_report *find_thread(const struct ms_report *report,
-                                           pid_t tid)
-{
-        for (size_t i = 0; i < report->n_threads; i++) {
-                if (report->threads[i].tid == tid)
-                        return &report->threads[i];
-        }
-        return nullptr;
-}
 
 // One map per thread and report options, for the current stop: it holds
 // the Python frame chosen by up/down/frame.
@@ -755,8 +745,9 @@ void cmd_bt(lldb::SBDebugger &debugger, const std::vector<std::string> &args,
                 require_python(report);
         std::vector<pid_t> tids;
         if (all) {
-                for (size_t i = 0; i < report->n_threads; i++)
-                        tids.push_back(report->threads[i].tid);
+                for (size_t i = 0; i < ms_report_thread_count(report); i++)
+                        tids.push_back(
+                                ms_thread_tid(ms_report_thread(report, i)));
         } else if (ids.empty()) {
                 lldb::SBThread thread = ctx.process.GetSelectedThread();
                 if (!thread.IsValid())
@@ -765,7 +756,8 @@ void cmd_bt(lldb::SBDebugger &debugger, const std::vector<std::string> &args,
         }
         for (uint64_t id : ids) {
                 // A thread id (LWP), or else lldb's thread index.
-                if (id <= INT32_MAX && find_thread(report, (pid_t)id)) {
+                if (id <= INT32_MAX &&
+                    ms_report_find_thread(report, (pid_t)id)) {
                         tids.push_back((pid_t)id);
                         continue;
                 }
@@ -774,7 +766,8 @@ void cmd_bt(lldb::SBDebugger &debugger, const std::vector<std::string> &args,
                                 ? ctx.process.GetThreadByIndexID((uint32_t)id)
                                 : lldb::SBThread();
                 if (thread.IsValid() &&
-                    find_thread(report, (pid_t)thread.GetThreadID())) {
+                    ms_report_find_thread(report,
+                                          (pid_t)thread.GetThreadID())) {
                         tids.push_back((pid_t)thread.GetThreadID());
                         continue;
                 }
@@ -948,6 +941,15 @@ void add(lldb::SBCommand &parent, const char *name,
 
 bool initialize(lldb::SBDebugger &debugger)
 {
+        // The library loaded must have the interface this plugin was built
+        // against (an older libmixstack found first on the library path).
+        if (ms_abi_version() != MS_ABI_VERSION) {
+                fprintf(stderr,
+                        "mixstack: libmixstack %s has interface version %u; "
+                        "this plugin needs %u\n",
+                        ms_version(), ms_abi_version(), MS_ABI_VERSION);
+                return false;
+        }
         lldb::SBCommandInterpreter interpreter =
                 debugger.GetCommandInterpreter();
         lldb::SBCommand mixstack =

@@ -100,3 +100,18 @@ void ms_error_destroy(struct ms_error *err)
         free(err->message);
         free(err);
 }
+
+enum ms_error_code ms_error_code(const struct ms_error *err)
+{
+        return err->code;
+}
+
+int ms_error_errnum(const struct ms_error *err)
+{
+        return err->errnum;
+}
+
+const char *ms_error_message(const struct ms_error *err)
+{
+        return err->message;
+}

@@ -4,3 +4,8 @@ const char *ms_version(void)
 {
         return MIXSTACK_VERSION;
 }
+
+unsigned ms_abi_version(void)
+{
+        return MS_ABI_VERSION;
+}

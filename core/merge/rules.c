@@ -459,8 +459,8 @@ const struct ms_rules *ms_frame_rules(struct ms_error **error)
         return frame_rules;
 }
 
-const char *ms_frame_category(const struct ms_rules *rules,
-                              const struct ms_frame *frame)
+const char *ms_rules_frame_category(const struct ms_rules *rules,
+                                    const struct ms_frame *frame)
 {
         if (frame->kind == MS_FRAME_PYTHON)
                 return "python";

@@ -46,7 +46,7 @@ const struct ms_rules *ms_frame_rules(struct ms_error **error);
 
 /* The category of a frame: the first matching rule, else "python" for
  * Python frames, "rust" for Rust code and "native" for the rest. */
-const char *ms_frame_category(const struct ms_rules *rules,
-                              const struct ms_frame *frame);
+const char *ms_rules_frame_category(const struct ms_rules *rules,
+                                    const struct ms_frame *frame);
 
 #endif

@@ -18,7 +18,6 @@
 
 #include "navigate/navigate.h"
 #include "output/printers.h"
-#include "report/lookup.h"
 #include "report/native.h"
 
 /* The common subsequence table is (a+1)*(b+1) cells: above this, a greedy
@@ -64,7 +63,8 @@ struct ms_error *ms_frame_map_create(const struct ms_report *report, pid_t tid,
         if (!report || !ret)
                 return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
                                        "ms_frame_map_create: no report");
-        const struct ms_thread_report *thread = ms_report_thread(report, tid);
+        const struct ms_thread_report *thread =
+                ms_report_find_thread(report, tid);
         if (!thread)
                 return ms_error_create(MS_ERROR_NOT_FOUND,
                                        "thread %d is not in the report",

@@ -3,13 +3,12 @@
 #include <string.h>
 
 #include "output/printers.h"
-#include "report/lookup.h"
 
 /* "123 (name)" */
 static void text_tid(const struct ms_report *r, pid_t tid, FILE *out)
 {
         fprintf(out, "%d", (int)tid);
-        const struct ms_thread_report *t = ms_report_thread(r, tid);
+        const struct ms_thread_report *t = ms_report_find_thread(r, tid);
         if (t && t->name) {
                 fputs(" (", out);
                 ms_text_write_safe(out, t->name);

@@ -18,7 +18,6 @@
 
 #include "cpython/asyncio.h"
 #include "report/boundary.h"
-#include "report/lookup.h"
 
 static const char *state_name(enum ms_py_task_state s)
 {
@@ -589,7 +588,8 @@ static struct ms_error *diagnose_blocked_loops(struct ms_report *r,
         struct ms_error *err = NULL;
         for (size_t i = 0; i < r->n_asyncio_loops && !err; i++) {
                 const struct ms_asyncio_loop *lp = &r->asyncio_loops[i];
-                const struct ms_thread_report *t = ms_report_thread(r, lp->tid);
+                const struct ms_thread_report *t =
+                        ms_report_find_thread(r, lp->tid);
                 /* A loop waiting in its selector is idle, not blocked: it
                  * runs no task then. */
                 if (!t || !lp->running_task || !thread_waits(t))

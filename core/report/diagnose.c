@@ -21,7 +21,6 @@
 #include <string.h>
 
 #include "report/boundary.h"
-#include "report/lookup.h"
 
 static bool category_is(const struct ms_frame *f, const char *category)
 {
@@ -294,7 +293,7 @@ static const struct ms_thread_report *waits_for(
 {
         if (t->gil == MS_GIL_WAITING)
                 return holder;
-        return ms_report_thread(r, t->lock_owner_tid);
+        return ms_report_find_thread(r, t->lock_owner_tid);
 }
 
 /* One step of a cycle, for the sentence. */

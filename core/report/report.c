@@ -28,7 +28,6 @@
 #include "merge/rules.h"
 #include "report/boundary.h"
 #include "rust/rust.h"
-#include "report/lookup.h"
 #include "report/native.h"
 #include "target/target.h"
 #include "unwind/unwind.h"
@@ -238,7 +237,7 @@ static void classify_native(struct ms_native_stack *stack)
         const struct ms_rules *rules = ms_frame_rules(NULL);
         for (size_t i = 0; i < stack->n_frames; i++) {
                 stack->frames[i].category =
-                        ms_frame_category(rules, &stack->frames[i]);
+                        ms_rules_frame_category(rules, &stack->frames[i]);
                 stack->frames[i].native_index = (int)i;
         }
 }
@@ -967,14 +966,4 @@ void ms_report_destroy(struct ms_report *report)
         ms_asyncio_free(report);
         free_native(report);
         free(report);
-}
-
-const struct ms_thread_report *ms_report_thread(const struct ms_report *r,
-                                                pid_t tid)
-{
-        for (size_t i = 0; tid && i < r->n_threads; i++) {
-                if (r->threads[i].tid == tid)
-                        return &r->threads[i];
-        }
-        return NULL;
 }

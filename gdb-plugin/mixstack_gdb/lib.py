@@ -1,10 +1,11 @@
 """ctypes bindings for libmixstack's public API (core/include/mixstack/mixstack.h).
 
 This module does not import gdb: it is the plain binding, usable (and
-tested) outside the debugger. Options are set by name (ms_options_set())
-in structures the library allocates, so they can grow without this module
-knowing their layout; the library's version is checked against the one
-this plugin was built with.
+tested) outside the debugger. It mirrors no structure of the library:
+options are set by name (ms_options_set()) in structures the library
+allocates, errors are read through accessors and reports as JSON, so the
+library can grow without this module knowing its layouts. The library's
+binary interface (ms_abi_version()) and version are checked at load.
 """
 import ctypes
 import ctypes.util
@@ -54,182 +55,17 @@ REGISTER_NAMES = ("rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp",
 
 pid_t = ctypes.c_int
 
+# The binary interface this binding is written for (MS_ABI_VERSION of
+# mixstack.h): a library with another one is refused at load.
+MS_ABI_VERSION = 1
 
-class MsError(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_int),
-                ("errnum", ctypes.c_int),
-                ("message", ctypes.c_char_p),
-                ("is_static", ctypes.c_bool)]
-
-
-class MsLocal(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_char_p),
-                ("value", ctypes.c_char_p),
-                ("argument", ctypes.c_bool)]
-
-
-class MsFrame(ctypes.Structure):
-    _fields_ = [("kind", ctypes.c_int),
-                ("language", ctypes.c_int),
-                ("pc", ctypes.c_uint64),
-                ("is_activation", ctypes.c_bool),
-                ("inlined", ctypes.c_bool),
-                ("sp", ctypes.c_uint64),
-                ("module", ctypes.c_char_p),
-                ("raw_symbol", ctypes.c_char_p),
-                ("function", ctypes.c_char_p),
-                ("offset", ctypes.c_uint64),
-                ("file", ctypes.c_char_p),
-                ("line", ctypes.c_int),
-                ("column", ctypes.c_int),
-                ("category", ctypes.c_char_p),
-                ("qualname", ctypes.c_char_p),
-                ("native_index", ctypes.c_int),
-                ("locals", ctypes.POINTER(MsLocal)),
-                ("n_locals", ctypes.c_size_t)]
-
-
-class MsTracebackEntry(ctypes.Structure):
-    _fields_ = [("function", ctypes.c_char_p),
-                ("file", ctypes.c_char_p),
-                ("line", ctypes.c_int)]
-
-
-class MsException(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_char_p),
-                ("message", ctypes.c_char_p),
-                ("message_truncated", ctypes.c_bool),
-                ("is_panic_exception", ctypes.c_bool),
-                ("link", ctypes.c_char_p),
-                ("traceback", ctypes.POINTER(MsTracebackEntry)),
-                ("n_traceback", ctypes.c_size_t),
-                ("error", ctypes.c_char_p)]
-
-
-class MsExceptionChain(ctypes.Structure):
-    _fields_ = [("items", ctypes.POINTER(MsException)),
-                ("n", ctypes.c_size_t),
-                ("truncated", ctypes.c_bool)]
-
-
-class MsPanic(ctypes.Structure):
-    _fields_ = [("kind", ctypes.c_char_p),
-                ("panicking", ctypes.c_bool),
-                ("site_function", ctypes.c_char_p),
-                ("site_module", ctypes.c_char_p),
-                ("site_file", ctypes.c_char_p),
-                ("site_line", ctypes.c_int),
-                ("site_column", ctypes.c_int),
-                ("site_index", ctypes.c_int),
-                ("message", ctypes.c_char_p),
-                ("message_recovered_by", ctypes.c_char_p),
-                ("location_file", ctypes.c_char_p),
-                ("location_line", ctypes.c_int),
-                ("location_column", ctypes.c_int),
-                ("location_recovered_by", ctypes.c_char_p),
-                ("local_panic_count", ctypes.c_int64),
-                ("in_panic_hook", ctypes.c_bool)]
-
-
-class MsThreadReport(ctypes.Structure):
-    _fields_ = [("tid", pid_t),
-                ("name", ctypes.c_char_p),
-                ("crashed", ctypes.c_bool),
-                ("frames", ctypes.POINTER(MsFrame)),
-                ("n_frames", ctypes.c_size_t),
-                ("unwind_error", ctypes.c_char_p),
-                ("python", ctypes.c_bool),
-                ("interpreter_id", ctypes.c_int64),
-                ("python_error", ctypes.c_char_p),
-                ("gil", ctypes.c_int),
-                ("gil_wait_frame", ctypes.c_int),
-                ("pending", MsExceptionChain),
-                ("handled", MsExceptionChain),
-                ("panic", ctypes.POINTER(MsPanic)),
-                ("lock_owner_tid", pid_t)]
-
-
-class MsInterpreterReport(ctypes.Structure):
-    _fields_ = [("id", ctypes.c_int64),
-                ("gil_known", ctypes.c_bool),
-                ("gil_locked", ctypes.c_bool),
-                ("gil_holder_tid", pid_t),
-                ("gil_disabled", ctypes.c_bool)]
-
-
-class MsRustModuleReport(ctypes.Structure):
-    _fields_ = [("path", ctypes.c_char_p),
-                ("rustc_version", ctypes.c_char_p),
-                ("count_known", ctypes.c_bool),
-                ("global_panic_count", ctypes.c_uint64),
-                ("always_abort", ctypes.c_bool),
-                ("count_unknown_reason", ctypes.c_char_p)]
-
-
-class MsDiagnosis(ctypes.Structure):
-    _fields_ = [("kind", ctypes.c_char_p),
-                ("message", ctypes.c_char_p),
-                ("tids", ctypes.POINTER(pid_t)),
-                ("n_tids", ctypes.c_size_t)]
-
-
-class MsReport(ctypes.Structure):
-    _fields_ = [("target_kind", ctypes.c_int),
-                ("core", ctypes.c_char_p),
-                ("executable", ctypes.c_char_p),
-                ("pid", pid_t),
-                ("signo", ctypes.c_int),
-                ("crashed_tid", pid_t),
-                ("threads", ctypes.POINTER(MsThreadReport)),
-                ("n_threads", ctypes.c_size_t),
-                ("python_version", ctypes.c_char_p),
-                ("python_free_threaded", ctypes.c_bool),
-                ("interpreters", ctypes.POINTER(MsInterpreterReport)),
-                ("n_interpreters", ctypes.c_size_t),
-                ("phase", ctypes.c_char_p),
-                ("finalize_step", ctypes.c_char_p),
-                ("finalize_step_inferred", ctypes.c_bool),
-                ("finalizing_tid", pid_t),
-                ("phase_reason", ctypes.c_char_p),
-                ("exit_tid", pid_t),
-                ("rust_modules", ctypes.POINTER(MsRustModuleReport)),
-                ("n_rust_modules", ctypes.c_size_t),
-                ("diagnoses", ctypes.POINTER(MsDiagnosis)),
-                ("n_diagnoses", ctypes.c_size_t),
-                ("warnings", ctypes.POINTER(ctypes.c_char_p)),
-                ("n_warnings", ctypes.c_size_t),
-                ("warning_sections", ctypes.POINTER(ctypes.c_uint)),
-                # asyncio loops: printed by the library (mixstack tasks).
-                ("asyncio_loops", ctypes.c_void_p),
-                ("n_asyncio_loops", ctypes.c_size_t),
-                ("asyncio_left_out", ctypes.c_size_t),
-                ("async_threads", ctypes.c_void_p),
-                ("n_async_threads", ctypes.c_size_t),
-                ("python_runtime_module", ctypes.c_char_p),
-                ("python_runtime_found_by", ctypes.c_char_p)]
-
-
-# The report's layouts as the header defines them, for tests. (Options are
-# set by name, ms_options_set(): no option structure is laid out here.)
-PUBLIC_STRUCTS = {
-    "ms_error": MsError,
-    "ms_local": MsLocal,
-    "ms_frame": MsFrame,
-    "ms_traceback_entry": MsTracebackEntry,
-    "ms_exception": MsException,
-    "ms_exception_chain": MsExceptionChain,
-    "ms_panic": MsPanic,
-    "ms_thread_report": MsThreadReport,
-    "ms_interpreter_report": MsInterpreterReport,
-    "ms_rust_module_report": MsRustModuleReport,
-    "ms_diagnosis": MsDiagnosis,
-    "ms_report": MsReport,
-}
 
 ReadMemoryFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64,
                                 ctypes.c_void_p, ctypes.c_size_t)
 
-_ErrorPtr = ctypes.POINTER(MsError)
+# Every structure of the library is opaque here: errors are read with
+# ms_error_code()/_errnum()/_message(), reports as JSON, options set by name.
+_ErrorPtr = ctypes.c_void_p
 
 
 class LibraryError(Exception):
@@ -324,8 +160,24 @@ class Library:
         self._libc.free.argtypes = [ctypes.c_void_p]
         self._libc.free.restype = None
         L = cdll
+        try:
+            abi = L.ms_abi_version
+        except AttributeError:
+            raise LoadError("%s is libmixstack without ms_abi_version(): too old "
+                            "for this plugin" % path)
+        abi.argtypes = []
+        abi.restype = ctypes.c_uint
+        if abi() != MS_ABI_VERSION:
+            raise LoadError("%s has binary interface %d; this plugin needs %d"
+                            % (path, abi(), MS_ABI_VERSION))
         L.ms_error_destroy.argtypes = [_ErrorPtr]
         L.ms_error_destroy.restype = None
+        L.ms_error_code.argtypes = [_ErrorPtr]
+        L.ms_error_code.restype = ctypes.c_int
+        L.ms_error_errnum.argtypes = [_ErrorPtr]
+        L.ms_error_errnum.restype = ctypes.c_int
+        L.ms_error_message.argtypes = [_ErrorPtr]
+        L.ms_error_message.restype = ctypes.c_char_p
         L.ms_target_create_debugger.argtypes = [
             ReadMemoryFn, ctypes.c_void_p, ctypes.c_void_p,
             ctypes.POINTER(ctypes.c_void_p)]
@@ -426,10 +278,11 @@ class Library:
     def _check(self, err):
         if not err:
             return
-        e = err.contents
-        message = (e.message or b"unknown error").decode("utf-8", "replace")
-        code, errnum = e.code, e.errnum
-        self.cdll.ms_error_destroy(err)
+        L = self.cdll
+        message = (L.ms_error_message(err) or b"unknown error").decode(
+            "utf-8", "replace")
+        code, errnum = L.ms_error_code(err), L.ms_error_errnum(err)
+        L.ms_error_destroy(err)
         raise LibraryError(code, message, errnum)
 
     # Targets --------------------------------------------------------------

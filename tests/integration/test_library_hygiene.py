@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from clitool import BUILD, REPO
+from clitool import BUILD, REPO, report_json
 
 HEADER = REPO / "core" / "include" / "mixstack" / "mixstack.h"
 LIBRARY = BUILD / "libmixstack.so"
 NM = shutil.which("nm")
+CC = shutil.which("cc") or shutil.which("gcc")
 GDB = shutil.which("gdb")
 PLUGIN = BUILD / "gdb-plugin" / "mixstack-gdb.py"
 
@@ -101,6 +102,132 @@ def test_no_libiberty_and_no_process_wide_state():
     imported = nm("--undefined-only")
     bad = (imported & FORBIDDEN_IMPORTS) - PENDING_IMPORTS
     assert not bad, "libmixstack calls %s" % sorted(bad)
+
+
+# The public API: opaque report model, accessors, version check --------------
+
+def _asan_env():
+    """Run a program linked with an AddressSanitizer build of the library
+    (scripts/test's second pass) without the runtime preloaded."""
+    env = dict(os.environ)
+    ldd = subprocess.run(["ldd", str(LIBRARY)], capture_output=True, text=True).stdout
+    if "libasan" in ldd:
+        env["ASAN_OPTIONS"] = ":".join(x for x in (
+            env.get("ASAN_OPTIONS", ""), "verify_asan_link_order=0", "detect_leaks=0") if x)
+    return env
+
+
+def test_abi_version_is_checked_by_the_frontends():
+    """The header's MS_ABI_VERSION is what the library reports and what the
+    gdb binding (which mirrors no structure of the library) checks."""
+    m = re.search(r"^#define MS_ABI_VERSION (\d+)$", HEADER.read_text(), re.M)
+    assert m
+    binding = (REPO / "gdb-plugin" / "mixstack_gdb" / "lib.py").read_text()
+    assert re.search(r"^MS_ABI_VERSION = %s$" % m.group(1), binding, re.M)
+    assert "ctypes.Structure" not in binding and "_padding" not in binding
+    lldb = (REPO / "lldb-plugin" / "mixstack_lldb.cpp").read_text()
+    assert "ms_abi_version() != MS_ABI_VERSION" in lldb
+    public, _ = header_api()
+    assert "ms_abi_version" in public
+
+
+@pytest.fixture(scope="module")
+def walk_report(tmp_path_factory):
+    """tests/integration/api/walk_report.c, a user of the public header
+    only, built against the library."""
+    if CC is None:
+        pytest.skip("no C compiler")
+    exe = tmp_path_factory.mktemp("api") / "walk_report"
+    subprocess.run([CC, "-std=c11", "-Wall", "-Werror", "-I", str(REPO / "core" / "include"),
+                    "-o", str(exe), str(Path(__file__).parent / "api" / "walk_report.c"),
+                    "-L", str(BUILD), "-Wl,-rpath," + str(BUILD), "-lmixstack"],
+                   check=True, capture_output=True, timeout=120)
+    return exe
+
+
+def _walk(exe, core):
+    out = subprocess.run([str(exe), str(core)], capture_output=True, text=True,
+                         errors="replace", timeout=180, env=_asan_env())
+    assert out.returncode == 0, out.stderr
+    report, threads, warnings = None, [], []
+    for line in out.stdout.splitlines():
+        tag, *f = line.split("\t")
+        assert tag != "X", line
+        if tag == "R":
+            report = {"pid": int(f[0]), "signal": int(f[1]), "crashed_tid": int(f[2]),
+                      "executable": f[3], "python": f[4]}
+        elif tag == "T":
+            threads.append({"tid": int(f[0]), "name": f[1], "crashed": f[2] == "1",
+                            "python": f[3] == "1", "gil": f[4], "n": int(f[5]),
+                            "frames": []})
+        elif tag == "F":
+            threads[-1]["frames"].append({
+                "kind": f[0], "language": f[1], "pc": int(f[2], 16), "inlined": f[3] == "1",
+                "function": f[4], "module": f[5], "file": f[6], "line": int(f[7]),
+                "category": f[8]})
+        elif tag == "W":
+            warnings.append(f[1])
+    return report, threads, warnings
+
+
+def _dash(v):
+    return "-" if v is None else v
+
+
+@pytest.mark.parametrize("scenario", ["abort-in-callback", "gil-hog"])
+def test_report_accessors(samples, walk_report, scenario):
+    """Read through the accessors, a sample's report has the threads, Python
+    stacks and GIL states the sample recorded, and is the model the JSON
+    document prints."""
+    arts = [a for a in samples.for_scenario(scenario)
+            if a.manifest["interpreter"].get("debug_info")
+            and not a.manifest["interpreter"].get("jit")
+            and (Path(a.dir) / "core").exists()]
+    if not arts:
+        pytest.skip(f"no {scenario} core with debug info")
+    a = sorted(arts, key=lambda a: a.manifest["interpreter"]["hexversion"])[-1]
+    m, core = a.manifest, Path(a.dir) / "core"
+    report, threads, warnings = _walk(walk_report, core)
+    assert report["pid"] == m["pid"]
+    assert report["python"] == m["interpreter"]["version"]
+    assert report["signal"] == ((m.get("signal") or {}).get("number") or 0)
+    if m["kind"] == "crash":
+        assert report["crashed_tid"] == m["crashed_tid"]
+        assert threads[0]["tid"] == m["crashed_tid"] and threads[0]["crashed"]
+    assert {t["tid"] for t in threads} == {t["tid"] for t in m["threads"]}
+    by_tid = {t["tid"]: t for t in threads}
+    for mt in m["threads"]:
+        t = by_tid[mt["tid"]]
+        assert t["n"] == len(t["frames"])
+        # A core has the process's name (NT_PRPSINFO), not its threads'.
+        assert t["name"] == mt["name"] if mt["tid"] == m["pid"] else t["name"] in (
+            mt["name"], "-")
+        py = [f["function"] for f in t["frames"] if f["kind"] == "python"]
+        assert py == [f["function"] for f in mt.get("python_stack") or ()], (mt["name"], py)
+        native = [f["function"] for f in t["frames"] if f["kind"] == "native"]
+        for name in () if m["extension"]["stripped"] else mt.get("native_expect") or ():
+            assert any(name in fn for fn in native), (name, native)
+        if mt.get("holds_gil"):
+            assert t["gil"] == "held"
+        if mt.get("waits_gil"):
+            assert t["gil"] == "waiting"
+    # The same model as the JSON document.
+    _, doc = report_json("core", core)
+    assert report["executable"] == _dash(doc["target"]["executable"])
+    assert warnings == doc["warnings"]
+    assert [t["tid"] for t in threads] == [t["tid"] for t in doc["threads"]]
+    for t, jt in zip(threads, doc["threads"]):
+        assert (t["name"], t["crashed"], t["python"], t["gil"]) == (
+            _dash(jt["name"]), jt["crashed"], jt["python"], jt["gil"])
+        assert len(t["frames"]) == len(jt["frames"])
+        for f, jf in zip(t["frames"], jt["frames"]):
+            assert f["kind"] == jf["kind"]
+            assert f["function"] == _dash(jf.get("function"))
+            assert f["file"] == _dash(jf.get("file"))
+            assert f["line"] == (jf.get("line") or 0)
+            assert f["pc"] == int(jf["pc"], 16)
+            assert (f["module"], f["inlined"], f["language"], f["category"]) == (
+                _dash(jf["module"]), jf["inlined"], jf["language"], _dash(jf["category"]))
 
 
 # libpython.py and mixstack in one gdb ---------------------------------------

@@ -96,7 +96,7 @@ static bool sample_open(const char *dir, const char *core, struct sample *s)
                                        &s->stacks[i]);
                 for (size_t k = 0; !err && k < s->stacks[i].n_frames; k++) {
                         struct ms_frame *f = &s->stacks[i].frames[k];
-                        f->category = ms_frame_category(rules, f);
+                        f->category = ms_rules_frame_category(rules, f);
                         f->native_index = (int)k;
                 }
         }

@@ -728,7 +728,7 @@ static void fake_stack(struct fake_stack *s, const char *const *names)
                 } else {
                         f->function = *name ? strdup(name) : NULL;
                 }
-                f->category = ms_frame_category(rules, f);
+                f->category = ms_rules_frame_category(rules, f);
         }
 }
 

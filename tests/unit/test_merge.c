@@ -24,7 +24,7 @@ static void native(struct stacks *s, const char *function, const char *module)
         f->function = strdup(function);
         f->module = strdup(module);
         f->language = strstr(function, "::") ? MS_LANGUAGE_RUST : MS_LANGUAGE_C;
-        f->category = ms_frame_category(ms_frame_rules(NULL), f);
+        f->category = ms_rules_frame_category(ms_frame_rules(NULL), f);
 }
 
 static void python(struct stacks *s, const char *function, bool entry)

@@ -15,7 +15,7 @@ static const char *category(const char *function, const char *module,
                 .module = (char *)module,
                 .language = language,
         };
-        return ms_frame_category(ms_frame_rules(NULL), &frame);
+        return ms_rules_frame_category(ms_frame_rules(NULL), &frame);
 }
 
 static void check(const char *function, const char *module,
@@ -90,13 +90,14 @@ static void test_builtin(void)
                         "library/std/src/sync/poison/mutex.rs",
                 .language = R,
         };
-        CHECK_STR(ms_frame_category(ms_frame_rules(NULL), &inl), "rust-std");
+        CHECK_STR(ms_rules_frame_category(ms_frame_rules(NULL), &inl),
+                  "rust-std");
         inl.file = "/root/.cargo/registry/src/index.crates.io-1949/"
                    "pyo3-0.29.2/src/impl_/trampoline.rs";
-        CHECK_STR(ms_frame_category(ms_frame_rules(NULL), &inl),
+        CHECK_STR(ms_rules_frame_category(ms_frame_rules(NULL), &inl),
                   "rust-dependency");
         inl.file = "src/lib.rs";
-        CHECK_STR(ms_frame_category(ms_frame_rules(NULL), &inl), "rust");
+        CHECK_STR(ms_rules_frame_category(ms_frame_rules(NULL), &inl), "rust");
         /* Names close to rules but not in them. */
         check("reader_thread", "/x/demo", C, "native");
 }

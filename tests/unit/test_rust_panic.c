@@ -182,8 +182,9 @@ static struct ms_error *analyse_target(struct analysis *a)
                 if (err)
                         return err;
                 for (size_t k = 0; k < a->stacks[i].n_frames; k++)
-                        a->stacks[i].frames[k].category = ms_frame_category(
-                                rules, &a->stacks[i].frames[k]);
+                        a->stacks[i].frames[k].category =
+                                ms_rules_frame_category(
+                                        rules, &a->stacks[i].frames[k]);
                 a->inputs[i].tid = a->target->threads[i].tid;
                 a->inputs[i].frames = a->stacks[i].frames;
                 a->inputs[i].n_frames = a->stacks[i].n_frames;
@@ -742,7 +743,7 @@ static void classify(struct ms_frame *frames, size_t n)
         for (size_t i = 0; i < n; i++) {
                 frames[i].kind = MS_FRAME_NATIVE;
                 frames[i].language = MS_LANGUAGE_RUST;
-                frames[i].category = ms_frame_category(rules, &frames[i]);
+                frames[i].category = ms_rules_frame_category(rules, &frames[i]);
         }
 }
 

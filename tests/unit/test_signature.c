@@ -82,7 +82,7 @@ static struct ms_frame native(const char *function, const char *module)
                                     ? MS_LANGUAGE_RUST
                                     : MS_LANGUAGE_C,
         };
-        f.category = ms_frame_category(ms_frame_rules(NULL), &f);
+        f.category = ms_rules_frame_category(ms_frame_rules(NULL), &f);
         return f;
 }
 

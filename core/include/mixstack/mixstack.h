@@ -51,6 +51,20 @@ extern "C" {
  * for frontends that load it at run time and cannot see the header. */
 MS_PUBLIC const char *ms_version(void);
 
+/*
+ * The version of the library's binary interface: MS_ABI_VERSION as the
+ * loaded library was built. It changes whenever a function of this header
+ * changes its signature or meaning (new functions leave it alone: the
+ * report model and the options are opaque, so they grow without it).
+ * Frontends that load the library at run time check it before the first
+ * other call:
+ *
+ *     if (ms_abi_version() != MS_ABI_VERSION)
+ *             refuse to run: the library is not the one built against
+ */
+#define MS_ABI_VERSION 1
+MS_PUBLIC unsigned ms_abi_version(void);
+
 /* ------------------------------------------------------------------------
  * Errors
  * ------------------------------------------------------------------------ */
@@ -112,6 +126,12 @@ MS_PUBLIC struct ms_error *ms_error_wrap(struct ms_error *err, const char *fmt,
 
 /* Free an error. Accepts NULL and static errors. */
 MS_PUBLIC void ms_error_destroy(struct ms_error *err);
+
+/* An error's code, errno (0 when none) and message, for frontends that
+ * cannot see the structure (ctypes); C callers may read its members. */
+MS_PUBLIC enum ms_error_code ms_error_code(const struct ms_error *err);
+MS_PUBLIC int ms_error_errnum(const struct ms_error *err);
+MS_PUBLIC const char *ms_error_message(const struct ms_error *err);
 
 /* ------------------------------------------------------------------------
  * Targets
@@ -736,6 +756,102 @@ MS_PUBLIC struct ms_error *ms_report_format(const struct ms_report *report,
 
 /* The name of a signal ("SIGSEGV"), or NULL when unknown. */
 MS_PUBLIC const char *ms_signal_name(int signo);
+
+/* ------------------------------------------------------------------------
+ * Reading a report
+ *
+ * A report, its threads and their frames are read through the functions
+ * below, so the report model can grow without breaking callers. They cover
+ * what a frontend needs to drive the rest of the API (which threads there
+ * are, where each stands, what went wrong); the whole model, with the
+ * boundary state (exceptions, panics, GIL, lifecycle phase, asyncio
+ * tasks, diagnoses), is the JSON document of ms_report_format() (schema
+ * mixstack/1, docs/).
+ *
+ *     for (size_t i = 0; i < ms_report_thread_count(report); i++) {
+ *             const struct ms_thread_report *t = ms_report_thread(report, i);
+ *             for (size_t j = 0; j < ms_thread_frame_count(t); j++)
+ *                     puts(ms_frame_function(ms_thread_frame(t, j)));
+ *     }
+ *
+ * Pointers and strings returned live as long as the report. Strings are
+ * NULL when unknown; an index out of range gives NULL.
+ * ------------------------------------------------------------------------ */
+
+/* The process id (0 when unknown), the fatal signal (0 when none; cores)
+ * and the thread that received it (0 when none). */
+MS_PUBLIC pid_t ms_report_pid(const struct ms_report *report);
+MS_PUBLIC int ms_report_signal(const struct ms_report *report);
+MS_PUBLIC pid_t ms_report_crashed_tid(const struct ms_report *report);
+
+/* The executable as resolved on this machine. */
+MS_PUBLIC const char *ms_report_executable(const struct ms_report *report);
+
+/* The version of the Python runtime found in the target ("3.11.7"), or
+ * NULL when the target runs no Python. */
+MS_PUBLIC const char *ms_report_python_version(const struct ms_report *report);
+
+/* The threads: the crashing thread first, then the others in target
+ * order. */
+MS_PUBLIC size_t ms_report_thread_count(const struct ms_report *report);
+MS_PUBLIC const struct ms_thread_report *ms_report_thread(
+        const struct ms_report *report, size_t i);
+
+/* The thread tid, or NULL (also for tid 0). */
+MS_PUBLIC const struct ms_thread_report *ms_report_find_thread(
+        const struct ms_report *report, pid_t tid);
+
+/* What was missing or wrong but not fatal, one line each, and whether
+ * warning i concerns a section (a missing file or a truncated core
+ * concerns them all). */
+MS_PUBLIC size_t ms_report_warning_count(const struct ms_report *report);
+MS_PUBLIC const char *ms_report_warning(const struct ms_report *report,
+                                        size_t i);
+MS_PUBLIC bool ms_report_warning_concerns(const struct ms_report *report,
+                                          size_t i, enum ms_section section);
+
+/* A thread's id and name (comm; NULL when the target does not have it). */
+MS_PUBLIC pid_t ms_thread_tid(const struct ms_thread_report *thread);
+MS_PUBLIC const char *ms_thread_name(const struct ms_thread_report *thread);
+
+/* Whether the thread received the fatal signal; whether it has a Python
+ * thread state; its relation to its interpreter's GIL. */
+MS_PUBLIC bool ms_thread_crashed(const struct ms_thread_report *thread);
+MS_PUBLIC bool ms_thread_python(const struct ms_thread_report *thread);
+MS_PUBLIC enum ms_gil_state ms_thread_gil(
+        const struct ms_thread_report *thread);
+
+/* The thread's frames as the report's stack mode shows them, innermost
+ * first. */
+MS_PUBLIC size_t ms_thread_frame_count(const struct ms_thread_report *thread);
+MS_PUBLIC const struct ms_frame *ms_thread_frame(
+        const struct ms_thread_report *thread, size_t i);
+
+/* A Python frame (in place of the eval-loop frame running it) or a native
+ * one, and the language of its code. */
+MS_PUBLIC enum ms_frame_kind ms_frame_kind(const struct ms_frame *frame);
+MS_PUBLIC enum ms_language ms_frame_language(const struct ms_frame *frame);
+
+/* The program counter; for caller frames, the return address. A Python
+ * frame has the pc of the eval-loop frame running it (0 when none was
+ * found). An inlined frame (a function inlined into the next frame out)
+ * shares that frame's pc. */
+MS_PUBLIC uint64_t ms_frame_pc(const struct ms_frame *frame);
+MS_PUBLIC bool ms_frame_inlined(const struct ms_frame *frame);
+
+/* The demangled function (Rust hashes removed; a Python frame's function
+ * name), the module (executable or shared library) holding the pc, and
+ * the source position (line 0 when unknown). */
+MS_PUBLIC const char *ms_frame_function(const struct ms_frame *frame);
+MS_PUBLIC const char *ms_frame_module(const struct ms_frame *frame);
+MS_PUBLIC const char *ms_frame_file(const struct ms_frame *frame);
+MS_PUBLIC int ms_frame_line(const struct ms_frame *frame);
+
+/* What the frame is, from the classification rules
+ * (data/frame-rules.conf): "python", "eval-loop", "cpython-internal",
+ * "pyo3-trampoline", "rust-panic", "gil-acquire", ... Lives as long as the
+ * library. */
+MS_PUBLIC const char *ms_frame_category(const struct ms_frame *frame);
 
 /* ------------------------------------------------------------------------
  * Options by name
