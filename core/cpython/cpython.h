@@ -56,6 +56,7 @@
 #include "base/util.h"
 #include "cpython/layout.h"
 #include "mixstack/mixstack.h"
+#include "report/model.h"
 #include "target/target.h"
 
 struct ms_unwinder;

@@ -15,6 +15,7 @@
 
 #include "base/util.h"
 #include "mixstack/mixstack.h"
+#include "report/model.h"
 
 enum ms_merge_mode {
         MS_MERGE_MIXED,

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "mixstack/mixstack.h"
+#include "report/model.h"
 
 struct ms_rules;
 

@@ -7,6 +7,7 @@
 
 #include "base/util.h"
 #include "mixstack/mixstack.h"
+#include "report/model.h"
 
 struct ms_source_lines {
         /* The number of lines[0]. */

@@ -3,6 +3,7 @@
  * frontends read reports through these, so the structures can change.
  */
 #include "mixstack/mixstack.h"
+#include "report/model.h"
 
 pid_t ms_report_pid(const struct ms_report *report)
 {

@@ -8,6 +8,7 @@
 
 #include "cpython/cpython.h"
 #include "mixstack/mixstack.h"
+#include "report/model.h"
 #include "rust/rust.h"
 #include "target/target.h"
 

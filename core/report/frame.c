@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "mixstack/mixstack.h"
+#include "report/model.h"
 #include "unwind/unwind.h"
 
 void ms_frame_deinit(struct ms_frame *frame)

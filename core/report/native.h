@@ -13,6 +13,7 @@
 
 #include "cpython/cpython.h"
 #include "mixstack/mixstack.h"
+#include "report/model.h"
 
 struct ms_native_frame {
         uint64_t pc;

@@ -40,6 +40,7 @@
 
 #include "base/util.h"
 #include "mixstack/mixstack.h"
+#include "report/model.h"
 #include "target/target.h"
 
 /* Bounds on what is taken from a target. */

@@ -7,6 +7,8 @@
 #include <stdio.h>
 
 #include "mixstack/mixstack.h"
+#include "report/model.h"
+#include "triage/model.h"
 
 bool ms_triage_category_is(const struct ms_frame *f, const char *category);
 

@@ -3,6 +3,8 @@
 #define MIXSTACK_TRIAGE_JSON_H
 
 #include "mixstack/mixstack.h"
+#include "report/model.h"
+#include "triage/model.h"
 #include "output/json_writer.h"
 
 /* One element of "results". */

@@ -25,6 +25,8 @@
 #include <stddef.h>
 
 #include "mixstack/mixstack.h"
+#include "report/model.h"
+#include "triage/model.h"
 
 struct ms_signature_rules;
 

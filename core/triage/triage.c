@@ -313,3 +313,23 @@ void ms_triage_destroy(struct ms_triage *t)
         free(t->warnings);
         free(t);
 }
+
+const char *ms_triage_kind(const struct ms_triage *triage)
+{
+        return triage->kind;
+}
+
+const char *ms_triage_reason(const struct ms_triage *triage)
+{
+        return triage->reason;
+}
+
+const char *ms_triage_signature(const struct ms_triage *triage)
+{
+        return triage->signature;
+}
+
+const char *ms_triage_signature_id(const struct ms_triage *triage)
+{
+        return triage->signature_id;
+}

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "mixstack/mixstack.h"
+#include "report/model.h"
 #include "target/target.h"
 
 struct ms_unwinder;
@@ -56,8 +57,8 @@ void ms_unwinder_set_cfi_cache(struct ms_unwinder *unwinder, bool on);
 
 /* Symbolize the frames of a stack unwound names-only again, with DWARF:
  * inlined frames, source positions, DWARF names; the strings are then the
- * stack's own. A stack unwound with DWARF is left as it is. At most max_frames frames (stack->error then says so).
- * Reads no target memory. */
+ * stack's own. A stack unwound with DWARF is left as it is. At most max_frames
+ * frames (stack->error then says so). Reads no target memory. */
 struct ms_error *ms_unwinder_add_debuginfo(struct ms_unwinder *unwinder,
                                            struct ms_native_stack *stack,
                                            unsigned max_frames);

@@ -131,6 +131,26 @@ def test_abi_version_is_checked_by_the_frontends():
     assert "ms_abi_version" in public
 
 
+# Structures the public header still defines, each with the reason given
+# there: the library fills them and the caller only reads them, so they
+# may grow at their end.
+PUBLIC_STRUCTS = {"ms_error", "ms_download"}
+# Filled by the caller: to become opaque like the options.
+PENDING_STRUCTS = {"ms_target_options", "ms_report_options", "ms_print_options",
+                   "ms_triage_options", "ms_triage_run"}
+
+
+def test_report_model_is_opaque():
+    """The report model and the triage are declared, not defined, by the
+    public header: users read them through accessors."""
+    text = re.sub(r"/\*.*?\*/", " ", HEADER.read_text(), flags=re.S)
+    defined = set(re.findall(r"^struct (ms_\w+) \{", text, re.M))
+    assert defined - PENDING_STRUCTS == PUBLIC_STRUCTS, sorted(defined)
+    declared = set(re.findall(r"^struct (ms_\w+);", text, re.M))
+    assert {"ms_report", "ms_thread_report", "ms_frame", "ms_triage", "ms_target",
+            "ms_options", "ms_frame_map"} <= declared, sorted(declared)
+
+
 @pytest.fixture(scope="module")
 def walk_report(tmp_path_factory):
     """tests/integration/api/walk_report.c, a user of the public header
@@ -149,7 +169,7 @@ def _walk(exe, core):
     out = subprocess.run([str(exe), str(core)], capture_output=True, text=True,
                          errors="replace", timeout=180, env=_asan_env())
     assert out.returncode == 0, out.stderr
-    report, threads, warnings = None, [], []
+    report, threads, warnings, triage = None, [], [], None
     for line in out.stdout.splitlines():
         tag, *f = line.split("\t")
         assert tag != "X", line
@@ -167,7 +187,9 @@ def _walk(exe, core):
                 "category": f[8]})
         elif tag == "W":
             warnings.append(f[1])
-    return report, threads, warnings
+        elif tag == "G":
+            triage = dict(zip(("kind", "signature", "signature_id", "reason"), f))
+    return report, threads, warnings, triage
 
 
 def _dash(v):
@@ -187,7 +209,7 @@ def test_report_accessors(samples, walk_report, scenario):
         pytest.skip(f"no {scenario} core with debug info")
     a = sorted(arts, key=lambda a: a.manifest["interpreter"]["hexversion"])[-1]
     m, core = a.manifest, Path(a.dir) / "core"
-    report, threads, warnings = _walk(walk_report, core)
+    report, threads, warnings, triage = _walk(walk_report, core)
     assert report["pid"] == m["pid"]
     assert report["python"] == m["interpreter"]["version"]
     assert report["signal"] == ((m.get("signal") or {}).get("number") or 0)
@@ -211,6 +233,15 @@ def test_report_accessors(samples, walk_report, scenario):
             assert t["gil"] == "held"
         if mt.get("waits_gil"):
             assert t["gil"] == "waiting"
+    # The triage: what `mixstack triage` finds.
+    if m["kind"] == "crash":
+        assert triage["kind"] in ("panic", "abort", m["signal"]["name"])
+    else:
+        assert triage["kind"] in ("snapshot", "deadlock")
+    assert triage["signature"].startswith(triage["kind"] + " | ")
+    assert re.fullmatch(r"[0-9a-f]{16}", triage["signature_id"])
+    _, tdoc = report_json("triage", core)
+    assert triage == {k: tdoc["results"][0][k] for k in triage}
     # The same model as the JSON document.
     _, doc = report_json("core", core)
     assert report["executable"] == _dash(doc["target"]["executable"])

@@ -1,7 +1,8 @@
 /*
  * A program of a library user: it sees only the public header, opens a
  * core, and prints what the report's accessors give, one line per thread
- * ("T ...") and per frame ("F ..."), fields separated by tabs. Used by
+ * ("T ...") and per frame ("F ..."), and its triage ("G ..."), fields
+ * separated by tabs. Used by
  * tests/integration/test_library_hygiene.py.
  */
 #include <inttypes.h>
@@ -71,6 +72,16 @@ int main(int argc, char **argv)
                 printf("W\t%d\t%s\n",
                        ms_report_warning_concerns(report, i, MS_SECTION_REPORT),
                        ms_report_warning(report, i));
+        struct ms_triage *triage;
+        err = ms_triage_create(report, NULL, &triage);
+        if (!err) {
+                printf("G\t%s\t%s\t%s\t%s\n", ms_triage_kind(triage),
+                       ms_triage_signature(triage),
+                       ms_triage_signature_id(triage),
+                       ms_triage_reason(triage));
+                ms_triage_destroy(triage);
+        }
+        ms_error_destroy(err);
         ms_report_destroy(report);
         return 0;
 }
