@@ -1,0 +1,57 @@
+"""scripts/bench's command line (the benchmark itself is not part of CI:
+speed is measured there, not in timed tests). Under a second: no target
+is started and nothing is built."""
+import importlib.machinery
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH = REPO / "scripts" / "bench"
+
+
+def bench(*args):
+    return subprocess.run([sys.executable, str(BENCH)] + list(args), capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_help_names_the_lane_targets():
+    r = bench("--help")
+    assert r.returncode == 0, r.stderr
+    assert "debian-3.X[-jit]" in r.stdout and "--quick" in r.stdout
+
+
+def test_unknown_tool_is_a_usage_error():
+    r = bench("--tools", "mixstack core,no such tool")
+    assert r.returncode == 2
+    assert "unknown tools: no such tool" in r.stderr
+
+
+def test_missing_lane_interpreter_is_named():
+    """A lane interpreter the root does not hold (or no root at all) stops
+    the run before anything is built or started."""
+    r = bench("--interp", "debian-3.99", "--quick", "--no-peers")
+    assert r.returncode != 0
+    assert "debian-3.99" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_doc_blocks_per_target(tmp_path):
+    """Each target's tables go into its own marked block; the other blocks
+    and the text around them stay."""
+    loader = importlib.machinery.SourceFileLoader("mixstack_bench_cli", str(BENCH))
+    spec = importlib.util.spec_from_loader("mixstack_bench_cli", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    doc = tmp_path / "b.md"
+    doc.write_text("intro\n<!-- bench:begin -->\nold default\n<!-- bench:end -->\nmiddle\n")
+    mod.write_doc(doc, "lane tables\n", "debian-3.14")
+    mod.write_doc(doc, "jit tables\n", "debian-3.14-jit")
+    mod.write_doc(doc, "lane tables 2\n", "debian-3.14")
+    text = doc.read_text()
+    assert "old default" in text and "intro" in text and "middle" in text
+    assert text.count("<!-- bench:begin debian-3.14 -->\nlane tables 2\n"
+                      "<!-- bench:end debian-3.14 -->") == 1
+    assert "lane tables\n" not in text
+    assert "<!-- bench:begin debian-3.14-jit -->\njit tables\n" in text
