@@ -55,3 +55,38 @@ def test_doc_blocks_per_target(tmp_path):
                       "<!-- bench:end debian-3.14 -->") == 1
     assert "lane tables\n" not in text
     assert "<!-- bench:begin debian-3.14-jit -->\njit tables\n" in text
+
+
+def test_lane_ratios_are_peer_over_mixstack(tmp_path):
+    """A lane target's tables give peer time / mixstack time, a timed-out
+    peer as a lower bound, and the frames each tool showed."""
+    import json
+    tool = {"runs": 1, "rc": ["0"], "level_frames": 50, "rust_frames": 4,
+            "notices": {"merge": 0, "mismatch": 0}, "error": None}
+    def t(median, **kw):
+        return dict(tool, median_s=median, rss_kib=1024, **kw)
+    report = {
+        "facts": {"cpu": "x", "nproc": 2, "mem_gib": 1, "kernel": "k", "glibc": "g",
+                  "loadavg_at_start": ["1", "1", "1"], "mixstack": "m", "mixstack_build": "b",
+                  "pystack": "p", "py-spy": "s", "eu-stack": "e", "gdb": "g",
+                  "target_python": "t", "date": "d"},
+        "runs": 1, "timeout": 60.0, "every": 10, "problems": {}, "command": "c",
+        "lane": True, "name": "debian-3.14",
+        "sizes": [{"threads": 1, "depth": 50, "core_bytes": 1e6, "core_disk_bytes": 1e6,
+                   "process_threads": 2, "idle_gap_ms": 0.1,
+                   "core": {"mixstack core": t(0.5),
+                            "pystack core --native": t(4.0, level_frames=50, rust_frames=0,
+                                                       notices={"merge": 2, "mismatch": 0}),
+                            "eu-stack --core": dict(tool, rc=["timeout"], timeout=True)},
+                   "live": {"mixstack pid": t(0.1, stopped_ms=10.0),
+                            "pystack remote --native": t(0.3, stopped_ms=40.0)}}]}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(report))
+    r = bench("--render", str(path))
+    assert r.returncode == 0, r.stderr
+    row = [line for line in r.stdout.split("### Peer ratios")[1].splitlines()
+           if line.startswith("| 1 x 50")][0].split(" | ")
+    assert row[1] == "8.00"   # pystack core --native / mixstack core
+    assert row[5] == ">120"   # eu-stack timed out at 60 s: > 60 / 0.5
+    assert row[8].startswith("3.00")  # pystack remote --native / mixstack pid
+    assert '2 x "Unable to merge native stack"' in r.stdout
