@@ -87,6 +87,6 @@ def test_lane_ratios_are_peer_over_mixstack(tmp_path):
     row = [line for line in r.stdout.split("### Peer ratios")[1].splitlines()
            if line.startswith("| 1 x 50")][0].split(" | ")
     assert row[1] == "8.00"   # pystack core --native / mixstack core
-    assert row[5] == ">120"   # eu-stack timed out at 60 s: > 60 / 0.5
-    assert row[8].startswith("3.00")  # pystack remote --native / mixstack pid
+    assert row[6] == ">120"   # eu-stack timed out at 60 s: > 60 / 0.5
+    assert row[9].startswith("3.00")  # pystack remote --native / mixstack pid
     assert '2 x "Unable to merge native stack"' in r.stdout
