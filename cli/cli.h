@@ -11,26 +11,32 @@
 
 #define CLI_MAX_LIBRARY_PATHS 64
 
-/* How targets are opened and triaged. */
+/* How targets are opened and triaged: the target and triage options
+ * (ms_options_set()), made by cli_triage_config_init(). */
 struct cli_triage_config {
-        struct ms_target_options target;
-        const char *library_paths[CLI_MAX_LIBRARY_PATHS];
-        struct ms_triage_options triage;
+        struct ms_options *options;
+        size_t n_library_paths;
         enum ms_triage_format format;
 };
 
+/* false (with a message printed) when out of memory. */
+bool cli_triage_config_init(struct cli_triage_config *cfg);
+void cli_triage_config_deinit(struct cli_triage_config *cfg);
+
+/* ms_options_set(), with a message printed when it fails. */
+bool cli_set_option(struct ms_options *options, const char *name,
+                    const char *value);
+
 /* The options of triage and run, for getopt_long (to end a longopts
  * array with). */
-#define CLI_TRIAGE_LONGOPTS                                      \
-        {"json", no_argument, NULL, 'j'},                        \
-                {"markdown", no_argument, NULL, 'm'},            \
-                {"sysroot", required_argument, NULL, 's'},       \
-                {"lib-path", required_argument, NULL, 'L'},      \
-                {"no-debuginfod", no_argument, NULL, 'I'},       \
-                {"frames", required_argument, NULL, 'F'},        \
-        {                                                        \
-                "signature-frames", required_argument, NULL, 'S' \
-        }
+#define CLI_TRIAGE_LONGOPTS                                 \
+        {"json", no_argument, NULL, 'j'},                   \
+                {"markdown", no_argument, NULL, 'm'},       \
+                {"sysroot", required_argument, NULL, 's'},  \
+                {"lib-path", required_argument, NULL, 'L'}, \
+                {"no-debuginfod", no_argument, NULL, 'I'},  \
+                {"frames", required_argument, NULL, 'F'},   \
+                {"signature-frames", required_argument, NULL, 'S'}
 
 /* Apply one of those options; false (with a message printed) when its
  * argument is bad, or when c is not one of them. */
@@ -41,7 +47,7 @@ bool cli_parse_count(const char *s, long max, long *ret);
 
 /* Show debug info downloads (debuginfod) on stderr when it is a
  * terminal (download.c). */
-void cli_watch_downloads(struct ms_target_options *options);
+void cli_watch_downloads(struct ms_options *options);
 
 /* mixstack debugger-setup gdb|lldb (setup.c); argv[0] is the command. */
 int cli_setup_main(int argc, char **argv);

@@ -43,10 +43,8 @@ static void show_download(void *arg, const struct ms_download *d)
         fflush(stderr);
 }
 
-void cli_watch_downloads(struct ms_target_options *options)
+void cli_watch_downloads(struct ms_options *options)
 {
-        if (isatty(STDERR_FILENO)) {
-                options->download = show_download;
-                options->download_arg = NULL;
-        }
+        if (isatty(STDERR_FILENO))
+                ms_options_set_download(options, show_download, NULL);
 }

@@ -26,9 +26,9 @@ enum {
 
 struct cli_options {
         enum ms_format format;
-        struct ms_target_options target;
-        const char *library_paths[MAX_LIBRARY_PATHS];
-        struct ms_report_options report;
+        /* Target, report and print options (ms_options_set()). */
+        struct ms_options *options;
+        size_t n_library_paths;
 };
 
 static const char usage_text[] =
@@ -231,43 +231,46 @@ static int parse_options(const struct command *cmd, int argc, char **argv,
         int c;
         opterr = 0;
         while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
-                char *end;
+                struct ms_options *o = opts->options;
+                char *end, number[24];
                 long n;
+                bool ok = true;
                 switch (c) {
                 case 'j':
                         opts->format = MS_FORMAT_JSON;
+                        ok = cli_set_option(o, "format", "json");
                         break;
                 case 'P':
-                        opts->report.mode = MS_STACK_PYTHON_ONLY;
+                        ok = cli_set_option(o, "mode", "python-only");
                         break;
                 case 'N':
-                        opts->report.mode = MS_STACK_NATIVE_ONLY;
+                        ok = cli_set_option(o, "mode", "native-only");
                         break;
                 case 'a':
-                        opts->report.all_frames = true;
+                        ok = cli_set_option(o, "all-frames", "1");
                         break;
                 case 'l':
-                        opts->report.locals = true;
+                        ok = cli_set_option(o, "locals", "1");
                         break;
                 case 'x':
-                        opts->report.exhaustive = true;
+                        ok = cli_set_option(o, "exhaustive", "1");
                         break;
                 case 'D':
-                        opts->report.skip_debug_files = true;
+                        ok = cli_set_option(o, "no-debug-files", "1");
                         break;
                 case 'I':
-                        opts->target.no_debuginfod = true;
+                        ok = cli_set_option(o, "no-debuginfod", "1");
                         break;
                 case 's':
-                        opts->target.sysroot = optarg;
+                        ok = cli_set_option(o, "sysroot", optarg);
                         break;
                 case 'L':
-                        if (opts->target.n_library_paths == MAX_LIBRARY_PATHS)
+                        if (opts->n_library_paths == MAX_LIBRARY_PATHS)
                                 return usage_error(cmd->name,
                                                    "too many --lib-path: %s",
                                                    optarg);
-                        opts->library_paths[opts->target.n_library_paths++] =
-                                optarg;
+                        opts->n_library_paths++;
+                        ok = cli_set_option(o, "library-path", optarg);
                         break;
                 case 'n':
                         errno = 0;
@@ -276,7 +279,8 @@ static int parse_options(const struct command *cmd, int argc, char **argv,
                                 return usage_error(cmd->name,
                                                    "bad --max-frames: %s",
                                                    optarg);
-                        opts->report.max_frames = (unsigned)n;
+                        snprintf(number, sizeof(number), "%ld", n);
+                        ok = cli_set_option(o, "max-frames", number);
                         break;
                 case 'h':
                         print_command_usage(cmd);
@@ -290,9 +294,10 @@ static int parse_options(const struct command *cmd, int argc, char **argv,
                                            "argument: %s",
                                            argv[optind - 1]);
                 }
+                if (!ok)
+                        return EXIT_UNUSABLE;
         }
-        opts->target.library_paths = opts->library_paths;
-        cli_watch_downloads(&opts->target);
+        cli_watch_downloads(opts->options);
         return -1;
 }
 
@@ -340,12 +345,15 @@ static int open_target(const struct command *cmd, char **operands,
                 if (!parse_pid(operands[0], &pid))
                         return usage_error(cmd->name, "not a process id: %s",
                                            operands[0]);
-                *err = ms_target_open_pid(pid, &opts->target, target);
+                *err = ms_target_open_pid(pid, ms_options_target(opts->options),
+                                          target);
                 return -1;
         }
-        if (n_operands == 2)
-                opts->target.executable = operands[1];
-        *err = ms_target_open_core(operands[0], &opts->target, target);
+        if (n_operands == 2 &&
+            !cli_set_option(opts->options, "executable", operands[1]))
+                return EXIT_UNUSABLE;
+        *err = ms_target_open_core(operands[0],
+                                   ms_options_target(opts->options), target);
         return -1;
 }
 
@@ -378,10 +386,24 @@ static size_t count_warnings(const struct ms_report *report,
         return n;
 }
 
+static int report_run(const struct command *cmd, int argc, char **argv,
+                      struct cli_options *opts);
+
 static int report_main(const struct command *cmd, int argc, char **argv)
 {
         struct cli_options opts = {0};
-        int status = parse_options(cmd, argc, argv, &opts);
+        struct ms_error *err = ms_options_create(&opts.options);
+        if (err)
+                return fail(err);
+        int status = report_run(cmd, argc, argv, &opts);
+        ms_options_destroy(opts.options);
+        return status;
+}
+
+static int report_run(const struct command *cmd, int argc, char **argv,
+                      struct cli_options *opts)
+{
+        int status = parse_options(cmd, argc, argv, opts);
         if (status >= 0)
                 return status;
         /* getopt permuted argv: the operands follow optind. */
@@ -390,25 +412,28 @@ static int report_main(const struct command *cmd, int argc, char **argv)
 
         struct ms_target *target = NULL;
         struct ms_error *err = NULL;
-        status = open_target(cmd, operands, n_operands, &opts, &target, &err);
+        status = open_target(cmd, operands, n_operands, opts, &target, &err);
         if (status >= 0)
                 return status;
         if (err)
                 return fail(err);
         struct ms_report *report = NULL;
         cli_guard(target);
-        err = ms_report_create(target, &opts.report, &report);
+        err = ms_report_create(target, ms_options_report(opts->options),
+                               &report);
         /* Detach a live process before printing: it is stopped meanwhile. */
         cli_unguard();
         ms_target_destroy(target);
         if (err)
                 return fail(err);
-        struct ms_print_options print = {
-                .format = opts.format,
-                .section = cmd->section,
-        };
-        err = ms_report_print_section(report, &print, stdout);
-        if (is_section(cmd) && opts.format == MS_FORMAT_TEXT)
+        if (!cli_set_option(opts->options, "section",
+                            ms_section_name(cmd->section))) {
+                ms_report_destroy(report);
+                return EXIT_UNUSABLE;
+        }
+        err = ms_report_print_section(report, ms_options_print(opts->options),
+                                      stdout);
+        if (is_section(cmd) && opts->format == MS_FORMAT_TEXT)
                 print_section_warnings(report, cmd->section);
         status = count_warnings(report, cmd->section) ? EXIT_PARTIAL
                                                       : EXIT_COMPLETE;

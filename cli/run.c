@@ -213,7 +213,7 @@ static int parse_run_options(int argc, char **argv, struct run *run)
                         return RUN_FAILED;
                 }
         }
-        cli_watch_downloads(&run->cfg.target);
+        cli_watch_downloads(run->cfg.options);
         if (optind >= argc) {
                 cli_error("run: no command given (mixstack run -- COMMAND)");
                 fputs("Try 'mixstack run --help'.\n", stderr);
@@ -734,12 +734,12 @@ static void snapshot_tree(struct run *run)
         size_t n;
         pid_t *pids = run_tree_live(run->self, &n);
         size_t n_python = 0;
-        struct cli_triage_config cfg = run->cfg;
-        cfg.triage.hang = true;
+        /* Live processes past the timeout are hangs (cores are not). */
+        ms_error_destroy(ms_options_set(run->cfg.options, "hang", "1"));
         for (size_t i = 0; i < n; i++) {
                 bool is_python = false;
                 struct ms_error *err =
-                        cli_triage_pid(&cfg, pids[i], run->printers,
+                        cli_triage_pid(&run->cfg, pids[i], run->printers,
                                        run->n_printers, &is_python);
                 n_python += is_python;
                 if (is_python)
@@ -753,6 +753,7 @@ static void snapshot_tree(struct run *run)
                 }
                 ms_error_destroy(err);
         }
+        ms_error_destroy(ms_options_set(run->cfg.options, "hang", "0"));
         if (!n_python)
                 note(run,
                      "no Python process was running at the timeout "
@@ -931,11 +932,14 @@ static void tear_down(struct run *run)
         free(run->dump_dir);
         free(run->done_pids);
         free(run->done_cores);
+        cli_triage_config_deinit(&run->cfg);
 }
 
 int cli_run_main(int argc, char **argv)
 {
         struct run run = {.grace = DEFAULT_GRACE};
+        if (!cli_triage_config_init(&run.cfg))
+                return RUN_FAILED;
         int status = parse_run_options(argc, argv, &run);
         if (status < 0)
                 status = set_up(&run);

@@ -70,8 +70,37 @@ bool cli_parse_count(const char *s, long max, long *ret)
         return true;
 }
 
+bool cli_set_option(struct ms_options *options, const char *name,
+                    const char *value)
+{
+        struct ms_error *err = ms_options_set(options, name, value);
+        if (!err)
+                return true;
+        cli_error("%s", err->message);
+        ms_error_destroy(err);
+        return false;
+}
+
+bool cli_triage_config_init(struct cli_triage_config *cfg)
+{
+        *cfg = (struct cli_triage_config){0};
+        struct ms_error *err = ms_options_create(&cfg->options);
+        if (!err)
+                return true;
+        cli_error("%s", err->message);
+        ms_error_destroy(err);
+        return false;
+}
+
+void cli_triage_config_deinit(struct cli_triage_config *cfg)
+{
+        ms_options_destroy(cfg->options);
+        cfg->options = NULL;
+}
+
 bool cli_triage_option(int c, const char *arg, struct cli_triage_config *cfg)
 {
+        char number[24];
         long n;
         switch (c) {
         case 'j':
@@ -81,19 +110,16 @@ bool cli_triage_option(int c, const char *arg, struct cli_triage_config *cfg)
                 cfg->format = MS_TRIAGE_MARKDOWN;
                 return true;
         case 's':
-                cfg->target.sysroot = arg;
-                return true;
+                return cli_set_option(cfg->options, "sysroot", arg);
         case 'I':
-                cfg->target.no_debuginfod = true;
-                return true;
+                return cli_set_option(cfg->options, "no-debuginfod", "1");
         case 'L':
-                if (cfg->target.n_library_paths == CLI_MAX_LIBRARY_PATHS) {
+                if (cfg->n_library_paths == CLI_MAX_LIBRARY_PATHS) {
                         cli_error("too many --lib-path: %s", arg);
                         return false;
                 }
-                cfg->library_paths[cfg->target.n_library_paths++] = arg;
-                cfg->target.library_paths = cfg->library_paths;
-                return true;
+                cfg->n_library_paths++;
+                return cli_set_option(cfg->options, "library-path", arg);
         case 'F':
         case 'S':
                 if (!cli_parse_count(arg, 10000, &n)) {
@@ -102,11 +128,10 @@ bool cli_triage_option(int c, const char *arg, struct cli_triage_config *cfg)
                                   arg);
                         return false;
                 }
-                if (c == 'F')
-                        cfg->triage.stack_frames = (unsigned)n;
-                else
-                        cfg->triage.signature_frames = (unsigned)n;
-                return true;
+                snprintf(number, sizeof(number), "%ld", n);
+                return cli_set_option(
+                        cfg->options,
+                        c == 'F' ? "stack-frames" : "signature-frames", number);
         }
         return false;
 }
@@ -155,7 +180,8 @@ struct ms_error *cli_triage_core(const struct cli_triage_config *cfg,
 {
         struct ms_target *target;
         struct ms_report *report = NULL;
-        struct ms_error *err = ms_target_open_core(core, &cfg->target, &target);
+        struct ms_error *err = ms_target_open_core(
+                core, ms_options_target(cfg->options), &target);
         if (!err)
                 err = report_of(target, &report);
         if (err)
@@ -172,7 +198,8 @@ struct ms_error *cli_triage_core(const struct cli_triage_config *cfg,
                                       (int)expect_pid);
         /* A core is triaged even without Python: a crash is a crash. */
         if (!err)
-                err = triage_report(report, &cfg->triage, printers, n_printers);
+                err = triage_report(report, ms_options_triage(cfg->options),
+                                    printers, n_printers);
         ms_report_destroy(report);
         return err;
 }
@@ -184,14 +211,16 @@ struct ms_error *cli_triage_pid(const struct cli_triage_config *cfg, pid_t pid,
         struct ms_target *target;
         struct ms_report *report = NULL;
         *is_python = false;
-        struct ms_error *err = ms_target_open_pid(pid, &cfg->target, &target);
+        struct ms_error *err = ms_target_open_pid(
+                pid, ms_options_target(cfg->options), &target);
         if (!err)
                 err = report_of(target, &report);
         if (err)
                 return err;
         *is_python = ms_report_python_version(report) != NULL;
         if (*is_python)
-                err = triage_report(report, &cfg->triage, printers, n_printers);
+                err = triage_report(report, ms_options_triage(cfg->options),
+                                    printers, n_printers);
         ms_report_destroy(report);
         return err;
 }
@@ -251,19 +280,30 @@ static int parse_triage_options(int argc, char **argv,
                 cli_error("triage: no core or pid given");
                 return TRIAGE_UNUSABLE;
         }
-        cli_watch_downloads(&cfg->target);
+        cli_watch_downloads(cfg->options);
         return -1;
 }
 
+static int triage_main(int argc, char **argv, struct cli_triage_config *cfg);
+
 int cli_triage_main(int argc, char **argv)
 {
-        struct cli_triage_config cfg = {0};
-        int status = parse_triage_options(argc, argv, &cfg);
+        struct cli_triage_config cfg;
+        if (!cli_triage_config_init(&cfg))
+                return TRIAGE_UNUSABLE;
+        int status = triage_main(argc, argv, &cfg);
+        cli_triage_config_deinit(&cfg);
+        return status;
+}
+
+static int triage_main(int argc, char **argv, struct cli_triage_config *cfg)
+{
+        int status = parse_triage_options(argc, argv, cfg);
         if (status >= 0)
                 return status;
         struct ms_triage_printer *printer;
         struct ms_error *err =
-                ms_triage_printer_create(cfg.format, stdout, &printer);
+                ms_triage_printer_create(cfg->format, stdout, &printer);
         if (err) {
                 cli_error("%s", err->message);
                 ms_error_destroy(err);
@@ -271,14 +311,14 @@ int cli_triage_main(int argc, char **argv)
         }
         int failed = 0, n = argc - optind;
         for (int i = optind; i < argc; i++) {
-                err = triage_operand(&cfg, argv[i], printer);
+                err = triage_operand(cfg, argv[i], printer);
                 if (!err)
                         continue;
                 failed++;
                 /* Errors go to stderr; JSON and markdown documents hold
                  * them too, so that they are complete. */
                 cli_error("cannot triage %s: %s", argv[i], err->message);
-                if (cfg.format != MS_TRIAGE_TEXT)
+                if (cfg->format != MS_TRIAGE_TEXT)
                         ms_error_destroy(ms_triage_printer_add_error(
                                 printer, argv[i], err->message));
                 ms_error_destroy(err);

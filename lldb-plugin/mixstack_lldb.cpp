@@ -229,10 +229,38 @@ struct TargetHolder {
         }
 };
 
+// What the commands ask of a report (reports and frame maps are cached by
+// it); the library's own options are made from it (ms_options_set()).
+struct ReportOptions {
+        enum ms_stack_mode mode = MS_STACK_MIXED;
+        bool all_frames = false;
+        bool locals = false;
+};
+
+struct OptionsHolder {
+        struct ms_options *options = nullptr;
+        OptionsHolder()
+        {
+                check(ms_options_create(&options));
+        }
+        ~OptionsHolder()
+        {
+                ms_options_destroy(options);
+        }
+        void set(const char *name, const char *value)
+        {
+                check(ms_options_set(options, name, value));
+        }
+};
+
 struct ms_report *make_report(lldb::SBTarget lldb_target,
                               lldb::SBProcess process,
-                              const struct ms_report_options &options)
+                              const ReportOptions &options)
 {
+        OptionsHolder opts;
+        opts.set("mode", ms_stack_mode_name(options.mode));
+        opts.set("all-frames", options.all_frames ? "1" : "0");
+        opts.set("locals", options.locals ? "1" : "0");
         Reader reader{process};
         TargetHolder holder;
         check(ms_target_create_debugger(read_memory, &reader, nullptr,
@@ -254,7 +282,8 @@ struct ms_report *make_report(lldb::SBTarget lldb_target,
                 holder.target, pid == LLDB_INVALID_PROCESS_ID ? 0 : (pid_t)pid,
                 exe.empty() ? nullptr : exe.c_str(), signo, signal_tid));
         struct ms_report *report = nullptr;
-        check(ms_report_create(holder.target, &options, &report));
+        check(ms_report_create(holder.target, ms_options_report(opts.options),
+                               &report));
         return report;
 }
 
@@ -322,8 +351,7 @@ Context get_context(lldb::SBDebugger &debugger)
         return ctx;
 }
 
-const struct ms_report *get_report(Context &ctx,
-                                   const struct ms_report_options &options)
+const struct ms_report *get_report(Context &ctx, const ReportOptions &options)
 {
         lldb::pid_t pid = ctx.process.GetProcessID();
         if (!g_cache.empty() &&
@@ -351,7 +379,7 @@ const struct ms_report *get_report(Context &ctx,
 
 const struct ms_report *default_report(Context &ctx)
 {
-        struct ms_report_options options = {};
+        ReportOptions options;
         return get_report(ctx, options);
 }
 
@@ -366,13 +394,14 @@ void print_section(const struct ms_report *report, enum ms_section section,
                    enum ms_format format, const std::vector<pid_t> &tids,
                    lldb::SBCommandReturnObject &result)
 {
-        struct ms_print_options options = {};
-        options.format = format;
-        options.section = section;
-        options.tids = tids.empty() ? nullptr : tids.data();
-        options.n_tids = tids.size();
+        OptionsHolder opts;
+        opts.set("format", format == MS_FORMAT_JSON ? "json" : "text");
+        opts.set("section", ms_section_name(section));
+        for (pid_t tid : tids)
+                opts.set("thread", std::to_string(tid).c_str());
         char *text = nullptr;
-        check(ms_report_format_section(report, &options, &text));
+        check(ms_report_format_section(report, ms_options_print(opts.options),
+                                       &text));
         if (text && *text)
                 result.AppendMessage(text);
         free(text);
@@ -455,7 +484,7 @@ struct ms_frame_map *make_map(const struct ms_report *report,
 // lldb's selected frame. Maps of reports other than the default one
 // follow the default map's current Python frame.
 struct ms_frame_map *get_map(Context &ctx, lldb::tid_t tid,
-                             const struct ms_report_options &options)
+                             const ReportOptions &options)
 {
         const struct ms_report *report = get_report(ctx, options);
         lldb::SBThread thread = thread_by_tid(ctx.process, tid);
@@ -483,7 +512,7 @@ struct ms_frame_map *get_map(Context &ctx, lldb::tid_t tid,
         bool plain = options.mode == MS_STACK_MIXED && !options.all_frames &&
                      !options.locals;
         if (!plain && options.mode != MS_STACK_NATIVE_ONLY) {
-                struct ms_report_options defaults = {};
+                ReportOptions defaults;
                 long k = ms_frame_map_current_python(
                         get_map(ctx, tid, defaults));
                 if (k >= 0 && (size_t)k < ms_frame_map_n_python(map))
@@ -504,7 +533,7 @@ lldb::tid_t selected_tid(Context &ctx)
 // A Python navigation map of the selected thread.
 struct ms_frame_map *nav_map(Context &ctx, bool locals = false)
 {
-        struct ms_report_options options = {};
+        ReportOptions options;
         options.locals = locals;
         require_python(default_report(ctx));
         return get_map(ctx, selected_tid(ctx), options);
@@ -593,7 +622,7 @@ void cmd_frame(lldb::SBDebugger &debugger, const std::vector<std::string> &args,
                              std::to_string(thread.GetNumFrames() - 1) + ")");
                 thread.SetSelectedFrame((uint32_t)n);
         }
-        struct ms_report_options options = {};
+        ReportOptions options;
         struct ms_frame_map *map = get_map(ctx, thread.GetThreadID(), options);
         long k = ms_frame_map_current_python(map);
         long index = k >= 0 ? ms_frame_map_python_frame(map, (size_t)k) : -1;
@@ -700,7 +729,7 @@ void cmd_list(lldb::SBDebugger &debugger, const std::vector<std::string> &args,
 void cmd_bt(lldb::SBDebugger &debugger, const std::vector<std::string> &args,
             lldb::SBCommandReturnObject &result)
 {
-        struct ms_report_options options = {};
+        ReportOptions options;
         bool all = false, native_only = false, python_only = false;
         std::vector<uint64_t> ids;
         for (const std::string &a : args) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/options.h"
 #include "base/util.h"
 #include "mixstack/mixstack.h"
 
@@ -18,6 +19,7 @@ struct ms_options {
         struct ms_target_options target;
         struct ms_report_options report;
         struct ms_print_options print;
+        struct ms_triage_options triage;
         /* What the structures above point to. */
         char *executable, *sysroot;
         char **library_paths;
@@ -144,16 +146,31 @@ static struct ms_error *add_thread(struct ms_options *o, const char *value)
         return NULL;
 }
 
+/* The values of the enumerations, by name. */
+static const char *const modes[] = {"mixed", "python-only", "native-only",
+                                    NULL};
+static const char *const formats[] = {"text", "json", NULL};
+static const char *const sections[] = {
+        "report", "stacks", "threads", "gil", "errors",
+        "panic",  "phase",  "tasks",   NULL,
+};
+
+const char *ms_stack_mode_name(enum ms_stack_mode mode)
+{
+        return (unsigned)mode < sizeof(modes) / sizeof(*modes) - 1 ? modes[mode]
+                                                                   : NULL;
+}
+
+const char *ms_section_name(enum ms_section section)
+{
+        return (unsigned)section < sizeof(sections) / sizeof(*sections) - 1
+                       ? sections[section]
+                       : NULL;
+}
+
 struct ms_error *ms_options_set(struct ms_options *o, const char *name,
                                 const char *value)
 {
-        static const char *const modes[] = {"mixed", "python-only",
-                                            "native-only", NULL};
-        static const char *const formats[] = {"text", "json", NULL};
-        static const char *const sections[] = {
-                "report", "stacks", "threads", "gil", "errors",
-                "panic",  "phase",  "tasks",   NULL,
-        };
         if (!o || !name)
                 return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
                                        "no options or no name");
@@ -202,6 +219,17 @@ struct ms_error *ms_options_set(struct ms_options *o, const char *name,
         }
         if (!strcmp(name, "thread"))
                 return add_thread(o, value);
+        if (!strcmp(name, "signature-frames") ||
+            !strcmp(name, "stack-frames")) {
+                err = parse_long(name, value, 10000, &n);
+                if (!err && name[1] == 'i')
+                        o->triage.signature_frames = (unsigned)n;
+                else if (!err)
+                        o->triage.stack_frames = (unsigned)n;
+                return err;
+        }
+        if (!strcmp(name, "hang"))
+                return parse_bool(name, value, &o->triage.hang);
         return ms_error_create(MS_ERROR_INVALID_ARGUMENT, "unknown option %s",
                                name);
 }
@@ -222,4 +250,17 @@ const struct ms_print_options *ms_options_print(
         const struct ms_options *options)
 {
         return options ? &options->print : NULL;
+}
+
+const struct ms_triage_options *ms_options_triage(
+        const struct ms_options *options)
+{
+        return options ? &options->triage : NULL;
+}
+
+void ms_options_set_download(struct ms_options *options, ms_download_fn *fn,
+                             void *arg)
+{
+        options->target.download = fn;
+        options->target.download_arg = arg;
 }

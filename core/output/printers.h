@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "mixstack/mixstack.h"
+#include "base/options.h"
 #include "report/model.h"
 
 /* Whether thread t is selected by options (all when none are named). */

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 
+#include "base/options.h"
 #include "base/util.h"
 #include "cpython/cpython.h"
 #include "merge/merge.h"

@@ -13,6 +13,7 @@
 
 #include "base/util.h"
 #include "mixstack/mixstack.h"
+#include "base/options.h"
 
 /* At most this many threads and mappings are taken from any target. */
 #define MS_MAX_THREADS 65536

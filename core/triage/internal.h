@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "mixstack/mixstack.h"
+#include "base/options.h"
 #include "report/model.h"
 #include "triage/model.h"
 

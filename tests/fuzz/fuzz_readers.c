@@ -94,18 +94,13 @@ static void run(const struct image *im)
                 target, im->pid, im->executable[0] ? im->executable : NULL,
                 im->signo, im->signal_tid));
 
-        struct ms_report_options options = {
-                .mode = (enum ms_stack_mode)(im->flags & 3) == 3
-                                ? MS_STACK_MIXED
-                                : (enum ms_stack_mode)(im->flags & 3),
-                .locals = (im->flags >> 2) & 1,
-                .all_frames = (im->flags >> 3) & 1,
-                .exhaustive = !avoid && ((im->flags >> 4) & 1),
-                /* Deep enough for the seeds, small enough to stay fast. */
-                .max_frames = 512,
-        };
+        struct ms_options *options = NULL;
         struct ms_report *report = NULL;
-        err = ms_report_create(target, &options, &report);
+        err = image_options(im->flags, !avoid, &options);
+        if (!err)
+                err = ms_report_create(target, ms_options_report(options),
+                                       &report);
+        ms_options_destroy(options);
         ms_target_destroy(target);
         if (err) {
                 ms_error_destroy(err);

@@ -115,17 +115,13 @@ int main(int argc, char **argv)
                 err = ms_target_set_process(dbg, core->pid, core->executable,
                                             core->signo, core->signal_tid);
         struct ms_report *report = NULL;
-        struct ms_report_options options = {
-                .mode = (enum ms_stack_mode)(flags & 3) == 3
-                                ? MS_STACK_MIXED
-                                : (enum ms_stack_mode)(flags & 3),
-                .locals = (flags >> 2) & 1,
-                .all_frames = (flags >> 3) & 1,
-                .exhaustive = (flags >> 4) & 1,
-                .max_frames = 512,
-        };
+        struct ms_options *options = NULL;
         if (!err)
-                err = ms_report_create(dbg, &options, &report);
+                err = image_options(flags, true, &options);
+        if (!err)
+                err = ms_report_create(dbg, ms_options_report(options),
+                                       &report);
+        ms_options_destroy(options);
         if (err) {
                 fprintf(stderr, "fuzz_seed: %s\n", err->message);
                 return 1;

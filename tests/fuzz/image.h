@@ -227,4 +227,32 @@ static inline int image_read(void *arg, uint64_t address, void *buf,
         return 0;
 }
 
+/* The report options of the flags (exhaustive only when allowed), at most
+ * 512 frames a thread: deep enough for the seeds, small enough to stay
+ * fast. Free *ret with ms_options_destroy(). */
+static inline struct ms_error *image_options(unsigned flags, bool exhaustive,
+                                             struct ms_options **ret)
+{
+        enum ms_stack_mode mode = (flags & 3) == 3
+                                          ? MS_STACK_MIXED
+                                          : (enum ms_stack_mode)(flags & 3);
+        struct ms_error *err = ms_options_create(ret);
+        if (!err)
+                err = ms_options_set(*ret, "mode", ms_stack_mode_name(mode));
+        if (!err)
+                err = ms_options_set(*ret, "locals", flags & 4 ? "1" : "0");
+        if (!err)
+                err = ms_options_set(*ret, "all-frames", flags & 8 ? "1" : "0");
+        if (!err)
+                err = ms_options_set(*ret, "exhaustive",
+                                     exhaustive && (flags & 16) ? "1" : "0");
+        if (!err)
+                err = ms_options_set(*ret, "max-frames", "512");
+        if (err) {
+                ms_options_destroy(*ret);
+                *ret = NULL;
+        }
+        return err;
+}
+
 #endif /* MIXSTACK_FUZZ_IMAGE_H */

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,24 +132,46 @@ def test_abi_version_is_checked_by_the_frontends():
     assert "ms_abi_version" in public
 
 
+def test_gdb_binding_refuses_another_abi(tmp_path):
+    """A libmixstack of another binary interface is refused at load by the
+    gdb binding, with a message saying so (a stand-in library whose
+    ms_abi_version() is not MS_ABI_VERSION)."""
+    if CC is None:
+        pytest.skip("no C compiler")
+    src = tmp_path / "other.c"
+    src.write_text("unsigned ms_abi_version(void) { return 999; }\n"
+                   "const char *ms_version(void) { return \"9.9.9\"; }\n")
+    other = tmp_path / "libother.so"
+    subprocess.run([CC, "-shared", "-fPIC", "-o", str(other), str(src)], check=True,
+                   capture_output=True, timeout=60)
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); from mixstack_gdb import lib\n"
+             "try:\n    lib.Library(lib.ctypes.CDLL(sys.argv[2]), sys.argv[2])\n"
+             "except lib.LoadError as e:\n    print('refused:', e)\n")
+    out = subprocess.run([sys.executable, "-c", probe, str(REPO / "gdb-plugin"), str(other)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.startswith("refused:") and "binary interface 999" in out.stdout, (
+        out.stdout, out.stderr)
+
+
 # Structures the public header still defines, each with the reason given
-# there: the library fills them and the caller only reads them, so they
-# may grow at their end.
-PUBLIC_STRUCTS = {"ms_error", "ms_download"}
-# Filled by the caller: to become opaque like the options.
-PENDING_STRUCTS = {"ms_target_options", "ms_report_options", "ms_print_options",
-                   "ms_triage_options", "ms_triage_run"}
+# there: the library fills ms_error and ms_download and the caller only
+# reads them, so they may grow at their end; ms_triage_run (mixstack run's
+# record of the command) is filled by the caller and changes MS_ABI_VERSION
+# when it grows.
+PUBLIC_STRUCTS = {"ms_error", "ms_download", "ms_triage_run"}
 
 
 def test_report_model_is_opaque():
-    """The report model and the triage are declared, not defined, by the
-    public header: users read them through accessors."""
+    """The report model, the triage and the options are declared, not
+    defined, by the public header: users read them through accessors and
+    set options by name."""
     text = re.sub(r"/\*.*?\*/", " ", HEADER.read_text(), flags=re.S)
     defined = set(re.findall(r"^struct (ms_\w+) \{", text, re.M))
-    assert defined - PENDING_STRUCTS == PUBLIC_STRUCTS, sorted(defined)
+    assert defined == PUBLIC_STRUCTS, sorted(defined)
     declared = set(re.findall(r"^struct (ms_\w+);", text, re.M))
     assert {"ms_report", "ms_thread_report", "ms_frame", "ms_triage", "ms_target",
-            "ms_options", "ms_frame_map"} <= declared, sorted(declared)
+            "ms_options", "ms_frame_map", "ms_target_options", "ms_report_options",
+            "ms_print_options", "ms_triage_options"} <= declared, sorted(declared)
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +212,8 @@ def _walk(exe, core):
             warnings.append(f[1])
         elif tag == "G":
             triage = dict(zip(("kind", "signature", "signature_id", "reason"), f))
+        elif tag == "H":
+            triage["short"] = f[0]
     return report, threads, warnings, triage
 
 
@@ -240,6 +265,11 @@ def test_report_accessors(samples, walk_report, scenario):
         assert triage["kind"] in ("snapshot", "deadlock")
     assert triage["signature"].startswith(triage["kind"] + " | ")
     assert re.fullmatch(r"[0-9a-f]{16}", triage["signature_id"])
+    # Triage options set by name: a signature of two frames, the start of
+    # the default one of five.
+    short = triage.pop("short")
+    assert len(short.split(" | ")) <= 3 < len(triage["signature"].split(" | "))
+    assert triage["signature"].startswith(short + " | ")
     _, tdoc = report_json("triage", core)
     assert triage == {k: tdoc["results"][0][k] for k in triage}
     # The same model as the JSON document.

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/options.h"
 #include "merge/rules.h"
 #include "triage/signature.h"
 #include "unit.h"

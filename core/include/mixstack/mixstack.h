@@ -17,7 +17,12 @@
  * - every fallible function returns a struct ms_error * which is NULL on
  *   success; results come back through out-parameters;
  * - an error is owned by the caller and released with ms_error_destroy();
- * - objects come in _create/_destroy pairs; _destroy accepts NULL.
+ * - objects come in _create/_destroy pairs; _destroy accepts NULL;
+ * - objects are opaque handles read through accessors, and options are set
+ *   by name (ms_options_set()), so the library grows without callers
+ *   knowing its layouts; only ms_error, ms_download and ms_triage_run are
+ *   structures, each saying why. MS_ABI_VERSION / ms_abi_version() tell a
+ *   frontend whether the library loaded is the one it was built for.
  *
  * A target is untrusted input: every read is checked, every list is bounded.
  * Problems that leave a useful answer are warnings in the report; problems
@@ -93,7 +98,9 @@ enum ms_error_code {
         MS_ERROR_PERMISSION,
 };
 
-/* An error: a code and a one-line message meant for the user. */
+/* An error: a code and a one-line message meant for the user. Public (as
+ * libdrgn's): the library allocates it and callers only read it, so it may
+ * grow at its end; the accessors below serve callers without the header. */
 struct ms_error {
         enum ms_error_code code;
         /* errno for MS_ERROR_OS and MS_ERROR_PERMISSION, else 0. */
@@ -152,7 +159,9 @@ struct ms_target;
  * runs: module is the file the debug info is for, url the file fetched
  * (NULL until the server is chosen), bytes so far and total (0 when not
  * known yet). finished is set in the last report of a download (ok: a file
- * was obtained). */
+ * was obtained). A public structure, unlike the others of this header: the
+ * library fills it and the caller only reads it during the call, so it
+ * may grow at its end without breaking callers. */
 struct ms_download {
         const char *module;
         const char *url;
@@ -160,30 +169,13 @@ struct ms_download {
         bool finished, ok;
 };
 
-/* Called during a download; arg is the options' download_arg. Must not
- * call back into the library. */
+/* Called during a download (ms_options_set_download()) with its arg. Must
+ * not call back into the library. */
 typedef void ms_download_fn(void *arg, const struct ms_download *download);
 
-/* Options for opening targets. Everything may be NULL / zero. */
-struct ms_target_options {
-        /* The executable; found from the core (NT_FILE / NT_PRPSINFO) when
-         * NULL. */
-        const char *executable;
-        /* A root directory prepended to every file name found in the target
-         * (for cores from another machine or a container). */
-        const char *sysroot;
-        /* Directories searched, by file name, for files that are not found
-         * at their recorded path (nor under sysroot). */
-        const char *const *library_paths;
-        size_t n_library_paths;
-        /* Debug info missing from this machine is fetched by build-id from
-         * the debuginfod servers named by $DEBUGINFOD_URLS (libdw's client
-         * and its cache), unless no_debuginfod is set. Without servers
-         * nothing is fetched. download, when set, hears of each download. */
-        bool no_debuginfod;
-        ms_download_fn *download;
-        void *download_arg;
-};
+/* Options for opening targets (opaque): made and set with ms_options_*
+ * (see "Options" below); NULL gives the defaults. */
+struct ms_target_options;
 
 /*
  * Open an ELF core file. The core is mapped, not read. Mapped files are
@@ -359,24 +351,9 @@ enum ms_stack_mode {
         MS_STACK_NATIVE_ONLY,
 };
 
-/* What a report should hold. Zero-initialised options are the defaults. */
-struct ms_report_options {
-        /* Maximum number of native frames unwound per thread (0: 1024). */
-        unsigned max_frames;
-        enum ms_stack_mode mode;
-        /* Keep the CPython-internal frames between Python frames. */
-        bool all_frames;
-        /* Read the arguments and locals of Python frames. */
-        bool locals;
-        /* When no runtime is found by symbol, section or debug offsets,
-         * scan writable memory for one. */
-        bool exhaustive;
-        /* Do not read DWARF (source positions, inlined frames) from
-         * separate debug files (/usr/lib/debug, .gnu_debuglink); their
-         * symbol tables are still used. Decompressing a distribution's
-         * libc debug file is most of the start-up time on small targets. */
-        bool skip_debug_files;
-};
+/* What a report should hold (opaque): made and set with ms_options_*
+ * (see "Options" below); NULL gives the defaults. */
+struct ms_report_options;
 
 /* Analyse a target. The target must outlive nothing: the report copies
  * what it needs. */
@@ -412,14 +389,9 @@ enum ms_section {
         MS_SECTION_TASKS,
 };
 
-struct ms_print_options {
-        enum ms_format format;
-        enum ms_section section;
-        /* Only these threads (by tid) in MS_SECTION_STACKS; all when
-         * n_tids is 0. */
-        const pid_t *tids;
-        size_t n_tids;
-};
+/* What to print (opaque): made and set with ms_options_* (see "Options"
+ * below). */
+struct ms_print_options;
 
 /* Print a section of a report. In JSON, MS_SECTION_REPORT and
  * MS_SECTION_STACKS print the whole document (with the selected threads);
@@ -544,17 +516,18 @@ MS_PUBLIC int ms_frame_line(const struct ms_frame *frame);
 MS_PUBLIC const char *ms_frame_category(const struct ms_frame *frame);
 
 /* ------------------------------------------------------------------------
- * Options by name
+ * Options
  *
- * For frontends that load the library at run time and cannot see this
- * header (ctypes in gdb, scripts): the option structures are the library's
- * own, set by name, so they can grow without the caller knowing their
- * layout. Compare ms_version() with the version the frontend expects.
+ * The options of targets, reports, printers and triages are the library's
+ * own structures, set by name, so they grow without callers knowing their
+ * layout (and frontends that load the library at run time, like ctypes in
+ * gdb, need no header at all):
  *
  *     struct ms_options *o;
  *     err = ms_options_create(&o);
  *     err = ms_options_set(o, "locals", "1");
  *     err = ms_report_create(target, ms_options_report(o), &report);
+ *     ms_options_destroy(o);    (once nothing uses them any more)
  * ------------------------------------------------------------------------ */
 
 struct ms_options;
@@ -563,26 +536,58 @@ MS_PUBLIC struct ms_error *ms_options_create(struct ms_options **ret);
 MS_PUBLIC void ms_options_destroy(struct ms_options *options);
 
 /*
- * Set an option. Target options: "executable", "sysroot" (paths),
- * "library-path" (a path; each call adds one), "no-debuginfod" (bool).
- * Report options: "max-frames" (a number), "mode" ("mixed", "python-only",
- * "native-only"), "all-frames", "locals", "exhaustive", "no-debug-files"
- * (bools). Print options: "format" ("text", "json"), "section" ("report",
- * "stacks", "threads", "gil", "errors", "panic", "phase", "tasks"),
- * "thread" (a tid; each call adds one). Bools are "1"/"0", "true"/"false",
- * "on"/"off"; NULL is true. MS_ERROR_INVALID_ARGUMENT for an unknown name
- * or a bad value.
+ * Set an option (value is copied). Target options: "executable", "sysroot"
+ * (paths: the executable is found from the core when not set; sysroot is
+ * prepended to every file name found in the target, for cores from another
+ * machine or a container), "library-path" (a directory searched by file
+ * name for files not found at their recorded path nor under sysroot; each
+ * call adds one), "no-debuginfod" (bool: debug info missing from this
+ * machine is otherwise fetched by build-id from the servers of
+ * $DEBUGINFOD_URLS). Report options: "max-frames" (native frames unwound
+ * per thread, 1024 when not set), "mode" ("mixed", "python-only",
+ * "native-only"), "all-frames" (keep the CPython internals between Python
+ * frames), "locals" (read the arguments and locals of Python frames),
+ * "exhaustive" (scan writable memory for a runtime found no other way),
+ * "no-debug-files" (read no DWARF from separate debug files; their symbol
+ * tables are still used) (bools). Print options: "format" ("text",
+ * "json"), "section" ("report", "stacks", "threads", "gil", "errors",
+ * "panic", "phase", "tasks"), "thread" (a tid shown by the "stacks"
+ * section; each call adds one; every thread when none). Triage options:
+ * "signature-frames" (frames in a signature, prefix frames not counted;
+ * 5), "stack-frames" (frames of the stack shown; 16), "hang" (bool: the
+ * target is a live process that did not finish in time). Bools are
+ * "1"/"0", "true"/"false", "on"/"off"; NULL is true.
+ * MS_ERROR_INVALID_ARGUMENT for an unknown name or a bad value.
  */
 MS_PUBLIC struct ms_error *ms_options_set(struct ms_options *options,
                                           const char *name, const char *value);
 
-/* The structures to pass to the functions taking options; they live as
- * long as options. */
+/* The names ms_options_set() takes for a stack mode ("mixed",
+ * "python-only", "native-only") and a section ("report", "stacks",
+ * "threads", "gil", "errors", "panic", "phase", "tasks"); NULL for a value
+ * out of range. */
+MS_PUBLIC const char *ms_stack_mode_name(enum ms_stack_mode mode);
+MS_PUBLIC const char *ms_section_name(enum ms_section section);
+
+/* Hear of each debuginfod download while targets opened with these
+ * options read debug info: fn(arg, download) (see ms_download_fn). */
+MS_PUBLIC void ms_options_set_download(struct ms_options *options,
+                                       ms_download_fn *fn, void *arg);
+
+struct ms_target_options;
+struct ms_report_options;
+struct ms_print_options;
+struct ms_triage_options;
+
+/* The options to pass to the functions taking them; they live as long as
+ * options. */
 MS_PUBLIC const struct ms_target_options *ms_options_target(
         const struct ms_options *options);
 MS_PUBLIC const struct ms_report_options *ms_options_report(
         const struct ms_options *options);
 MS_PUBLIC const struct ms_print_options *ms_options_print(
+        const struct ms_options *options);
+MS_PUBLIC const struct ms_triage_options *ms_options_triage(
         const struct ms_options *options);
 
 /* ------------------------------------------------------------------------
@@ -731,17 +736,9 @@ MS_PUBLIC struct ms_error *ms_frame_map_lookup(struct ms_frame_map *map,
  * $MIXSTACK_SIGNATURE_RULES or ~/.config/mixstack/signature-rules.conf.
  * ------------------------------------------------------------------------ */
 
-/* What to triage and how much to show. Zero-initialised options are the
- * defaults. */
-struct ms_triage_options {
-        /* Frames in a signature, prefix frames not counted (0: 5). */
-        unsigned signature_frames;
-        /* Frames of the stack shown (0: 16). */
-        unsigned stack_frames;
-        /* The target is a live process that did not finish in time: it is a
-         * "hang" rather than a "snapshot". */
-        bool hang;
-};
+/* What to triage and how much to show (opaque): made and set with
+ * ms_options_* (see "Options"); NULL gives the defaults. */
+struct ms_triage_options;
 
 /* The result of a triage. */
 struct ms_triage;
@@ -803,7 +800,9 @@ MS_PUBLIC struct ms_error *ms_triage_printer_add_error(
 MS_PUBLIC struct ms_error *ms_triage_printer_add_note(
         struct ms_triage_printer *printer, const char *message);
 
-/* A command run under `mixstack run`. */
+/* A command run under `mixstack run`. Public: it is filled by the caller
+ * (the CLI's run command, its only user) and read during the call, so a
+ * field added to it changes MS_ABI_VERSION. */
 struct ms_triage_run {
         const char *const *argv;
         size_t argc;

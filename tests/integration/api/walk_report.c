@@ -82,6 +82,20 @@ int main(int argc, char **argv)
                 ms_triage_destroy(triage);
         }
         ms_error_destroy(err);
+        /* Options are set by name: a signature of two frames. */
+        struct ms_options *options;
+        err = ms_options_create(&options);
+        if (!err)
+                err = ms_options_set(options, "signature-frames", "2");
+        if (!err)
+                err = ms_triage_create(report, ms_options_triage(options),
+                                       &triage);
+        if (!err) {
+                printf("H\t%s\n", ms_triage_signature(triage));
+                ms_triage_destroy(triage);
+        }
+        ms_error_destroy(err);
+        ms_options_destroy(options);
         ms_report_destroy(report);
         return 0;
 }
