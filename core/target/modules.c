@@ -83,7 +83,10 @@ static bool same_file(const struct ms_mapping *a, const struct ms_mapping *b)
 }
 
 /* Does a mapping of the same file start where the loader would have put
- * a later PT_LOAD segment of the copy mapped at m? */
+ * a later PT_LOAD segment of the copy mapped at m? A small file linked by
+ * lld packs its segments into the first file page (file offsets 0x870,
+ * 0xbb0... at the next virtual pages), so every mapping of it has file
+ * offset 0: a later segment counts when it starts on a page of its own. */
 static bool has_loader_layout(const struct ms_target *target,
                               const struct ms_mapping *m,
                               const Elf64_Phdr *phdrs, size_t n)
@@ -94,7 +97,7 @@ static bool has_loader_layout(const struct ms_target *target,
         for (size_t i = 0; i < n; i++) {
                 const Elf64_Phdr *ph = &phdrs[i];
                 if (ph->p_type != PT_LOAD || ph == first ||
-                    (ph->p_offset & PAGE_MASK) == 0)
+                    (ph->p_vaddr & PAGE_MASK) == (first->p_vaddr & PAGE_MASK))
                         continue;
                 uint64_t at = m->start + (ph->p_vaddr & PAGE_MASK) -
                               (first->p_vaddr & PAGE_MASK);
@@ -102,6 +105,30 @@ static bool has_loader_layout(const struct ms_target *target,
                         ms_target_find_mapping(target, at);
                 if (seg && seg->start == at && same_file(seg, m) &&
                     seg->file_offset == (ph->p_offset & PAGE_MASK))
+                        return true;
+        }
+        return false;
+}
+
+/* Is m itself a later segment of a copy mapped just below it? The page
+ * of such a segment (lld's packed layout) starts with the ELF header too. */
+static bool is_later_segment(const struct ms_target *target,
+                             const struct ms_mapping *m,
+                             const Elf64_Phdr *phdrs, size_t n)
+{
+        const Elf64_Phdr *first = first_load(phdrs, n);
+        for (size_t i = 0; first && i < n; i++) {
+                const Elf64_Phdr *ph = &phdrs[i];
+                uint64_t delta = (ph->p_vaddr & PAGE_MASK) -
+                                 (first->p_vaddr & PAGE_MASK);
+                if (ph->p_type != PT_LOAD || ph == first || delta == 0 ||
+                    delta > m->start ||
+                    m->file_offset != (ph->p_offset & PAGE_MASK))
+                        continue;
+                const struct ms_mapping *base =
+                        ms_target_find_mapping(target, m->start - delta);
+                if (base && base->start == m->start - delta &&
+                    base->file_offset == 0 && same_file(base, m))
                         return true;
         }
         return false;
@@ -167,7 +194,9 @@ static struct ms_error *compute_modules(struct ms_target *target)
                 bool alone = count_headers(target, m) == 1 &&
                              (!mappings_complete(target) ||
                               !has_later_segment(phdrs, n));
-                if (n && !alone && !has_loader_layout(target, m, phdrs, n))
+                if (n && !alone &&
+                    (!has_loader_layout(target, m, phdrs, n) ||
+                     is_later_segment(target, m, phdrs, n)))
                         continue;
                 /* A non-PIE executable (or its debug file, which Rust's
                  * panic backtrace maps whole) runs only at its own

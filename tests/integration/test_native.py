@@ -283,3 +283,92 @@ def test_live(demos, variant):
     finally:
         proc.kill()
         proc.wait()
+
+
+# ---------------------------------------------------------------------------
+# A small executable linked by lld: its segments are packed into the first
+# file page (text at file offset 0x6xx, data at 0x7xx...), each on a virtual
+# page of its own, so every mapping of it has file offset 0 -- as tiny
+# launchers linked by clang -fuse-ld=lld (an interpreter's bin/python next
+# to its libpython) have. mixstack must still see it as one loaded module.
+
+LLD_SMALL = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+__attribute__((noinline)) void lld_small_leaf(int crash)
+{
+        if (crash)
+                raise(SIGSEGV);
+        char c;
+        puts("ready");
+        fflush(stdout);
+        (void)!read(0, &c, 1);
+}
+__attribute__((noinline)) void lld_small_mid(int crash)
+{
+        lld_small_leaf(crash);
+        __asm__ volatile("");
+}
+int main(int argc, char **argv)
+{
+        lld_small_mid(argc > 1 && strcmp(argv[1], "segv") == 0);
+        return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def lld_small(tmp_path_factory):
+    if not which("rustc") or not which("cc"):
+        pytest.skip("rustc (its rust-lld) and cc are needed")
+    sysroot = subprocess.run(["rustc", "--print", "sysroot"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+    gcc_ld = Path(sysroot) / "lib/rustlib/x86_64-unknown-linux-gnu/bin/gcc-ld"
+    if not (gcc_ld / "ld.lld").exists():
+        pytest.skip(f"no ld.lld in {gcc_ld}")
+    out = tmp_path_factory.mktemp("lld")
+    (out / "lld-small.c").write_text(LLD_SMALL)
+    exe = out / "lld-small"
+    subprocess.run(["cc", "-O1", "-g", f"-B{gcc_ld}", "-fuse-ld=lld", "-o",
+                    str(exe), str(out / "lld-small.c")], check=True,
+                   capture_output=True, timeout=120)
+    # The layout under test: more than one PT_LOAD, all in the first page.
+    loads = re.findall(r"^\s+LOAD\s+0x([0-9a-f]+)", subprocess.run(
+        ["readelf", "-lW", str(exe)], check=True, capture_output=True,
+        text=True).stdout, re.M)
+    assert len(loads) > 1 and all(int(o, 16) < 4096 for o in loads), loads
+    return exe
+
+
+def check_lld_small(doc, exe, tid):
+    thread = next(t for t in doc["threads"] if t["tid"] == tid)
+    for name in ("lld_small_leaf", "lld_small_mid", "main"):
+        assert find(thread, name)["module"] == str(exe), name
+
+
+def test_lld_packed_segments_core(lld_small, tmp_path):
+    core, signo, _ = crash(lld_small, "segv", tmp_path)
+    assert signo == signal.SIGSEGV
+    _, doc = report_json("core", core, lld_small)
+    compare_with_eu_stack(doc, eu_stack("--core", core, "-e", lld_small))
+    check_lld_small(doc, lld_small, doc["target"]["crashed_tid"])
+
+
+def test_lld_packed_segments_live(lld_small):
+    proc = subprocess.Popen([str(lld_small), "wait"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("ready")
+        syscall = Path(f"/proc/{proc.pid}/syscall")
+        for _ in range(500):
+            if syscall.read_text().startswith("0 "):
+                break
+            time.sleep(0.01)
+        _, doc = report_json("pid", proc.pid)
+        compare_with_eu_stack(doc, eu_stack("-p", proc.pid))
+        check_lld_small(doc, lld_small, proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
