@@ -10,6 +10,10 @@
  *
  *   tailcall segv   crash (SIGSEGV) in callee, called from the CALL handler
  *   tailcall wait   print "ready" and block in read(0) from callee
+ *
+ * Built whole, or as python-build-standalone lays CPython out: the
+ * interpreter in a shared library (-DTAILCALL_LIBRARY) and a small launcher
+ * holding main (-DTAILCALL_LAUNCHER).
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +24,12 @@ typedef struct iframe {
         const unsigned char *ip;
 } iframe;
 
+long eval_frame_default(iframe *frame, const unsigned char *code);
+extern int mode_segv;
+extern unsigned char program[];
+
+#ifndef TAILCALL_LAUNCHER
+
 #define CC __attribute__((preserve_none))
 #define HANDLER CC __attribute__((noinline))
 typedef CC long handler(iframe *f, const unsigned char *ip, long acc);
@@ -28,7 +38,7 @@ static handler *const table[] = {T_LOAD, T_ADD, T_CALL, T_RETURN};
 #define DISPATCH(f, ip, acc)                                                   \
         __attribute__((musttail)) return table[*(ip)]((f), (ip) + 1, (acc))
 
-static int mode_segv;
+int mode_segv;
 iframe *volatile current_frame; /* like tstate->current_frame */
 volatile long sink;
 unsigned char program[] = {0, 1, 2, 3}; /* LOAD ADD CALL RETURN */
@@ -86,9 +96,13 @@ __attribute__((noinline)) long eval_frame_default(iframe *frame,
         return r;
 }
 
+#endif
+
+#ifndef TAILCALL_LIBRARY
 int main(int argc, char **argv)
 {
         mode_segv = argc > 1 && strcmp(argv[1], "segv") == 0;
         iframe f = {0, 0};
         return (int)eval_frame_default(&f, program) & 1;
 }
+#endif

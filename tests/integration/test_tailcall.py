@@ -31,40 +31,77 @@ pytestmark = [
     pytest.mark.skipif(not shutil.which("eu-stack"), reason="no eu-stack"),
 ]
 
-# Innermost first: the frames the program runs through (facts of its source).
-CHAIN = ["callee", "T_CALL", "eval_frame_default", "main"]
+# Innermost first: the frames the program runs through (facts of its
+# source), and which file holds each when built as launcher + library.
+CHAIN = [("callee", "lib"), ("T_CALL", "lib"), ("eval_frame_default", "lib"),
+         ("main", "launcher")]
+FLAGS = ["-O2", "-g", "-flto=thin", "-fuse-ld=lld", "-Wall", "-Werror"]
+
+
+def clang(*args):
+    subprocess.run([str(REPO / "scripts" / "lane"), "run", "clang-21", *FLAGS,
+                    *map(str, args)], check=True, capture_output=True,
+                   timeout=300)
+
+
+def symbols(path):
+    """{name: (start, end)} of the file's function symbols."""
+    found = {}
+    for line in subprocess.run(["nm", "-S", str(path)], check=True,
+                               capture_output=True,
+                               text=True).stdout.splitlines():
+        m = re.match(r"([0-9a-f]+) ([0-9a-f]+) [tT] (\w+)$", line)
+        if m:
+            start = int(m.group(1), 16)
+            found[m.group(3)] = (start, start + int(m.group(2), 16))
+    return found
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
+    """{variant: {"exe", "lib", "launcher" paths, "symbols" of each role}}:
+    static (one executable), and shared (python-build-standalone's layout:
+    a small launcher and the interpreter in a library, both lld-linked),
+    each also stripped."""
     if not (Path(LANE) / "usr/bin/clang-21").exists():
         pytest.skip("the lane root has no clang-21 (scripts/lane root)")
     out = tmp_path_factory.mktemp("tailcall", numbered=True)
     if not str(out).startswith("/tmp/"):
         pytest.skip(f"{out} is not under /tmp (bind-mounted in the lane)")
-    exe = out / "tailcall"
-    subprocess.run([str(REPO / "scripts" / "lane"), "run", "clang-21", "-O2",
-                    "-g", "-flto=thin", "-fuse-ld=lld", "-static", "-Wall",
-                    "-Werror", "-o", str(exe), str(SOURCE)], check=True,
-                   capture_output=True, timeout=300)
-    stripped = out / "tailcall.stripped"
-    subprocess.run(["strip", "-o", str(stripped), str(exe)], check=True)
-    # {name: (start, end)} of the handlers and their neighbours.
-    symbols = {}
-    for line in subprocess.run(["nm", "-S", str(exe)], check=True,
-                               capture_output=True, text=True).stdout.splitlines():
-        m = re.match(r"([0-9a-f]+) ([0-9a-f]+) [tT] (\w+)$", line)
-        if m:
-            start = int(m.group(1), 16)
-            symbols[m.group(3)] = (start, start + int(m.group(2), 16))
+    (out / "stripped").mkdir()
+    static = out / "tailcall"
+    clang("-static", "-o", static, SOURCE)
+    lib, launcher = out / "libtailcall.so", out / "tailcall-launcher"
+    clang("-fPIC", "-shared", "-DTAILCALL_LIBRARY", "-o", lib, SOURCE)
+    clang("-DTAILCALL_LAUNCHER", "-o", launcher, SOURCE, f"-L{out}",
+          "-ltailcall", "-Wl,-rpath,$ORIGIN")
+    for f in (static, lib, launcher):
+        subprocess.run(["strip", "-o", str(out / "stripped" / f.name), str(f)],
+                       check=True)
     # The shape under test: a handler ends in an indirect jump (a tail call
     # through the table), not a call.
     dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn",
-                          "--disassemble=T_LOAD", str(exe)], check=True,
+                          "--disassemble=T_LOAD", str(static)], check=True,
                          capture_output=True, text=True).stdout
     insns = re.findall(r"^\s*[0-9a-f]+:\s+(\w+)", dis, re.M)
     assert insns and insns.count("jmp") >= 1 and "call" not in insns, dis
-    return {"exe": exe, "stripped": stripped, "symbols": symbols}
+    variants = {}
+    for stripped in (False, True):
+        d = out / "stripped" if stripped else out
+        suffix = "-stripped" if stripped else ""
+        variants["static" + suffix] = {
+            "exe": d / static.name, "stripped": stripped,
+            "files": {"lib": d / static.name, "launcher": d / static.name},
+            "symbols": {"lib": symbols(static), "launcher": symbols(static)}}
+        variants["shared" + suffix] = {
+            "exe": d / launcher.name, "stripped": stripped,
+            "files": {"lib": d / lib.name, "launcher": d / launcher.name},
+            "symbols": {"lib": symbols(lib), "launcher": symbols(launcher)}}
+    return variants
+
+
+def crashed_thread(doc):
+    return next(t for t in doc["threads"] if t["crashed"])
 
 
 def same_as_eu_stack(doc, ref):
@@ -79,44 +116,61 @@ def same_as_eu_stack(doc, ref):
         assert pcs == [pc for pc, _ in frames], f"tid {tid}"
 
 
-def crashed_thread(doc):
-    return next(t for t in doc["threads"] if t["crashed"])
+def exported(path):
+    """Names the file's dynamic symbol table defines (what strip keeps)."""
+    out = subprocess.run(["nm", "-D", "--defined-only", str(path)],
+                         capture_output=True, text=True).stdout
+    return {line.split()[-1] for line in out.splitlines() if line.strip()}
 
 
-def check_chain(thread, built, exe):
-    """The innermost native frames are the program's call chain, named from
-    the symbols, or labelled module + offset when stripped."""
+def file_offset(frame, v):
+    """The frame's address in its file's terms (the files are linked at 0,
+    the static one at its own addresses): module + offset when unnamed,
+    the symbol's address + offset when named."""
+    role = "lib" if frame["module"] == str(v["files"]["lib"]) else "launcher"
+    offset = int(frame["offset"], 16)
+    if frame["function"] is None:
+        return offset
+    start = v["symbols"][role].get(frame["function"], (None,))[0]
+    return -1 if start is None else start + offset
+
+
+def check_chain(thread, v):
+    """The native frames from callee out are the program's call chain, each
+    in its file at an address of the expected function: named from the
+    symbols (a stripped file keeps only its exported ones), else labelled
+    with its file + offset."""
     native = [f for f in thread["frames"]
               if f["kind"] == "native" and not f["inlined"]]
+    lo, hi = v["symbols"]["lib"]["callee"]
     top = next(i for i, f in enumerate(native)
-               if built["symbols"]["callee"][0] <= int(f["pc"], 16)
-               < built["symbols"]["callee"][1])
-    frames = native[top:top + len(CHAIN)]
-    for name, frame in zip(CHAIN, frames):
-        start, end = built["symbols"][name]
-        pc = int(frame["pc"], 16)
-        assert start <= pc < end, (name, frame)
-        assert frame["module"] == str(exe), frame
-        if exe == built["exe"]:
-            assert frame["function"] == name, frame
-        else:
-            assert frame["function"] is None, frame
-            assert int(frame["offset"], 16) == pc, frame  # non-PIE: base 0
+               if f["module"] == str(v["files"]["lib"])
+               and lo <= file_offset(f, v) < hi)
+    for (name, role), frame in zip(CHAIN, native[top:top + len(CHAIN)]):
+        assert frame["module"] == str(v["files"][role]), (name, frame)
+        start, end = v["symbols"][role][name]
+        assert start <= file_offset(frame, v) < end, (name, frame)
+        named = not v["stripped"] or name in exported(v["files"][role])
+        assert frame["function"] == (name if named else None), (name, frame)
 
 
-@pytest.mark.parametrize("variant", ["exe", "stripped"])
+VARIANTS = ["static", "static-stripped", "shared", "shared-stripped"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_tailcall_core(built, variant, tmp_path):
-    exe = built[variant]
-    core, signo, _ = crash(exe, "segv", tmp_path)
+    v = built[variant]
+    core, signo, _ = crash(v["exe"], "segv", tmp_path)
     assert signo == signal.SIGSEGV
-    _, doc = report_json("core", core, exe)
-    same_as_eu_stack(doc, eu_stack("--core", core, "-e", exe))
-    check_chain(crashed_thread(doc), built, exe)
+    _, doc = report_json("core", core, v["exe"])
+    same_as_eu_stack(doc, eu_stack("--core", core, "-e", v["exe"]))
+    check_chain(crashed_thread(doc), v)
 
 
-def test_tailcall_live(built):
-    exe = built["stripped"]
-    proc = subprocess.Popen([str(exe), "wait"], stdin=subprocess.PIPE,
+@pytest.mark.parametrize("variant", ["static-stripped", "shared-stripped"])
+def test_tailcall_live(built, variant):
+    v = built[variant]
+    proc = subprocess.Popen([str(v["exe"]), "wait"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().startswith("ready")
@@ -127,7 +181,7 @@ def test_tailcall_live(built):
             time.sleep(0.01)
         _, doc = report_json("pid", proc.pid)
         same_as_eu_stack(doc, eu_stack("-p", proc.pid))
-        check_chain(doc["threads"][0], built, exe)
+        check_chain(doc["threads"][0], v)
     finally:
         proc.kill()
         proc.wait()
