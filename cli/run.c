@@ -842,28 +842,33 @@ static int exit_status(struct run *run)
 
 static void finish_outputs(struct run *run, int status)
 {
-        struct ms_triage_run info = {
-                .argv = (const char *const *)run->argv,
-                .argc = (size_t)run->argc,
-                .exit_code = WIFEXITED(run->child_status)
-                                     ? WEXITSTATUS(run->child_status)
-                                     : 0,
-                .signo = WIFSIGNALED(run->child_status)
-                                 ? WTERMSIG(run->child_status)
-                                 : 0,
-                .timed_out = run->timed_out,
-                .timeout = run->timeout,
-                .seconds = elapsed(run),
-                .exit_status = status,
-        };
+        struct ms_triage_run *info = NULL;
+        struct ms_error *err = ms_triage_run_create(
+                (const char *const *)run->argv, (size_t)run->argc, &info);
+        if (err) {
+                cli_error("%s", err->message);
+                ms_error_destroy(err);
+        } else {
+                ms_triage_run_set_outcome(
+                        info,
+                        WIFEXITED(run->child_status)
+                                ? WEXITSTATUS(run->child_status)
+                                : 0,
+                        WIFSIGNALED(run->child_status)
+                                ? WTERMSIG(run->child_status)
+                                : 0,
+                        run->timed_out);
+                ms_triage_run_set_times(info, run->timeout, elapsed(run));
+                ms_triage_run_set_exit_status(info, status);
+        }
         for (size_t i = 0; i < run->n_printers; i++) {
-                struct ms_error *err =
-                        ms_triage_printer_finish(run->printers[i], &info);
+                err = ms_triage_printer_finish(run->printers[i], info);
                 if (err)
                         cli_error("%s", err->message);
                 ms_error_destroy(err);
                 ms_triage_printer_destroy(run->printers[i]);
         }
+        ms_triage_run_destroy(info);
         run->n_printers = 0;
         for (size_t i = 0; i < N_OUT_FILES; i++) {
                 if (run->files[i] && fclose(run->files[i]) != 0)

@@ -6,6 +6,7 @@
 #ifndef MIXSTACK_TRIAGE_MODEL_H
 #define MIXSTACK_TRIAGE_MODEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "mixstack/mixstack.h"
@@ -56,6 +57,22 @@ struct ms_triage {
         size_t n_warnings;
         /* How many stack frames printers show. */
         unsigned stack_frames;
+};
+
+/* A command run under `mixstack run` (ms_triage_run_create()). */
+struct ms_triage_run {
+        const char *const *argv;
+        size_t argc;
+        /* How the command ended: its exit code, or the signal that killed
+         * it (0 when it exited), or timed_out. */
+        int exit_code;
+        int signo;
+        bool timed_out;
+        /* The --timeout in seconds (0: none) and the time it ran. */
+        double timeout;
+        double seconds;
+        /* What mixstack run exits with. */
+        int exit_status;
 };
 
 #endif /* MIXSTACK_TRIAGE_MODEL_H */

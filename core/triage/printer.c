@@ -320,3 +320,42 @@ struct ms_error *ms_triage_printer_finish(struct ms_triage_printer *p,
         }
         return written(p);
 }
+
+struct ms_error *ms_triage_run_create(const char *const *argv, size_t argc,
+                                      struct ms_triage_run **ret)
+{
+        if (!ret || (argc && !argv))
+                return ms_error_create(MS_ERROR_INVALID_ARGUMENT,
+                                       "no command or no run to return");
+        *ret = calloc(1, sizeof(**ret));
+        if (!*ret)
+                return &ms_error_no_memory;
+        (*ret)->argv = argv;
+        (*ret)->argc = argc;
+        return NULL;
+}
+
+void ms_triage_run_destroy(struct ms_triage_run *run)
+{
+        free(run);
+}
+
+void ms_triage_run_set_outcome(struct ms_triage_run *run, int exit_code,
+                               int signo, bool timed_out)
+{
+        run->exit_code = exit_code;
+        run->signo = signo;
+        run->timed_out = timed_out;
+}
+
+void ms_triage_run_set_times(struct ms_triage_run *run, double timeout,
+                             double seconds)
+{
+        run->timeout = timeout;
+        run->seconds = seconds;
+}
+
+void ms_triage_run_set_exit_status(struct ms_triage_run *run, int exit_status)
+{
+        run->exit_status = exit_status;
+}

@@ -20,8 +20,9 @@
  * - objects come in _create/_destroy pairs; _destroy accepts NULL;
  * - objects are opaque handles read through accessors, and options are set
  *   by name (ms_options_set()), so the library grows without callers
- *   knowing its layouts; only ms_error, ms_download and ms_triage_run are
- *   structures, each saying why. MS_ABI_VERSION / ms_abi_version() tell a
+ *   knowing its layouts; only ms_error and ms_download are structures
+ *   (filled by the library, read by the caller: they may grow at their
+ *   end). MS_ABI_VERSION / ms_abi_version() tell a
  *   frontend whether the library loaded is the one it was built for.
  *
  * A target is untrusted input: every read is checked, every list is bounded.
@@ -800,23 +801,28 @@ MS_PUBLIC struct ms_error *ms_triage_printer_add_error(
 MS_PUBLIC struct ms_error *ms_triage_printer_add_note(
         struct ms_triage_printer *printer, const char *message);
 
-/* A command run under `mixstack run`. Public: it is filled by the caller
- * (the CLI's run command, its only user) and read during the call, so a
- * field added to it changes MS_ABI_VERSION. */
-struct ms_triage_run {
-        const char *const *argv;
-        size_t argc;
-        /* How the command ended: its exit code, or the signal that killed
-         * it (0 when it exited), or timed_out. */
-        int exit_code;
-        int signo;
-        bool timed_out;
-        /* The --timeout in seconds (0: none) and the time it ran. */
-        double timeout;
-        double seconds;
-        /* What mixstack run exits with. */
-        int exit_status;
-};
+/* A command run under `mixstack run` (opaque): argv is borrowed (it must
+ * outlive the run); the facts are 0 until set. */
+struct ms_triage_run;
+
+MS_PUBLIC struct ms_error *ms_triage_run_create(const char *const *argv,
+                                                size_t argc,
+                                                struct ms_triage_run **ret);
+MS_PUBLIC void ms_triage_run_destroy(struct ms_triage_run *run);
+
+/* How the command ended: its exit code, or the signal that killed it (0
+ * when it exited), or timed_out. */
+MS_PUBLIC void ms_triage_run_set_outcome(struct ms_triage_run *run,
+                                         int exit_code, int signo,
+                                         bool timed_out);
+
+/* The --timeout in seconds (0: none) and the time it ran. */
+MS_PUBLIC void ms_triage_run_set_times(struct ms_triage_run *run,
+                                       double timeout, double seconds);
+
+/* What mixstack run exits with. */
+MS_PUBLIC void ms_triage_run_set_exit_status(struct ms_triage_run *run,
+                                             int exit_status);
 
 /* End the output: the run (NULL for triages of cores) and what was
  * added. Nothing more may be added. Markdown prints nothing at all when
