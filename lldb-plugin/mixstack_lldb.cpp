@@ -130,7 +130,13 @@ bool register_value(lldb::SBFrame &frame, lldb::SBValue &gpr, const char *name,
         return true;
 }
 
-void add_thread(struct ms_target *target, lldb::SBThread thread)
+bool is_core(lldb::SBProcess &process)
+{
+        const char *plugin = process.GetPluginName();
+        return plugin && strstr(plugin, "core") != nullptr;
+}
+
+void add_thread(struct ms_target *target, lldb::SBThread thread, bool core)
 {
         uint64_t regs[MS_NUM_REGS] = {0};
         uint64_t fs_base = 0;
@@ -145,7 +151,10 @@ void add_thread(struct ms_target *target, lldb::SBThread thread)
         }
         // A thread without registers is still a thread: the library says
         // why it has no frames.
-        const char *name = thread.GetName();
+        // A core names its process, not its threads: lldb gives that name
+        // to the core's first thread (the one that crashed); the library
+        // gives it to the main thread, as for the CLI and gdb.
+        const char *name = core ? nullptr : thread.GetName();
         check(ms_target_add_thread(target, (pid_t)thread.GetThreadID(), name,
                                    regs, fs_base));
 }
@@ -188,12 +197,6 @@ void add_regions(struct ms_target *target, lldb::SBProcess &process)
                         check(ms_target_add_region(target, start, end,
                                                    info.IsWritable()));
         }
-}
-
-bool is_core(lldb::SBProcess &process)
-{
-        const char *plugin = process.GetPluginName();
-        return plugin && strstr(plugin, "core") != nullptr;
 }
 
 // The signal that stopped the process and the thread it hit: for a core,
@@ -266,8 +269,9 @@ struct ms_report *make_report(lldb::SBTarget lldb_target,
         check(ms_target_create_debugger(read_memory, &reader, nullptr,
                                         &holder.target));
         uint32_t n_threads = process.GetNumThreads();
+        bool core = is_core(process);
         for (uint32_t i = 0; i < n_threads; i++)
-                add_thread(holder.target, process.GetThreadAtIndex(i));
+                add_thread(holder.target, process.GetThreadAtIndex(i), core);
         uint32_t n_modules = lldb_target.GetNumModules();
         for (uint32_t i = 0; i < n_modules; i++)
                 add_module(holder.target, lldb_target,

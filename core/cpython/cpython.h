@@ -135,7 +135,7 @@ struct ms_py_frame {
          * ms_py_read_locals(). */
         struct ms_py_local *locals;
         size_t n_locals;
-        /* Its module's globals dict (3.11+) and the builtins dict it uses,
+        /* Its module's globals dict (f_globals) and the builtins dict it uses,
          * 0 when unknown; set by ms_py_read_namespaces(). */
         uint64_t globals;
         uint64_t builtins;
@@ -344,7 +344,7 @@ struct ms_py_namespace {
         size_t n;
 };
 
-/* Set the globals (3.11+: the frame records them) and builtins of every
+/* Set the globals (the frame's f_globals) and builtins of every
  * frame of rt's threads, and read each of those dicts once, appended to
  * *ns (n entries, capacity *capacity). Dicts that cannot be read are left
  * out. For py-print: a name looked up in locals, globals, builtins. */

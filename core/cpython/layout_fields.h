@@ -113,6 +113,7 @@ MS_PY_FIELD(fo_lasti_unit,
             "fact: bytes per f_lasti unit (1 in 3.8-3.9, 2 in 3.10)")
 MS_PY_FIELD(fo_lineno, "f_lineno")
 MS_PY_FIELD(fo_localsplus, "f_localsplus (3.8-3.10)")
+MS_PY_FIELD(fo_globals, "f_globals (3.8-3.10)")
 
 /* _PyInterpreterFrame (3.11+) */
 MS_PY_FIELD(if_size, "sizeof(_PyInterpreterFrame)")

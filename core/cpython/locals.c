@@ -303,6 +303,23 @@ static uint64_t interp_builtins(struct ms_target *target,
         return 0;
 }
 
+/* The globals dict a frame runs with: _PyInterpreterFrame.f_globals
+ * (3.11+) or PyFrameObject.f_globals (3.8-3.10); 0 when unknown. */
+static uint64_t frame_globals(struct ms_target *target,
+                              const struct ms_py_layout *l, uint64_t frame)
+{
+        int32_t offset = l->if_globals >= 0 ? l->if_globals : l->fo_globals;
+        uint64_t globals = 0;
+        if (offset < 0)
+                return 0;
+        struct ms_error *err =
+                ms_py_read_field(target, frame, offset, &globals);
+        if (err || !ms_py_plausible_pointer(globals))
+                globals = 0;
+        ms_error_destroy(err);
+        return globals;
+}
+
 struct ms_error *ms_py_read_namespaces(struct ms_target *target,
                                        struct ms_py_runtime *rt,
                                        struct ms_py_namespace **ns, size_t *n,
@@ -316,15 +333,8 @@ struct ms_error *ms_py_read_namespaces(struct ms_target *target,
                         interp_builtins(target, rt, thread->interp_id);
                 for (size_t f = 0; !err && f < thread->n_frames; f++) {
                         struct ms_py_frame *frame = &thread->frames[f];
-                        uint64_t globals = 0;
-                        if (l->if_globals >= 0) {
-                                struct ms_error *e = ms_py_read_field(
-                                        target, frame->address, l->if_globals,
-                                        &globals);
-                                if (e || !ms_py_plausible_pointer(globals))
-                                        globals = 0;
-                                ms_error_destroy(e);
-                        }
+                        uint64_t globals =
+                                frame_globals(target, l, frame->address);
                         frame->globals = globals;
                         frame->builtins = builtins;
                         err = add_namespace(target, l, globals, ns, n,

@@ -30,9 +30,9 @@ struct ms_native_frames {
 const struct ms_native_frames *ms_report_native(const struct ms_report *report,
                                                 size_t thread);
 
-/* The globals (3.11+) and builtins dicts that Python frame k (0: the
- * innermost) of report->threads[thread] sees, each NULL when not read
- * (reports made without locals, 3.8-3.10 globals). */
+/* The globals and builtins dicts that Python frame k (0: the innermost)
+ * of report->threads[thread] sees, each NULL when not read (reports made
+ * without locals, an unreadable dict). */
 void ms_report_python_names(const struct ms_report *report, size_t thread,
                             size_t k, const struct ms_py_namespace **globals,
                             const struct ms_py_namespace **builtins);

@@ -226,6 +226,7 @@ static void frames(void)
         OFF(fo_code, PyFrameObject, f_code);
         OFF(fo_lasti, PyFrameObject, f_lasti);
         OFF(fo_localsplus, PyFrameObject, f_localsplus);
+        OFF(fo_globals, PyFrameObject, f_globals);
         /* 3.10 counts f_lasti in code units, earlier versions in bytes. */
         VAL(fo_lasti_unit, PY_VERSION_HEX >= 0x030a0000 ? 2 : 1);
 #else
