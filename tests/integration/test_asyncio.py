@@ -88,24 +88,26 @@ def _check_tasks_text(a, out):
 
 def test_gdb_tasks(samples):
     """`mixstack tasks` in gdb on a core: the library's tasks section."""
-    from test_gdb import assert_clean, run_gdb
+    from test_debuggers import Gdb
+    gdb = Gdb()
+    if gdb.available():
+        pytest.skip(gdb.available())
     a = _cycle_sample(samples)
     exe = a.manifest["interpreter"]["realpath"]
-    proc = run_gdb([f"core-file {Path(a.dir) / 'core'}", "mixstack tasks"],
-                   target=[exe])
-    assert_clean(proc.stdout)
-    _check_tasks_text(a, proc.stdout)
+    out, = gdb.run(["mixstack tasks"], exe=exe, core=Path(a.dir) / "core")
+    _check_tasks_text(a, out)
 
 
 def test_lldb_tasks(samples):
     """`mixstack tasks` in lldb on a core."""
-    from test_lldb import LLDB, PLUGIN, run_lldb
-    if LLDB is None or not PLUGIN.exists():
-        pytest.skip("lldb-19 or the lldb plugin (not built in the sanitizer build) missing")
+    from test_debuggers import Lldb
+    lldb = Lldb()
+    if lldb.available():
+        pytest.skip(lldb.available())
     a = _cycle_sample(samples)
     exe = a.manifest["interpreter"]["realpath"]
-    proc = run_lldb([exe, "-c", Path(a.dir) / "core"], ["mixstack tasks"])
-    _check_tasks_text(a, proc.stdout)
+    out, = lldb.run(["mixstack tasks"], exe=exe, core=Path(a.dir) / "core")
+    _check_tasks_text(a, out)
 
 
 def _patched_core(a, tmp_path, name, address, value):

@@ -199,14 +199,14 @@ def test_gdb_plugin_follows_gdb_setting(stripped, server, tmp_path, enabled):
     """In gdb, the library fetches only when gdb does (`set debuginfod
     enabled`): with it on, the plugin's stack has the extension's symbols
     and lines; off, the server is not asked."""
-    from test_gdb import SANITIZER_ENV, gdb_argv
+    from test_debuggers import gdb_argv, sanitizer_env
     art, crash_function = stripped
     url, log = server
     before = requests(log)
     argv = gdb_argv(["mixstack bt"], ["/usr/bin/python3.11", Path(art.dir) / "core"],
                     plugin=BUILD / "gdb-plugin" / "mixstack-gdb.py",
                     pre=[f"set debuginfod enabled {enabled}"])
-    full = dict(os.environ, **env(tmp_path, url), **SANITIZER_ENV)
+    full = dict(os.environ, **env(tmp_path, url), **sanitizer_env())
     full.pop("MIXSTACK_LIB", None)
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, timeout=120, env=full, stdin=subprocess.DEVNULL)

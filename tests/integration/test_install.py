@@ -16,7 +16,7 @@ import pytest
 
 from clitool import BUILD, run_mixstack
 from manifest_checks import check_python_stacks, check_signal_and_crashing_thread
-from test_gdb import SANITIZER_ENV, gdb_argv
+from test_debuggers import gdb_argv, sanitizer_env
 
 LLDB = shutil.which(os.environ.get("MIXSTACK_LLDB", "lldb-19"))
 CMAKE = shutil.which("cmake")
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(
 def clean_env():
     env = {k: v for k, v in os.environ.items()
            if k not in ("MIXSTACK_LIB", "LD_LIBRARY_PATH", "DEBUGINFOD_URLS")}
-    env.update(SANITIZER_ENV)
+    env.update(sanitizer_env())
     return env
 
 

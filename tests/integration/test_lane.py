@@ -523,16 +523,18 @@ def test_gdb_plugin_with_sysroot(lane_samples, slot):
     core: `mixstack bt` shows the crashing thread's Python frames (the
     manifest's, in order) around the Rust frame that crashed. The plugin
     hands gdb's sysroot to the library."""
-    from test_gdb import run_gdb
+    from test_debuggers import Gdb
+    gdb = Gdb()
+    if gdb.available():
+        pytest.skip(gdb.available())
     it = interp_or_skip(slot)
     a = lane_samples.get(it.tag, "segfault-in-rust")
     if a is None:
         pytest.skip(f"no segfault-in-rust sample for {it.tag}")
     m = a.manifest
-    g = run_gdb([f"file {it.root}{m['interpreter']['realpath']}",
-                 f"core-file {a.dir}/core", "mixstack bt"],
-                pre=[f"set sysroot {it.root}"])
-    out = g.stdout
+    gdb.run([f"set sysroot {it.root}", f"file {it.root}{m['interpreter']['realpath']}",
+             f"core-file {a.dir}/core", "mixstack bt"])
+    out = gdb.last_stdout
     assert m["expect_crash_frame"] in out, out[-3000:]
     want = [f"[python]           {f['function']} ({f['file']}:{f['line']})"
             for f in m["threads"][0]["python_stack"]]
