@@ -517,11 +517,7 @@ struct ms_frame_map *get_map(Context &ctx, lldb::tid_t tid,
                      !options.locals;
         if (!plain && options.mode != MS_STACK_NATIVE_ONLY) {
                 ReportOptions defaults;
-                long k = ms_frame_map_current_python(
-                        get_map(ctx, tid, defaults));
-                if (k >= 0 && (size_t)k < ms_frame_map_n_python(map))
-                        ms_error_destroy(
-                                ms_frame_map_select_python(map, (size_t)k));
+                ms_frame_map_follow(map, get_map(ctx, tid, defaults));
         }
         return map;
 }
@@ -567,9 +563,7 @@ long parse_count(const char *name, const std::vector<std::string> &args)
 void show_current(Context &ctx, struct ms_frame_map *map,
                   lldb::SBCommandReturnObject &result)
 {
-        long k = ms_frame_map_current_python(map);
-        long index = k >= 0 ? ms_frame_map_python_frame(map, (size_t)k) : -1;
-        long frame = index >= 0 ? ms_frame_map_debugger_frame(map, index) : -1;
+        long frame = ms_frame_map_current_debugger_frame(map);
         if (frame >= 0) {
                 lldb::SBThread thread = ctx.process.GetSelectedThread();
                 thread.SetSelectedFrame((uint32_t)frame);
@@ -628,10 +622,9 @@ void cmd_frame(lldb::SBDebugger &debugger, const std::vector<std::string> &args,
         }
         ReportOptions options;
         struct ms_frame_map *map = get_map(ctx, thread.GetThreadID(), options);
-        long k = ms_frame_map_current_python(map);
-        long index = k >= 0 ? ms_frame_map_python_frame(map, (size_t)k) : -1;
-        uint32_t selected = thread.GetSelectedFrame().GetFrameID();
-        if (index >= 0 && ms_frame_map_debugger_frame(map, index) == selected) {
+        long frame = ms_frame_map_current_debugger_frame(map);
+        if (frame >= 0 &&
+            (uint32_t)frame == thread.GetSelectedFrame().GetFrameID()) {
                 char *text = nullptr;
                 check(ms_frame_map_format_current(map, &text));
                 append_text(result, text);

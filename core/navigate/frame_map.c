@@ -488,6 +488,20 @@ struct ms_error *ms_frame_map_select_python(struct ms_frame_map *map, size_t k)
         return NULL;
 }
 
+long ms_frame_map_current_debugger_frame(struct ms_frame_map *map)
+{
+        long k = ms_frame_map_current_python(map);
+        long i = k >= 0 ? ms_frame_map_python_frame(map, (size_t)k) : -1;
+        return i >= 0 ? ms_frame_map_debugger_frame(map, (size_t)i) : -1;
+}
+
+void ms_frame_map_follow(struct ms_frame_map *map, struct ms_frame_map *leader)
+{
+        long k = leader ? ms_frame_map_current_python(leader) : -1;
+        if (map && k >= 0 && (size_t)k < ms_frame_map_n_python(map))
+                ms_error_destroy(ms_frame_map_select_python(map, (size_t)k));
+}
+
 struct ms_error *ms_frame_map_move(struct ms_frame_map *map, long count,
                                    size_t *ret)
 {

@@ -307,9 +307,7 @@ def _count(arg, name):
 def _select_current(fmap):
     """Select the gdb frame of the current Python frame (the eval-loop
     frame running it), when gdb has one."""
-    k = fmap.current_python()
-    index = fmap.python_frame(k) if k is not None else None
-    level = fmap.debugger_frame(index) if index is not None else None
+    level = fmap.current_debugger_frame()
     if level is not None:
         select_level(level)
         fmap.sync()
@@ -378,9 +376,8 @@ Usage: mixstack frame [N]"""
             if frame.level() != level:
                 raise Error("no frame %d (the outermost is #%d)" % (level, frame.level()))
         fmap = SESSION.frame_map()
-        k = fmap.current_python()
-        index = fmap.python_frame(k) if k is not None else None
-        if index is not None and fmap.debugger_frame(index) == F.selected_level():
+        current = fmap.current_debugger_frame()
+        if current is not None and current == F.selected_level():
             _write(fmap.format_current())
         else:
             _write(gdb.execute("frame", to_string=True))

@@ -100,23 +100,16 @@ class FrameMap:
     def sync(self):
         self.library.frame_map_sync(self.handle, selected_level())
 
-    def debugger_frame(self, index):
-        return self.library.frame_map_debugger_frame(self.handle, index)
+    def current_debugger_frame(self):
+        """gdb's frame running the current Python frame, None when none."""
+        return self.library.frame_map_current_debugger_frame(self.handle)
 
-    def current_python(self):
-        return self.library.frame_map_current_python(self.handle)
-
-    def select_python(self, k):
-        self.library.frame_map_select_python(self.handle, k)
+    def follow(self, leader):
+        """Make leader's current Python frame this map's current one."""
+        self.library.frame_map_follow(self.handle, leader.handle)
 
     def move(self, count):
         return self.library.frame_map_move(self.handle, count)
-
-    def n_python(self):
-        return self.library.frame_map_n_python(self.handle)
-
-    def python_frame(self, k):
-        return self.library.frame_map_python_frame(self.handle, k)
 
     def format_stack(self, flags=0):
         return self.library.frame_map_format_stack(self.handle, flags)

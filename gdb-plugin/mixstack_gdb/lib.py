@@ -251,6 +251,10 @@ class Library:
         L.ms_frame_map_current_python.restype = ctypes.c_long
         L.ms_frame_map_select_python.argtypes = [vp, sz]
         L.ms_frame_map_select_python.restype = _ErrorPtr
+        L.ms_frame_map_current_debugger_frame.argtypes = [vp]
+        L.ms_frame_map_current_debugger_frame.restype = ctypes.c_long
+        L.ms_frame_map_follow.argtypes = [vp, vp]
+        L.ms_frame_map_follow.restype = None
         L.ms_frame_map_move.argtypes = [vp, ctypes.c_long, ctypes.POINTER(sz)]
         L.ms_frame_map_move.restype = _ErrorPtr
         for name in ("ms_frame_map_format_current", "ms_frame_map_format_locals"):
@@ -448,6 +452,13 @@ class Library:
 
     def frame_map_select_python(self, fmap, k):
         self._check(self.cdll.ms_frame_map_select_python(fmap, k))
+
+    def frame_map_current_debugger_frame(self, fmap):
+        n = self.cdll.ms_frame_map_current_debugger_frame(fmap)
+        return n if n >= 0 else None
+
+    def frame_map_follow(self, fmap, leader):
+        self.cdll.ms_frame_map_follow(fmap, leader)
 
     def frame_map_move(self, fmap, count):
         ret = ctypes.c_size_t()

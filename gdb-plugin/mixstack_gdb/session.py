@@ -206,13 +206,7 @@ class Session:
             fmap.sync()
         default = dict(mode=L.MS_STACK_MIXED, all_frames=False, locals=False)
         if options != default and options["mode"] != L.MS_STACK_NATIVE_ONLY:
-            nav = self.frame_map(tid)
-            k = nav.current_python()
-            if k is not None and k < fmap.n_python():
-                try:
-                    fmap.select_python(k)
-                except L.LibraryError:
-                    pass
+            fmap.follow(self.frame_map(tid))
         return fmap
 
     def has_python(self):

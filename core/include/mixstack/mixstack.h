@@ -671,6 +671,19 @@ MS_PUBLIC long ms_frame_map_current_python(struct ms_frame_map *map);
 MS_PUBLIC struct ms_error *ms_frame_map_select_python(struct ms_frame_map *map,
                                                       size_t k);
 
+/* The debugger frame running the current Python frame (its eval loop):
+ * the one to select after ms_frame_map_move() or _select_python(); -1
+ * when there is no current Python frame or the debugger has no frame for
+ * it (its unwinder stopped earlier). */
+MS_PUBLIC long ms_frame_map_current_debugger_frame(struct ms_frame_map *map);
+
+/* Make leader's current Python frame map's current one: maps of one thread
+ * from reports made with other options (with locals, every frame) follow
+ * the navigation done on the plain map. Nothing changes when leader has
+ * no current Python frame or map has no such frame. */
+MS_PUBLIC void ms_frame_map_follow(struct ms_frame_map *map,
+                                   struct ms_frame_map *leader);
+
 /* Move count Python frames older (count > 0) or newer (count < 0), as
  * far as there are; an error when there is none that way. *ret: the new
  * current Python frame. */
