@@ -592,23 +592,27 @@ def _older_pythons():
 
 
 @pytest.mark.parametrize("debugger,exe", _older_pythons())
-def test_py_print_globals_before_3_11(debugger, exe):
+def test_py_print_globals_before_3_11(debugger, exe, tmp_path):
     """py-print finds a module global on 3.8-3.10 too (the frame object's
-    f_globals), after the locals and before the builtins."""
+    f_globals), after the locals and before the builtins: live and on a
+    core."""
     why = debugger.available()
     if why:
         pytest.skip(why)
+    cmds = ["mixstack py-up 1", "mixstack py-print middle_count",
+            "mixstack py-print NAV_GLOBAL", "mixstack py-print len"]
     proc, facts = _start([exe, "-E", "-s", str(TARGET)])
     try:
-        out = debugger.run(["mixstack py-up 1", "mixstack py-print middle_count",
-                            "mixstack py-print NAV_GLOBAL", "mixstack py-print len"],
-                           pid=facts["pid"])
+        live = debugger.run(cmds, pid=facts["pid"])
+        core = gcore(facts["pid"], tmp_path / "core")
     finally:
         proc.kill()
         proc.wait()
-    assert "local middle_count = %s" % facts["frames"][1]["locals"]["middle_count"] in out[1]
-    assert "global NAV_GLOBAL = %s" % facts["global"] in out[2], out
-    assert re.search(r"^builtin len = <built-?in", out[3], re.M), out
+    for out in (live, debugger.run(cmds, exe=exe, core=core)):
+        assert "local middle_count = %s" % facts["frames"][1]["locals"]["middle_count"] \
+            in out[1], out
+        assert "global NAV_GLOBAL = %s" % facts["global"] in out[2], out
+        assert re.search(r"^builtin len = <built-?in", out[3], re.M), out
 
 
 def test_debuggers_own_bt_shows_python_frames(case):
