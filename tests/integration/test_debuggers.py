@@ -1019,7 +1019,8 @@ def c_crash(cprog, tmp_path_factory):
     cores = sorted(work.glob("core*"))
     if not cores:
         pytest.skip(f"no core written (core_pattern {pattern})")
-    return cores[0], int(m.group(1))
+    printed = sorted(int(t) for t in re.findall(r"^tid (\d+)", proc.stdout, re.M))
+    return cores[0], int(m.group(1)), printed
 
 
 def test_c_core(debugger, cprog, c_snapshot):
@@ -1063,7 +1064,7 @@ def test_c_core(debugger, cprog, c_snapshot):
     for k in range(9, 16):
         one_line_error(debugger, out[k], NO_PYTHON)
     one_line_error(debugger, out[16])
-    assert "--bogus" in one_line_error(debugger, out[17])
+    one_line_error(debugger, out[17], "mixstack: unknown option --bogus (see `help mixstack bt`)")
     assert "999999999" in one_line_error(debugger, out[18])
     one_line_error(debugger, out[19], "mixstack: `mixstack threads` takes no arguments")
     one_line_error(debugger, out[20])
@@ -1073,7 +1074,7 @@ def test_c_core(debugger, cprog, c_snapshot):
 def test_c_crash_core(debugger, cprog, c_crash):
     """A kernel core of a worker's SIGSEGV: the signal, the crashed thread
     listed first and marked, its frames; the CLI says the same."""
-    core, crashed = c_crash
+    core, crashed, printed = c_crash
     out = debugger.run(["mixstack report --json", "mixstack report", "mixstack bt all",
                         "mixstack bt all --native-only", "mstest-facts", "mixstack bt"],
                        exe=cprog, core=core)
@@ -1081,6 +1082,9 @@ def test_c_crash_core(debugger, cprog, c_crash):
     assert doc["target"]["signal"] == {"number": 11, "name": "SIGSEGV"}
     assert doc["target"]["crashed_tid"] == crashed
     assert doc["threads"][0]["tid"] == crashed and doc["threads"][0]["crashed"]
+    # Every thread the program printed (the main one prints after the
+    # workers, which may crash first).
+    assert set(printed) <= {t["tid"] for t in doc["threads"]} and len(doc["threads"]) == 4
     assert f"signal: SIGSEGV (11) in thread {crashed}" in out[1]
     bt = sections(out[2])
     assert "(crashed)" in bt[crashed].splitlines()[0]
@@ -1135,6 +1139,7 @@ def test_c_launched_to_breakpoint_and_crash(debugger, cprog):
     assert len(doc["threads"]) == 4 and len(thread_lines(out[2])) == 4
     assert "stop_here" in out[1] and "main" in out[1]
     crashed = int(re.search(r"crashing tid (\d+)", debugger.last_stdout).group(1))
+    assert "SIGSEGV" in out[3]  # the debugger stopped at the crash
     doc = report_of(out[4])
     assert doc["target"]["signal"] == {"number": 11, "name": "SIGSEGV"}
     assert doc["target"]["crashed_tid"] == crashed
