@@ -16,9 +16,13 @@ fact, on two views of the root:
 Known failures are marked xfail(strict=False) with the issue they wait for
 (KNOWN below), cell by cell; everything else must pass.
 """
+import concurrent.futures
 import json
+import os
 import re
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -37,6 +41,7 @@ from manifest_checks import (PANICKING_SCENARIOS, check_asyncio, check_crash_fra
                              LACKS_STACK)
 from samples_lib import elfcore
 from samples_lib import harness as H
+from test_live_report import LiveReports, target_state
 
 pytestmark = [
     pytest.mark.skipif(not MIXSTACK.exists(), reason=f"{MIXSTACK} not built"),
@@ -50,6 +55,9 @@ pytestmark = [
 # (The finalize step from the interpreter's records and the body Py_FinalizeEx
 # jumps to named after it, i13-final, now pass too.)
 KNOWN = {}
+
+# The lane's debuggers, views of their own (at the end of this file).
+DEBUGGERS = ("gdb", "lldb")
 
 SCENARIOS = sorted(n for n, sc in H.scenarios().items()
                    if sc.meta.get("interpreters", "all") == "all")
@@ -174,7 +182,9 @@ def cell(view, slot, scenario, check):
     name = check.__name__
     reason = KNOWN.get((view, scenario, name)) or KNOWN.get((view, "*", name))
     marks = [pytest.mark.xfail(strict=False, reason=reason)] if reason else []
-    if view == "dbg":
+    if view == "dbg" or view.split("-")[0] in DEBUGGERS:
+        # (The debugger views load the lane's own build: the sanitizer
+        # pass would repeat them as they are.)
         marks.append(pytest.mark.slow)
     short = name[len("check_"):].replace("_", "-")
     return pytest.param(view, slot, scenario, check, marks=marks,
@@ -339,8 +349,12 @@ def test_lane_interpreters_are_debian_builds(lane_interpreters):
 
 # --- live processes ---------------------------------------------------------
 
-def live_cells():
+def live_cells(view="live"):
     from test_live_report import FACTS as LIVE_FACTS, SCENARIO_FACTS as LIVE_SCENARIO
+    from test_live_report import check_live_target
+    if view != "live":  # a debugger's target: what it attached to
+        LIVE_FACTS = [check_signal_and_crashing_thread if c is check_live_target else c
+                      for c in LIVE_FACTS]
     for slot in LANE_SLOT_IDS:
         embed = [] if slot.endswith("-jit") else ["embed-finalize-hang"]
         subs = [] if "3.13" in slot else SINCE_314
@@ -355,13 +369,12 @@ def live_cells():
             for check in checks:
                 if check is check_no_panic and sc in PANICKING_SCENARIOS:
                     continue
-                yield cell("live", slot, sc, check)
+                yield cell(view, slot, sc, check)
 
 
 @pytest.fixture(scope="module")
 def live_reports(samples_build):
-    from test_live_report import LiveReports
-    return LiveReports(samples_build)
+    return LaneLiveReports(samples_build)
 
 
 @pytest.mark.parametrize("view,slot,scenario,check", list(live_cells()))
@@ -541,3 +554,230 @@ def test_gdb_plugin_with_sysroot(lane_samples, slot):
     pos = [out.find(w) for w in want]
     assert -1 not in pos and pos == sorted(pos), (want, out[-3000:])
     assert "no module holds" not in out, out[-3000:]
+
+
+# --- the lane's debuggers: gdb 18 and lldb-22 with the plugins ----------------
+#
+# The same facts from `mixstack report --json` typed in the lane's own gdb
+# (18) and lldb (lldb-22, the plugin built in the lane for LLDB 22), with
+# libmixstack built in the lane (scripts/lane build-lldb): the debuggers run
+# inside the root, which is their filesystem (what the CLI reaches with
+# --sysroot ROOT), on every lane core, and attached to every live sample
+# from inside its own mount namespace and root (nsenter), as a user in the
+# container would. One debugger session per interpreter for its cores (the
+# gdb and lldb sessions run side by side); a live sample is attached by gdb,
+# then by lldb, while it runs for the CLI's live view.
+
+LANE_BUILD = Path(os.environ.get("MIXSTACK_LANE_BUILD_DIR",
+                                 REPO / "build" / "lane-lldb22")).resolve()
+LANE_GDB_PLUGIN = LANE_BUILD / "gdb-plugin" / "mixstack-gdb.py"
+LANE_LLDB_PLUGIN = LANE_BUILD / "lldb-plugin" / "libmixstack-lldb.so"
+MARK = "@@MS "
+
+
+def lane_debugger_missing(name):
+    """Why the lane's debugger `name` cannot run here, or None."""
+    root = H.lane_root()
+    plugin = LANE_GDB_PLUGIN if name == "gdb" else LANE_LLDB_PLUGIN
+    tool = "/usr/bin/gdb" if name == "gdb" else "/usr/bin/lldb-22"
+    if root is None or not os.path.exists(root + tool):
+        return f"no {tool} in the lane's root"
+    if not plugin.exists():
+        return f"{plugin} not built (scripts/lane build-lldb {LANE_BUILD})"
+    if name == "lldb" and not shutil.which("nsenter"):
+        return "no nsenter here"
+    return None
+
+
+def debugger_argv(name, items):
+    """argv of one batch session of the lane's debugger `name` printing
+    `mixstack report --json` for each (key, exe, core) or (key, pid) of
+    items, after a marker line naming key; and the command file to remove
+    (lldb sources its commands: an error does not end its batch)."""
+    if name == "gdb":
+        argv = ["gdb", "-nx", "-batch", "-iex", "set auto-load python-scripts off",
+                "-iex", "set debuginfod enabled off", "-iex", "set pagination off",
+                "-iex", "set width 0", "-iex", "set confirm off",
+                "-ex", f"source {LANE_GDB_PLUGIN}"]
+        for item in items:
+            if len(item) == 3:
+                argv += ["-ex", f"file {item[1]}", "-ex", f"core-file {item[2]}"]
+            else:
+                argv += ["-ex", f"attach {item[1]}"]
+            argv += ["-ex", f"echo {MARK}{item[0]}\\n", "-ex", "mixstack report --json"]
+            if len(item) == 2:
+                argv += ["-ex", "detach"]
+        return argv, None
+    lines = []
+    for item in items:
+        if len(item) == 3:
+            lines.append(f"target create {item[1]} --core {item[2]}")
+        else:
+            lines.append(f"process attach -p {item[1]}")
+        lines += [f"script print('{MARK}{item[0]}')", "mixstack report --json"]
+        if len(item) == 2:
+            lines.append("process detach")
+        lines.append("target delete")
+    fd, path = tempfile.mkstemp(prefix="mixstack-lane-lldb-", suffix=".cmds", dir="/tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return ["lldb-22", "-b", "-x", "-o", f"plugin load {LANE_LLDB_PLUGIN}",
+            "-o", f"command source -e false {path}"], path
+
+
+def parse_reports(stdout, keys):
+    """{key: (document or None, error)} from a session's output."""
+    out = {}
+    parts = re.split(r"^%s(.*)\n" % re.escape(MARK), stdout, flags=re.M)
+    got = {parts[k]: parts[k + 1] for k in range(1, len(parts) - 1, 2)}
+    for key in keys:
+        text = got.get(key)
+        if text is None:
+            out[key] = (None, "the session ended before this report")
+            continue
+        start = text.find("{")
+        try:
+            doc, _ = json.JSONDecoder().raw_decode(text[start:]) if start >= 0 else (None, 0)
+        except ValueError as e:
+            doc, text = None, f"no JSON ({e}): {text[:1500]}"
+        out[key] = (doc, None if doc is not None else text[:1500])
+    return out
+
+
+def run_debugger(name, items, prefix, timeout=600):
+    """Run one batch session; returns parse_reports' dict."""
+    argv, cmds = debugger_argv(name, items)
+    try:
+        proc = subprocess.run(prefix + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, errors="replace", timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        return {item[0]: (None, f"{name} timed out: {e}") for item in items}
+    finally:
+        if cmds:
+            os.unlink(cmds)
+    res = parse_reports(proc.stdout, [item[0] for item in items])
+    return {k: (d, e if e is None else f"{e}\nstderr: {proc.stderr[-1500:]}")
+            for k, (d, e) in res.items()}
+
+
+class DebuggerCoreReports:
+    """`mixstack report --json` in the lane's gdb and lldb on every lane
+    core: one session per (debugger, interpreter), made for all
+    interpreters on first use, two at a time."""
+
+    def __init__(self, lane_samples):
+        self.samples = lane_samples
+        self.docs = None
+
+    def _make(self):
+        root = H.lane_root()
+        jobs = []
+        for it in H.lane_interpreters():
+            items = [(a.scenario, a.manifest["interpreter"]["path"], str(Path(a.dir) / "core"))
+                     for a in self.samples.for_interp(it.tag)]
+            dirs = {str(Path(a.dir).parent.parent) for a in self.samples.for_interp(it.tag)}
+            prefix = H.lane_argv(root, [], [REPO, *dirs], REPO)
+            for name in DEBUGGERS:
+                if items and not lane_debugger_missing(name):
+                    jobs.append((name, it.tag, items, prefix))
+        self.docs = {}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            futures = {pool.submit(run_debugger, name, items, prefix): (name, tag)
+                       for name, tag, items, prefix in jobs}
+            for fut, (name, tag) in futures.items():
+                for scenario, res in fut.result().items():
+                    self.docs[(name, tag, scenario)] = res
+
+    def __call__(self, name, slot, scenario):
+        why = lane_debugger_missing(name)
+        if why:
+            pytest.skip(why)
+        it, a = artefact(self.samples, slot, scenario)
+        if self.docs is None:
+            self._make()
+        doc, error = self.docs.get((name, it.tag, scenario), (None, "no session ran"))
+        if doc is None:
+            pytest.fail(f"{name} on {it.tag}/{scenario}: {error}")
+        assert doc["target"]["kind"] == "debugger", doc["target"]
+        return a, doc
+
+
+@pytest.fixture(scope="module")
+def debugger_core_reports(lane_samples):
+    return DebuggerCoreReports(lane_samples)
+
+
+def debugger_core_cells():
+    for view in DEBUGGERS:
+        for slot in LANE_SLOT_IDS:
+            for sc in (SCENARIOS + (EMBED if not slot.endswith("-jit") else [])
+                       + (SINCE_314 if "3.13" not in slot else [])):
+                for check in facts(sc):
+                    yield cell(view, slot, sc, check)
+
+
+@pytest.mark.parametrize("view,slot,scenario,check", list(debugger_core_cells()))
+def test_debugger_core_report_matches_manifest(debugger_core_reports, view, slot, scenario,
+                                               check):
+    """`mixstack report --json` in the lane's gdb 18 / lldb-22 on the core,
+    the root being the debugger's filesystem."""
+    a, doc = debugger_core_reports(view, slot, scenario)
+    check(a.manifest, doc)
+
+
+class LaneLiveReports(LiveReports):
+    """The CLI's live reports (view "live"), and while each sample runs,
+    the lane's gdb and then lldb attached to it from inside its mount
+    namespace and root: {(debugger, tag, scenario): (document or None,
+    error, the target's state after the debugger detached)}."""
+
+    def __init__(self, build_info):
+        super().__init__(build_info)
+        self.debugger_docs = {}
+
+    def while_live(self, it, scenario, live):
+        prefix = ["nsenter", "--target", str(live.pid), "--mount", "--root",
+                  "/usr/bin/env", "-C", "/"]
+        for name in DEBUGGERS:
+            if lane_debugger_missing(name):
+                continue
+            doc, error = run_debugger(name, [(scenario, live.pid)], prefix,
+                                      timeout=180)[scenario]
+            self.debugger_docs[(name, it.tag, scenario)] = (
+                doc, error, target_state(live.pid))
+
+    def debugger(self, name, slot, scenario):
+        why = lane_debugger_missing(name)
+        if why:
+            pytest.skip(why)
+        cell = self(slot, scenario, need_report=False)
+        it = interp_or_skip(slot)
+        got = self.debugger_docs.get((name, it.tag, scenario))
+        if got is None:
+            pytest.fail(f"{name} did not attach to {it.tag}/{scenario}: {cell.error}")
+        doc, error, after = got
+        if doc is None:
+            pytest.fail(f"{name} on live {it.tag}/{scenario}: {error}")
+        assert doc["target"]["kind"] == "debugger", doc["target"]
+        return cell.manifest, doc, after
+
+
+@pytest.mark.parametrize("view,slot,scenario,check",
+                         [c for d in DEBUGGERS for c in live_cells(d + "-live")])
+def test_debugger_live_report_matches_manifest(live_reports, view, slot, scenario, check):
+    """`mixstack report --json` in the lane's gdb 18 / lldb-22 attached to
+    the running sample, inside its mount namespace and root."""
+    m, doc, _ = live_reports.debugger(view.split("-")[0], slot, scenario)
+    check(m, doc)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("debugger", DEBUGGERS)
+@pytest.mark.parametrize("slot", LANE_SLOT_IDS)
+def test_debugger_left_target_running(live_reports, debugger, slot):
+    """After the lane's debugger detached: alive, untraced, no thread
+    stopped."""
+    _, _, after = live_reports.debugger(debugger, slot, "gil-deadlock")
+    assert after["alive"] and after["tracer_line"] == "TracerPid:\t0", after
+    assert not {t: s for t, s in after["tasks"].items() if s[0] in "tT" or s[1]}

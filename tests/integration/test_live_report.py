@@ -113,12 +113,17 @@ class LiveReports:
             pytest.fail(cell.error)
         return cell
 
+    def while_live(self, it, scenario, live):
+        """More to do with the running sample (test_lane.py: the lane's
+        debuggers attach to it)."""
+
     def _run(self, it, scenario):
         where = f"{it.tag}/{scenario}"
         try:
             with H.live(scenario, it, build_info=self.build_info) as live:
                 proc = run_mixstack("pid", live.pid, "--json", timeout=120)
                 after = target_state(live.pid)
+                self.while_live(it, scenario, live)
         except H.HarnessError as e:
             return Cell(None, None, f"{where}: the sample did not start: {e}", None)
         if proc.returncode not in (0, 1):
