@@ -13,6 +13,11 @@ fact, on two views of the root:
            install Debian's -dbg packages has (symbols from .dynsym only)
   dbg      the root as it is, with python3.X-dbg's separate debug files
 
+and through the lane's own debuggers with the plugins (`mixstack report
+--json`, the root being their filesystem): views gdb and lldb (gdb 18,
+lldb-22) on the cores, gdb-live and lldb-live attached to the live samples
+(the section at the end of this file).
+
 Known failures are marked xfail(strict=False) with the issue they wait for
 (KNOWN below), cell by cell; everything else must pass.
 """
@@ -584,8 +589,6 @@ def lane_debugger_missing(name):
         return f"no {tool} in the lane's root"
     if not plugin.exists():
         return f"{plugin} not built (scripts/lane build-lldb {LANE_BUILD})"
-    if name == "lldb" and not shutil.which("nsenter"):
-        return "no nsenter here"
     return None
 
 
@@ -598,6 +601,9 @@ def debugger_argv(name, items):
         argv = ["gdb", "-nx", "-batch", "-iex", "set auto-load python-scripts off",
                 "-iex", "set debuginfod enabled off", "-iex", "set pagination off",
                 "-iex", "set width 0", "-iex", "set confirm off",
+                # The -dbg files' DWARF indexed once, not by every session.
+                "-iex", f"set index-cache directory {LANE_BUILD / 'gdb-index-cache'}",
+                "-iex", "set index-cache enabled on",
                 "-ex", f"source {LANE_GDB_PLUGIN}"]
         for item in items:
             if len(item) == 3:
@@ -740,7 +746,7 @@ class LaneLiveReports(LiveReports):
         prefix = ["nsenter", "--target", str(live.pid), "--mount", "--root",
                   "/usr/bin/env", "-C", "/"]
         for name in DEBUGGERS:
-            if lane_debugger_missing(name):
+            if lane_debugger_missing(name) or not shutil.which("nsenter"):
                 continue
             doc, error = run_debugger(name, [(scenario, live.pid)], prefix,
                                       timeout=180)[scenario]
@@ -748,7 +754,7 @@ class LaneLiveReports(LiveReports):
                 doc, error, target_state(live.pid))
 
     def debugger(self, name, slot, scenario):
-        why = lane_debugger_missing(name)
+        why = lane_debugger_missing(name) or (not shutil.which("nsenter") and "no nsenter")
         if why:
             pytest.skip(why)
         cell = self(slot, scenario, need_report=False)
