@@ -1,6 +1,8 @@
-"""The wheel (scripts/wheel: scikit-build-core + auditwheel), installed where
-none of elfutils' or PCRE2's -dev packages are: the Debian unstable root of
-scripts/lane. There, in a clean virtual environment (pip) and with uvx, the
+"""The wheel (scripts/wheel: scikit-build-core + auditwheel), installed in the
+Debian unstable root of scripts/lane and run there with the root's own
+libdw, libelf and PCRE2 hidden (the root has them, and their -dev packages,
+for gdb and for building the lldb plugin against LLDB 22), as on a machine
+without them. There, in a clean virtual environment (pip) and with uvx, the
 `mixstack` command reports a core of Debian's python3.13 crashing in the
 crash-sample extension, and sid's gdb loads the plugin from the wheel with
 the line `mixstack debugger-setup gdb` prints. On this machine, lldb-19
@@ -123,6 +125,21 @@ def in_lane(script, check=True):
     return proc
 
 
+# The root's copies of the libraries the wheel vendors, hidden (an empty file
+# bind-mounted over each, in a mount namespace of the command's own inside
+# the lane's private one): the wheel's `mixstack` can only run with its own
+# copies.
+VENDORED = ("libdw.so.1", "libelf.so.1", "libpcre2-8.so.0")
+HIDE = ("cd /usr/lib/x86_64-linux-gnu && for f in " + " ".join(VENDORED) +
+        "; do mount --bind /dev/null \"$(readlink -f $f)\" || exit 97; done; cd /")
+
+
+def in_bare_lane(script, check=True):
+    """SCRIPT in the lane without the root's libdw, libelf and PCRE2."""
+    assert "'" not in script
+    return in_lane(f"unshare --mount --propagation unchanged sh -c '{HIDE} && {script}'", check)
+
+
 @pytest.fixture(scope="module")
 def sid(wheel, work):
     """(lane root, venv, the wheel's package dir): the wheel pip-installed
@@ -130,10 +147,11 @@ def sid(wheel, work):
     root = lane_root()
     if root is None:
         pytest.skip("no Debian unstable lane root (scripts/lane root, as root)")
-    # A machine without the -dev packages: the wheel brings its libraries.
-    dev = in_lane("dpkg-query -W -f='${Status}\\n' libdw-dev libelf-dev "
-                  "libpcre2-dev 2>/dev/null | grep -c 'install ok' || true", check=False)
-    assert dev.stdout.strip() in ("", "0"), dev.stdout
+    # The hiding works: the root's copies cannot be loaded any more.
+    for lib in VENDORED:
+        probe = in_bare_lane(f"python3.13 -c \"import ctypes, sys; ctypes.CDLL(sys.argv[1])\" "
+                             f"{lib}", check=False)
+        assert probe.returncode != 0 and "OSError" in probe.stderr, (lib, probe)
     venv = work / "sid-venv"
     in_lane(f"python3.13 -m venv --without-pip {venv} && "
             f"{venv}/bin/python {pip_dir()} install -q --no-index "
@@ -142,9 +160,9 @@ def sid(wheel, work):
     return root, venv, site
 
 
-def test_wheel_in_debian_unstable_without_dev_packages(wheel, work, sid):
+def test_wheel_in_debian_unstable_without_its_libraries(wheel, work, sid):
     root, venv, site = sid
-    ldd = in_lane(f"ldd {site}/lib/libmixstack.so").stdout
+    ldd = in_bare_lane(f"ldd {site}/lib/libmixstack.so").stdout
     for lib in ("libdw", "libelf", "libpcre2-8"):
         line = next(x for x in ldd.splitlines() if x.strip().startswith(lib))
         assert "/mixstack.libs/" in line, ldd
@@ -154,7 +172,7 @@ def test_wheel_in_debian_unstable_without_dev_packages(wheel, work, sid):
     core, facts = crash("python3.13", case, work / "ext", runner=[str(LANE), "run"])
 
     # mixstack core
-    proc = in_lane(f"{venv}/bin/mixstack core {core} --json; test $? -le 1")
+    proc = in_bare_lane(f"{venv}/bin/mixstack core {core} --json; test $? -le 1")
     doc = json.loads(proc.stdout)
     assert doc["target"]["signal"]["name"] == "SIGSEGV"
     assert doc["target"]["crashed_tid"] == facts["pid"]
@@ -171,7 +189,7 @@ def test_wheel_in_debian_unstable_without_dev_packages(wheel, work, sid):
     assert python_stack(json_in(gdb.stdout), facts["pid"]) == facts["stack"]
 
     # uvx: a throwaway environment of its own.
-    uvx = in_lane(f"cd {case} && UV_CACHE_DIR={case}/uv UV_PYTHON_DOWNLOADS=never "
+    uvx = in_bare_lane(f"cd {case} && UV_CACHE_DIR={case}/uv UV_PYTHON_DOWNLOADS=never "
                   f"{TOOLS}/bin/uvx --offline --no-config --python /usr/bin/python3.13 "
                   f"--from {wheel} mixstack threads {core}")
     top_py = facts["stack"][0]
@@ -200,7 +218,7 @@ def test_wheel_reports_lane_sample_cores(sid, samples_harness, tmp_path):
         if not str(core).startswith((str(REPO) + "/", "/tmp/")):
             shutil.copy(core, tmp_path / "core")  # make it visible in the lane
             core = tmp_path / "core"
-        proc = in_lane(f"{venv}/bin/mixstack core {core} --json; test $? -le 1")
+        proc = in_bare_lane(f"{venv}/bin/mixstack core {core} --json; test $? -le 1")
         doc = json.loads(proc.stdout)
         check_signal_and_crashing_thread(m, doc)
         assert check_python_stacks(m, doc) > 0, m["interpreter"]["tag"]
