@@ -27,11 +27,11 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
+import debugger_batch
 from clitool import MIXSTACK, REPO, run_mixstack
 from interp_slots import LANE_SLOT_IDS, interp_or_skip
 from manifest_checks import (PANICKING_SCENARIOS, check_asyncio, check_crash_frame_is_rust,
@@ -46,7 +46,7 @@ from manifest_checks import (PANICKING_SCENARIOS, check_asyncio, check_crash_fra
                              LACKS_STACK)
 from samples_lib import elfcore
 from samples_lib import harness as H
-from test_live_report import LiveReports, target_state
+from test_live_report import LiveReports
 
 pytestmark = [
     pytest.mark.skipif(not MIXSTACK.exists(), reason=f"{MIXSTACK} not built"),
@@ -356,10 +356,9 @@ def test_lane_interpreters_are_debian_builds(lane_interpreters):
 
 def live_cells(view="live"):
     from test_live_report import FACTS as LIVE_FACTS, SCENARIO_FACTS as LIVE_SCENARIO
-    from test_live_report import check_live_target
+    from test_live_report import DEBUGGER_FACTS
     if view != "live":  # a debugger's target: what it attached to
-        LIVE_FACTS = [check_signal_and_crashing_thread if c is check_live_target else c
-                      for c in LIVE_FACTS]
+        LIVE_FACTS = DEBUGGER_FACTS
     for slot in LANE_SLOT_IDS:
         embed = [] if slot.endswith("-jit") else ["embed-finalize-hang"]
         subs = [] if "3.13" in slot else SINCE_314
@@ -577,7 +576,6 @@ LANE_BUILD = Path(os.environ.get("MIXSTACK_LANE_BUILD_DIR",
                                  REPO / "build" / "lane-lldb22")).resolve()
 LANE_GDB_PLUGIN = LANE_BUILD / "gdb-plugin" / "mixstack-gdb.py"
 LANE_LLDB_PLUGIN = LANE_BUILD / "lldb-plugin" / "libmixstack-lldb.so"
-MARK = "@@MS "
 
 
 def lane_debugger_missing(name):
@@ -592,79 +590,18 @@ def lane_debugger_missing(name):
     return None
 
 
-def debugger_argv(name, items):
-    """argv of one batch session of the lane's debugger `name` printing
-    `mixstack report --json` for each (key, exe, core) or (key, pid) of
-    items, after a marker line naming key; and the command file to remove
-    (lldb sources its commands: an error does not end its batch)."""
-    if name == "gdb":
-        argv = ["gdb", "-nx", "-batch", "-iex", "set auto-load python-scripts off",
-                "-iex", "set debuginfod enabled off", "-iex", "set pagination off",
-                "-iex", "set width 0", "-iex", "set confirm off",
-                # The -dbg files' DWARF indexed once, not by every session.
-                "-iex", f"set index-cache directory {LANE_BUILD / 'gdb-index-cache'}",
-                "-iex", "set index-cache enabled on",
-                "-ex", f"source {LANE_GDB_PLUGIN}"]
-        for item in items:
-            if len(item) == 3:
-                argv += ["-ex", f"file {item[1]}", "-ex", f"core-file {item[2]}"]
-            else:
-                argv += ["-ex", f"attach {item[1]}"]
-            argv += ["-ex", f"echo {MARK}{item[0]}\\n", "-ex", "mixstack report --json"]
-            if len(item) == 2:
-                argv += ["-ex", "detach"]
-        return argv, None
-    lines = []
-    for item in items:
-        if len(item) == 3:
-            lines.append(f"target create {item[1]} --core {item[2]}")
-        else:
-            lines.append(f"process attach -p {item[1]}")
-        lines += [f"script print('{MARK}{item[0]}')", "mixstack report --json"]
-        if len(item) == 2:
-            lines.append("process detach")
-        lines.append("target delete")
-    fd, path = tempfile.mkstemp(prefix="mixstack-lane-lldb-", suffix=".cmds", dir="/tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return ["lldb-22", "-b", "-x", "-o", f"plugin load {LANE_LLDB_PLUGIN}",
-            "-o", f"command source -e false {path}"], path
-
-
-def parse_reports(stdout, keys):
-    """{key: (document or None, error)} from a session's output."""
-    out = {}
-    parts = re.split(r"^%s(.*)\n" % re.escape(MARK), stdout, flags=re.M)
-    got = {parts[k]: parts[k + 1] for k in range(1, len(parts) - 1, 2)}
-    for key in keys:
-        text = got.get(key)
-        if text is None:
-            out[key] = (None, "the session ended before this report")
-            continue
-        start = text.find("{")
-        try:
-            doc, _ = json.JSONDecoder().raw_decode(text[start:]) if start >= 0 else (None, 0)
-        except ValueError as e:
-            doc, text = None, f"no JSON ({e}): {text[:1500]}"
-        out[key] = (doc, None if doc is not None else text[:1500])
-    return out
-
-
 def run_debugger(name, items, prefix, timeout=600):
-    """Run one batch session; returns parse_reports' dict."""
-    argv, cmds = debugger_argv(name, items)
-    try:
-        proc = subprocess.run(prefix + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, errors="replace", timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as e:
-        return {item[0]: (None, f"{name} timed out: {e}") for item in items}
-    finally:
-        if cmds:
-            os.unlink(cmds)
-    res = parse_reports(proc.stdout, [item[0] for item in items])
-    return {k: (d, e if e is None else f"{e}\nstderr: {proc.stderr[-1500:]}")
-            for k, (d, e) in res.items()}
+    """One batch session of the lane's debugger `name` (debugger_batch.py)
+    printing `mixstack report --json` for each (key, exe, core) or (key,
+    pid) of items; returns {key: (document or None, error)}."""
+    if name == "gdb":
+        # The -dbg files' DWARF indexed once, not by every session.
+        pre = ["-iex", f"set index-cache directory {LANE_BUILD / 'gdb-index-cache'}",
+               "-iex", "set index-cache enabled on"]
+        return debugger_batch.run_debugger("gdb", "gdb", LANE_GDB_PLUGIN, items, prefix,
+                                           timeout, gdb_pre=pre)
+    return debugger_batch.run_debugger("lldb", "lldb-22", LANE_LLDB_PLUGIN, items, prefix,
+                                       timeout)
 
 
 class DebuggerCoreReports:
@@ -735,38 +672,18 @@ def test_debugger_core_report_matches_manifest(debugger_core_reports, view, slot
 class LaneLiveReports(LiveReports):
     """The CLI's live reports (view "live"), and while each sample runs,
     the lane's gdb and then lldb attached to it from inside its mount
-    namespace and root: {(debugger, tag, scenario): (document or None,
-    error, the target's state after the debugger detached)}."""
+    namespace and root (LiveReports.debugger gives what they reported)."""
 
-    def __init__(self, build_info):
-        super().__init__(build_info)
-        self.debugger_docs = {}
+    def wants_debuggers(self, it, scenario):
+        return True
 
-    def while_live(self, it, scenario, live):
+    def debugger_missing(self, name):
+        return lane_debugger_missing(name) or (not shutil.which("nsenter") and "no nsenter")
+
+    def attach(self, name, live):
         prefix = ["nsenter", "--target", str(live.pid), "--mount", "--root",
                   "/usr/bin/env", "-C", "/"]
-        for name in DEBUGGERS:
-            if lane_debugger_missing(name) or not shutil.which("nsenter"):
-                continue
-            doc, error = run_debugger(name, [(scenario, live.pid)], prefix,
-                                      timeout=180)[scenario]
-            self.debugger_docs[(name, it.tag, scenario)] = (
-                doc, error, target_state(live.pid))
-
-    def debugger(self, name, slot, scenario):
-        why = lane_debugger_missing(name) or (not shutil.which("nsenter") and "no nsenter")
-        if why:
-            pytest.skip(why)
-        cell = self(slot, scenario, need_report=False)
-        it = interp_or_skip(slot)
-        got = self.debugger_docs.get((name, it.tag, scenario))
-        if got is None:
-            pytest.fail(f"{name} did not attach to {it.tag}/{scenario}: {cell.error}")
-        doc, error, after = got
-        if doc is None:
-            pytest.fail(f"{name} on live {it.tag}/{scenario}: {error}")
-        assert doc["target"]["kind"] == "debugger", doc["target"]
-        return cell.manifest, doc, after
+        return run_debugger(name, [("live", live.pid)], prefix, timeout=180)["live"]
 
 
 @pytest.mark.parametrize("view,slot,scenario,check",
