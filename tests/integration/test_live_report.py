@@ -15,8 +15,9 @@ While it runs, this machine's gdb and lldb (19) with the plugins attach to
 it too, one after the other, and their `mixstack report --json` is checked
 for the same facts (views gdb-live and lldb-live; the target is then what
 the debugger attached to), and the process left running and untraced after
-each detached: every snapshot scenario on pyenv's 3.8 and Debian's stripped
-3.11, gil-deadlock on the other interpreters (DEBUGGER_SLOTS; the cost).
+each detached: every snapshot scenario on pyenv's 3.8, 3.12 and 3.13 and
+Debian's stripped 3.11, gil-deadlock on 3.9 and 3.10 (DEBUGGER_SLOTS; the
+cost).
 test_lane.py does the same with the lane's gdb 18 and lldb-22.
 """
 import collections
@@ -200,9 +201,11 @@ class LiveReports:
 
 
 DEBUGGERS = ("gdb", "lldb")
-# The interpreters the debuggers see every snapshot scenario on (the
-# oldest pyenv build and Debian's stripped one); on the others, gil-deadlock.
-DEBUGGER_SLOTS = ("cpython-3.8-pyenv", "cpython-3.11-debian")
+# The interpreters the debuggers see every snapshot scenario on (one per
+# frame layout: pyenv's 3.8, Debian's stripped 3.11, pyenv's 3.12 and 3.13);
+# on the others, gil-deadlock.
+DEBUGGER_SLOTS = ("cpython-3.8-pyenv", "cpython-3.11-debian", "cpython-3.12-pyenv",
+                  "cpython-3.13-pyenv")
 
 
 def debugger_scenarios(slot):
