@@ -133,7 +133,9 @@ class Debugger:
         raise NotImplementedError
 
     def prefix(self):
-        return []
+        """The command the debugger runs under: the lane's root for a lane
+        debugger."""
+        return [str(LANE), "run", "env", "NAV_ABORT=1"] if self.lane else []
 
     def run(self, commands, exe=None, core=None, pid=None, launch=None, stop_at=None,
             env=None, plugin=None, timeout=TIMEOUT):
@@ -214,9 +216,6 @@ class Gdb(Debugger):
             return None if _lane_has("/usr/bin/gdb", LANE_PYTHON) else "no lane root with gdb"
         return None if shutil.which("gdb") else "gdb not installed"
 
-    def prefix(self):
-        return [str(LANE), "run", "env", "NAV_ABORT=1"] if self.lane else []
-
     def argv(self, commands, exe, core, pid, launch, stop_at=None, plugin=None):
         argv = ["gdb", *GDB_FLAGS]
         if plugin is not False:
@@ -278,9 +277,6 @@ class Lldb(Debugger):
         if not LLDB_PLUGIN.exists():
             return "lldb plugin not built"
         return None if _lldb_host() else "lldb not installed"
-
-    def prefix(self):
-        return [str(LANE), "run", "env", "NAV_ABORT=1"] if self.lane else []
 
     def argv(self, commands, exe, core, pid, launch, stop_at=None, plugin=None):
         argv = ["lldb-22" if self.lane else _lldb_host(), "-b", "-x"]

@@ -12,14 +12,13 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from clitool import MIXSTACK, REPO, report_json
 from samples_lib import harness as H
-from test_native import crash, eu_stack
+from test_native import compare_with_eu_stack, crash, eu_stack, waiting
 
 LANE = H.lane_root()
 SOURCE = REPO / "crash-samples" / "tailcall" / "tailcall.c"
@@ -104,18 +103,6 @@ def crashed_thread(doc):
     return next(t for t in doc["threads"] if t["crashed"])
 
 
-def same_as_eu_stack(doc, ref):
-    """Every thread unwound to the same pcs as eu-stack (names are checked
-    against the symbols by check_chain: a stripped file has none)."""
-    threads = {t["tid"]: t for t in doc["threads"]}
-    assert sorted(threads) == sorted(ref)
-    for tid, frames in ref.items():
-        assert threads[tid]["unwind_error"] is None, threads[tid]["unwind_error"]
-        pcs = [int(f["pc"], 16) for f in threads[tid]["frames"]
-               if f["kind"] == "native" and not f["inlined"]]
-        assert pcs == [pc for pc, _ in frames], f"tid {tid}"
-
-
 def exported(path):
     """Names the file's dynamic symbol table defines (what strip keeps)."""
     out = subprocess.run(["nm", "-D", "--defined-only", str(path)],
@@ -163,25 +150,16 @@ def test_tailcall_core(built, variant, tmp_path):
     core, signo, _ = crash(v["exe"], "segv", tmp_path)
     assert signo == signal.SIGSEGV
     _, doc = report_json("core", core, v["exe"])
-    same_as_eu_stack(doc, eu_stack("--core", core, "-e", v["exe"]))
+    compare_with_eu_stack(doc, eu_stack("--core", core, "-e", v["exe"]), names=False)
     check_chain(crashed_thread(doc), v)
 
 
 @pytest.mark.parametrize("variant", ["static-stripped", "shared-stripped"])
 def test_tailcall_live(built, variant):
     v = built[variant]
-    proc = subprocess.Popen([str(v["exe"]), "wait"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().startswith("ready")
-        syscall = Path(f"/proc/{proc.pid}/syscall")
-        for _ in range(500):
-            if syscall.read_text().startswith("0 "):
-                break
-            time.sleep(0.01)
+    with waiting([v["exe"]]) as proc:
         _, doc = report_json("pid", proc.pid)
-        same_as_eu_stack(doc, eu_stack("-p", proc.pid))
+        # Names are checked against the symbols by check_chain: a stripped
+        # file has none.
+        compare_with_eu_stack(doc, eu_stack("-p", proc.pid), names=False)
         check_chain(doc["threads"][0], v)
-    finally:
-        proc.kill()
-        proc.wait()
