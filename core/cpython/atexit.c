@@ -11,7 +11,6 @@
  * is checked, and each object's type before its fields are used.
  */
 #include <stdlib.h>
-#include <string.h>
 
 #include "cpython/internal.h"
 
@@ -21,11 +20,9 @@
 static bool type_is(struct ms_target *target, const struct ms_py_layout *l,
                     uint64_t object, const char *name)
 {
-        char buf[32];
-        struct ms_error *err =
-                ms_py_type_name(target, l, object, buf, sizeof(buf));
+        struct ms_error *err = ms_py_check_type(target, l, object, name, name);
         ms_error_destroy(err);
-        return !err && strcmp(buf, name) == 0;
+        return !err;
 }
 
 static bool has_flag(struct ms_target *target, const struct ms_py_layout *l,

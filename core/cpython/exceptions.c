@@ -164,13 +164,8 @@ static struct ms_error *read_tb_entry(struct exc_reader *r, uint64_t tb,
                                       uint64_t *next)
 {
         const struct ms_py_layout *l = r->l;
-        char type[16];
         struct ms_error *err =
-                ms_py_type_name(r->target, l, tb, type, sizeof(type));
-        if (!err && strcmp(type, "traceback") != 0)
-                err = ms_error_create(MS_ERROR_BAD_INPUT,
-                                      "0x%" PRIx64 " is a %s, not a traceback",
-                                      tb, type);
+                ms_py_check_type(r->target, l, tb, "traceback", "a traceback");
         uint64_t frame = 0, code = 0;
         int32_t lasti = -1, lineno = -1;
         if (!err)

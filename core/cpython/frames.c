@@ -111,14 +111,8 @@ static struct ms_error *code_read(struct ms_target *target,
                                   const struct ms_py_layout *l,
                                   struct ms_py_code *c)
 {
-        char type[32];
-        struct ms_error *err =
-                ms_py_type_name(target, l, c->address, type, sizeof(type));
-        if (!err && strcmp(type, "code") != 0)
-                err = ms_error_create(MS_ERROR_BAD_INPUT,
-                                      "0x%" PRIx64
-                                      " is a %s, not a code object",
-                                      c->address, type);
+        struct ms_error *err = ms_py_check_type(target, l, c->address, "code",
+                                                "a code object");
         struct ms_py_blob *co = err ? NULL : malloc(sizeof(*co));
         if (!err && !co)
                 return &ms_error_no_memory;

@@ -67,6 +67,12 @@ struct ms_error *ms_py_type_name(struct ms_target *target,
                                  const struct ms_py_layout *l, uint64_t object,
                                  char *buf, size_t size);
 
+/* NULL when the object at address is of the type named name (tp_name),
+ * else MS_ERROR_BAD_INPUT naming what it is ("0x... is a T, not a what"). */
+struct ms_error *ms_py_check_type(struct ms_target *target,
+                                  const struct ms_py_layout *l, uint64_t object,
+                                  const char *name, const char *what);
+
 /* Decode the str at address (any PEP 393 kind, legacy strings included)
  * into a malloc'd UTF-8 string of at most MS_PY_MAX_STRING code points.
  * MS_ERROR_BAD_INPUT when the object is not a str. */

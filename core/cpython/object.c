@@ -151,6 +151,20 @@ struct ms_error *ms_py_type_name(struct ms_target *target,
         return NULL;
 }
 
+struct ms_error *ms_py_check_type(struct ms_target *target,
+                                  const struct ms_py_layout *l, uint64_t object,
+                                  const char *name, const char *what)
+{
+        char type[32];
+        struct ms_error *err =
+                ms_py_type_name(target, l, object, type, sizeof(type));
+        if (!err && strcmp(type, name) != 0)
+                err = ms_error_create(MS_ERROR_BAD_INPUT,
+                                      "0x%" PRIx64 " is a %s, not %s", object,
+                                      type, what);
+        return err;
+}
+
 static struct ms_error *check_flag(struct ms_target *target,
                                    const struct ms_py_layout *l,
                                    uint64_t object, uint64_t flag,
